@@ -1,0 +1,115 @@
+"""The command line: the same core as the GUI, headless.
+
+Exit status: 0 success, 1 some items failed (each named on stderr), 2 usage or input errors (one line, no
+traceback), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from segstudio import __version__
+
+EXIT_USAGE, EXIT_CANCELLED = 2, 130
+
+
+def _add_dataset_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    group = parser.add_argument_group("dataset")
+    group.add_argument("--dataset", required=required, help="demo, a local folder, or a Hub dataset id")
+    group.add_argument("--dataset-config", help="Hub dataset configuration")
+    group.add_argument("--revision", help="Hub dataset revision")
+    group.add_argument("--image-column", help="column holding the images")
+    group.add_argument("--mask-column", help="column holding the masks")
+    reduce = group.add_mutually_exclusive_group()
+    reduce.add_argument("--reduce-labels", dest="reduce_labels", action="store_true", default=None,
+                        help="dataset id 0 is 'other' (ignored); id k+1 is class k (ADE20K)")
+    reduce.add_argument("--no-reduce-labels", dest="reduce_labels", action="store_false",
+                        help="dataset id k is class k")
+    group.add_argument("--ignore-index", type=int, default=255, help="mask value that is ignored (255)")
+    group.add_argument("--label-map", help="JSON file with id2label (and palette)")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segstudio", description="Fine-tune and review SegFormer models.")
+    parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo-data", help="write the built-in demo as an ADE20K-layout folder")
+    demo.add_argument("output", help="folder to create")
+
+    train = sub.add_parser("train", help="fine-tune a model")
+    _add_dataset_options(train)
+    train.add_argument("--model", required=True, help="demo, scratch, a local folder, or a Hub id")
+    train.add_argument("--output", required=True, help="folder for checkpoints")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--max-steps", type=int)
+    length.add_argument("--epochs", type=float)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--learning-rate", type=float, default=6e-5)
+    train.add_argument("--image-size", type=int, help="training size in pixels (default: the model's)")
+    train.add_argument("--eval-steps", type=int, help="evaluate every N steps (default: 4 times a run / per epoch)")
+    train.add_argument("--eval-limit", type=int, help="evaluate on at most N validation images")
+    train.add_argument("--save-steps", type=int)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false")
+    _add_device(train)
+
+    ev = sub.add_parser("evaluate", help="score a model on a dataset split")
+    _add_dataset_options(ev)
+    ev.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--json", help="write metrics, per class, per image and per scene as JSON")
+    ev.add_argument("--csv", help="write per-class metrics as CSV")
+    ev.add_argument("--limit", type=int, help="score only the first N images")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--cross-check", action="store_true",
+                    help="also run evaluate's mean_iou (needs it cached or the Hub) and report the difference")
+    _add_device(ev)
+
+    pr = sub.add_parser("predict", help="predict masks for images or folders")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    pr.add_argument("--output", required=True)
+    pr.add_argument("--format", action="append", choices=["index", "color", "overlay"],
+                    help="may repeat (default: index)")
+    pr.add_argument("--batch-size", type=int, default=8)
+    _add_device(pr)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (progress bars, advisory warnings) off the terminal."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        from segstudio.gui.app import run_app
+
+        return run_app([sys.argv[0]])
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    _quiet_libraries()
+    from segstudio.cli_commands import COMMANDS, user_errors
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("segstudio: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except user_errors() as exc:
+        print(f"segstudio: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,213 @@
+"""The CLI's commands; each takes the parsed arguments and returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from segstudio.cli_report import (
+    ConsoleTrainingListener,
+    class_rows,
+    evaluation_json,
+    print_evaluation,
+    progress_bar,
+)
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that carry a one-line message for the person at the terminal."""
+    from segstudio.core.datasources import DataSourceError
+    from segstudio.core.export import ExportError
+    from segstudio.core.imageio import ImageReadError
+    from segstudio.core.inference import InferenceError
+    from segstudio.core.labels import LabelMapError
+    from segstudio.core.model import ModelLoadError
+    from segstudio.core.training import TrainingError
+
+    return (UsageError, DataSourceError, ExportError, ImageReadError, InferenceError, LabelMapError, ModelLoadError,
+            TrainingError)
+
+
+def _source_options(args: argparse.Namespace):
+    from segstudio.core.datasources import SourceOptions
+
+    return SourceOptions(
+        config=args.dataset_config,
+        revision=args.revision,
+        image_column=args.image_column,
+        mask_column=args.mask_column,
+        reduce_labels=args.reduce_labels,
+        ignore_index=args.ignore_index,
+        label_map_path=args.label_map,
+    )
+
+
+def _load_dataset(args: argparse.Namespace):
+    from segstudio.core.datasources import load_source
+
+    return load_source(args.dataset, _source_options(args))
+
+
+def _print_report(loaded) -> None:
+    print(loaded.report.summary(), file=sys.stderr)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from segstudio.core.datasources import load_source, write_ade_folder
+
+    out = write_ade_folder(load_source("demo"), Path(args.output))
+    print(f"demo dataset written to {out}")
+    return EXIT_OK
+
+
+def _cancel_on_sigint(cancel: threading.Event) -> None:
+    """First Ctrl-C asks the run to stop at the next step; a second one interrupts at once."""
+
+    def handler(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\nsegstudio: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from segstudio.core.model import load_model
+    from segstudio.core.training import TrainSettings, train
+
+    dataset = _load_dataset(args)
+    loaded = load_model(
+        args.model,
+        label_map=dataset.label_map,
+        reduce_labels=dataset.convention.reduce_labels,
+        image_size=args.image_size,
+    )
+    _print_report(loaded)
+    settings = TrainSettings(
+        output_dir=Path(args.output),
+        max_steps=args.max_steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        image_size=args.image_size,
+        device=args.device,
+        mixed_precision=args.mixed_precision,
+        eval_steps=args.eval_steps,
+        save_steps=args.save_steps,
+        eval_limit=args.eval_limit,
+        seed=args.seed,
+    )
+    cancel = threading.Event()
+    _cancel_on_sigint(cancel)
+    started = time.monotonic()
+    with ConsoleTrainingListener() as listener:
+        result = train(dataset, loaded, settings, listener=listener, cancel=cancel)
+    elapsed = time.monotonic() - started
+    if os.environ.get("RANK", "0") != "0":
+        return EXIT_CANCELLED if result.cancelled else EXIT_OK  # under torchrun only rank 0 reports
+    if result.final_checkpoint is not None:
+        print(f"model saved to {result.final_checkpoint} ({elapsed:.0f} s)")
+    if result.cancelled:
+        print("segstudio: training cancelled; the model so far is saved", file=sys.stderr)
+        return EXIT_CANCELLED
+    return EXIT_OK
+
+
+def _check_model_fits(dataset, loaded) -> None:
+    from segstudio.core.model import ModelLoadError
+
+    if loaded.label_map.num_labels != dataset.label_map.num_labels:
+        raise ModelLoadError(
+            f"the model predicts {loaded.label_map.num_labels} classes but the dataset's label map has "
+            f"{dataset.label_map.num_labels}; pass --label-map or --reduce-labels/--no-reduce-labels to match"
+        )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
+    from segstudio.core.export import write_metrics_csv, write_metrics_json
+    from segstudio.core.inference import Predictor
+    from segstudio.core.model import load_model
+
+    dataset = _load_dataset(args)
+    if args.split not in dataset.splits:
+        raise _usage(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
+    loaded = load_model(args.model)
+    _print_report(loaded)
+    _check_model_fits(dataset, loaded)
+    predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
+    total = len(dataset.splits[args.split]) if args.limit is None else min(args.limit, len(dataset.splits[args.split]))
+    cancel = threading.Event()
+    _cancel_on_sigint(cancel)
+    with progress_bar(total, "evaluating") as bar:
+        try:
+            result = evaluate_split(
+                dataset, args.split, predictor, limit=args.limit, cancel=cancel,
+                on_image=lambda _: bar.update(1), keep_predictions=args.cross_check,
+            )
+        except EvaluationCancelled:
+            print("segstudio: evaluation cancelled", file=sys.stderr)
+            return EXIT_CANCELLED
+    print_evaluation(result, dataset)
+    if args.json:
+        write_metrics_json(Path(args.json), evaluation_json(result, dataset, loaded, args.split))
+    if args.csv:
+        write_metrics_csv(Path(args.csv), class_rows(result, dataset.label_map))
+    if args.cross_check:
+        from segstudio.core.cross_check import cross_check
+
+        print(cross_check(result, dataset, args.split), file=sys.stderr)
+    for name, reason in result.skipped:
+        print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
+    return EXIT_PARTIAL if result.skipped else EXIT_OK
+
+
+class UsageError(Exception):
+    """A command-line input a person can fix."""
+
+
+def _usage(message: str) -> Exception:
+    return UsageError(message)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from segstudio.core.inference import Predictor
+    from segstudio.core.model import load_model
+    from segstudio.core.predict_files import predict_files
+
+    loaded = load_model(args.model)
+    _print_report(loaded)
+    predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
+    inputs = [Path(p) for p in args.inputs]
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:
+        raise _usage(f"no such file or folder: {', '.join(missing)}")
+    formats = args.format or ["index"]
+    failures: list[tuple[str, str]] = []
+    with progress_bar(None, "predicting") as bar:
+        written = predict_files(
+            predictor, inputs, Path(args.output), formats,
+            on_done=lambda _path: bar.update(1),
+            on_error=lambda path, reason: failures.append((str(path), reason)),
+        )
+    for path, reason in failures:
+        print(f"segstudio: {path}: {reason}", file=sys.stderr)
+    print(f"{written} mask(s) written to {args.output}" + (f", {len(failures)} failed" if failures else ""))
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+COMMANDS = {
+    "demo-data": cmd_demo_data,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+}

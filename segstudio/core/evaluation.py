@@ -1,0 +1,161 @@
+"""Scoring a split through the one inference path: totals, per image, per class and per scene."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from segstudio.core.inference import Predictor
+from segstudio.core.metrics import ClassStats, ConfusionMatrix, ImageConfusion, class_table
+from segstudio.core.seg_dataset import SegDataset
+from segstudio.core.transforms import upright_rgb
+
+
+class EvaluationCancelled(Exception):
+    """The person cancelled; what was scored so far is in ``partial``."""
+
+    def __init__(self, partial: EvaluationResult) -> None:
+        super().__init__("evaluation cancelled")
+        self.partial = partial
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome: its sparse confusion (None without ground truth) or why it was skipped."""
+
+    index: int
+    file_name: str
+    scene: str
+    confusion: ImageConfusion | None = None
+    prediction: np.ndarray | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mean_iou(self) -> float:
+        return float(self.confusion.mean_iou) if self.confusion is not None else float("nan")
+
+    @property
+    def pixel_accuracy(self) -> float:
+        return float(self.confusion.pixel_accuracy) if self.confusion is not None else float("nan")
+
+
+@dataclass
+class EvaluationResult:
+    """Everything ``evaluate`` reports; ``metrics`` has the keys and numbers of evaluate's ``mean_iou``."""
+
+    matrix: np.ndarray
+    images: list[ImageResult]
+    skipped: list[tuple[str, str]]
+    metrics: dict
+    images_per_class: np.ndarray
+    scene_names: list[str]
+
+    def class_rows(self) -> list[ClassStats]:
+        return class_table(self.matrix, self.images_per_class)
+
+    def by_scene(self) -> dict[str, dict]:
+        """Metrics per scene_category, from the per-image confusions."""
+        per_scene: dict[str, ConfusionMatrix] = {}
+        num_labels = self.matrix.shape[0]
+        for image in self.images:
+            if image.confusion is None:
+                continue
+            per_scene.setdefault(image.scene, ConfusionMatrix(num_labels)).add(image.confusion)
+        return {
+            scene: {**matrix.compute(), "images": sum(1 for i in self.images if i.scene == scene and i.confusion)}
+            for scene, matrix in sorted(per_scene.items())
+        }
+
+
+def _file_name(rows, index: int) -> str:
+    """The row's file name without decoding its images."""
+    if "file_name" in rows.column_names:
+        return str(rows.select_columns(["file_name"])[index]["file_name"])
+    return str(index)
+
+
+def _load_row(index: int, row: dict, dataset: SegDataset, scenes: list[str]) -> tuple[ImageResult, object, object]:
+    scene_id = row.get("scene_category")
+    scene = scenes[scene_id] if isinstance(scene_id, int) and 0 <= scene_id < len(scenes) else ""
+    result = ImageResult(index=index, file_name=str(row.get("file_name", index)), scene=scene)
+    image = upright_rgb(row["image"])
+    annotation = row.get("annotation")
+    if annotation is None:
+        return result, image, None
+    mask = dataset.convention.to_model_ids(np.asarray(annotation))
+    if mask.ndim != 2:
+        raise ValueError(f"mask has shape {mask.shape}: an index mask (one channel of class ids) is expected")
+    if mask.shape != (image.height, image.width):
+        raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.width}x{image.height}")
+    stray = dataset.convention.stray_values(np.asarray(annotation), dataset.label_map.num_labels)
+    if stray.size:
+        result.warnings.append(f"values beyond the label map: {stray.tolist()[:10]}")
+    return result, image, mask
+
+
+def evaluate_split(
+    dataset: SegDataset,
+    split: str,
+    predictor: Predictor,
+    *,
+    limit: int | None = None,
+    on_image: Callable[[ImageResult], None] | None = None,
+    cancel: threading.Event | None = None,
+    keep_predictions: bool = True,
+) -> EvaluationResult:
+    """Predict and score every image of ``split`` (unannotated images are predicted, not scored)."""
+    num_labels = dataset.label_map.num_labels
+    matrix = ConfusionMatrix(num_labels, dataset.convention.ignore_index)
+    scenes = dataset.scene_names(split)
+    images: list[ImageResult] = []
+    skipped: list[tuple[str, str]] = []
+    images_per_class = np.zeros(num_labels, dtype=np.int64)
+    pending: dict[int, tuple[ImageResult, np.ndarray | None]] = {}
+
+    rows = dataset.splits[split]
+    count = len(rows) if limit is None else min(limit, len(rows))
+
+    def inputs():
+        for index in range(count):
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                result, image, mask = _load_row(index, rows[index], dataset, scenes)
+            except (OSError, ValueError, SyntaxError) as exc:
+                name = _file_name(rows, index)
+                failed = ImageResult(index=index, file_name=name, scene="", error=str(exc))
+                skipped.append((name, str(exc)))
+                images.append(failed)
+                if on_image:
+                    on_image(failed)
+                continue
+            pending[index] = (result, mask)
+            yield index, image
+
+    for index, prediction in predictor.predict_iter(inputs()):
+        result, mask = pending.pop(index)
+        if mask is not None:
+            result.confusion = matrix.update(prediction, mask)
+            present = result.confusion.label_area > 0
+            images_per_class[present] += 1
+        if keep_predictions:
+            result.prediction = prediction
+        images.append(result)
+        if on_image:
+            on_image(result)
+    images.sort(key=lambda item: item.index)
+    outcome = EvaluationResult(
+        matrix=matrix.matrix.copy(),
+        images=images,
+        skipped=skipped,
+        metrics=matrix.compute(),
+        images_per_class=images_per_class,
+        scene_names=scenes,
+    )
+    if cancel is not None and cancel.is_set():
+        raise EvaluationCancelled(outcome)
+    return outcome

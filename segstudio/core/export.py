@@ -1,0 +1,210 @@
+"""Atomic writers for masks (PNG), labels.json, metrics JSON and CSV.
+
+Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file and a
+full disk or a read-only folder leaves nothing behind but an :class:`ExportError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from segstudio.core.labels import LabelConvention, LabelMap, labels_json
+from segstudio.core.render import colorize, overlay
+
+FORMATS = ("index", "color", "overlay")
+CSV_COLUMNS = ("class_id", "class_name", "iou", "accuracy", "gt_pixels", "pred_pixels", "images")
+_CHUNK = 1 << 20
+
+
+class ExportError(Exception):
+    """An output cannot be written (disk full, read-only folder, clashing names); one clear line."""
+
+
+def _explain(path: Path, exc: OSError) -> ExportError:
+    if exc.errno == errno.ENOSPC:
+        return ExportError(f"disk full while writing {path}: free some space and run again")
+    if exc.errno == errno.EDQUOT:
+        return ExportError(f"disk quota exceeded while writing {path}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ExportError(f"cannot write {path}: the folder is read-only or not writable")
+    return ExportError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view[:_CHUNK])
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise _explain(path, exc) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """PNG of a (H, W) id mask (8- or 16-bit grey) or an (H, W, 3) uint8 RGB image."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] == 3:
+        image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+    elif array.ndim == 2 and array.dtype == np.uint8:
+        image = Image.fromarray(array)
+    elif array.ndim == 2 and array.size and (array.min() < 0 or array.max() > 65535):
+        raise ExportError(f"mask values {array.min()}..{array.max()} do not fit a 16-bit PNG")
+    elif array.ndim == 2:
+        image = Image.fromarray(array.astype(np.uint16))
+    else:
+        raise ExportError(f"cannot save an array of shape {array.shape} as PNG")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def save_png(path: str | Path, array: np.ndarray) -> None:
+    atomic_write_bytes(path, png_bytes(array))
+
+
+def _key(relative: Path) -> str:
+    """Collision key: case-insensitive, so outputs stay distinct on Windows and macOS too."""
+    return relative.as_posix().casefold()
+
+
+def plan_outputs(
+    inputs: list[tuple[Path, Path]], output_dir: str | Path, formats: Sequence[str] = FORMATS
+) -> list[Path]:
+    """OUTPUT/<relative path>.png for each input; ExportError before any work if two inputs clash or a
+    relative path would leave ``output_dir``. Colour and overlay copies (``color/``, ``overlay/``) count too.
+    """
+    output_dir = Path(output_dir)
+    planned: list[Path] = []
+    owners: dict[str, Path] = {}
+    extra = [name for name in ("color", "overlay") if name in formats]
+    for source, relative in inputs:
+        relative = Path(relative)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise ExportError(f"{source}: output path {relative} would leave {output_dir}")
+        target = relative.with_suffix(".png")
+        names = ([target] if "index" in formats or not extra else []) + [Path(sub) / target for sub in extra]
+        for name in names:
+            owner = owners.setdefault(_key(name), source)
+            if owner != source:
+                raise ExportError(
+                    f"{owner} and {source} would both be written to {output_dir / name}; rename one"
+                )
+        planned.append(output_dir / target)
+    return planned
+
+
+def write_prediction(
+    out_path_index: Path,
+    output_dir: Path,
+    model_ids: np.ndarray,
+    image: Image.Image | np.ndarray | None,
+    label_map: LabelMap,
+    convention: LabelConvention,
+    formats: Sequence[str],
+) -> list[Path]:
+    """Write the requested formats: the index mask in the dataset's id convention at ``out_path_index``,
+    colour and overlay PNGs under ``color/`` and ``overlay/`` with the same relative path. Returns the paths.
+    """
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise ExportError(f"unknown output format(s) {sorted(unknown)}: use {', '.join(FORMATS)}")
+    out_path_index, output_dir = Path(out_path_index), Path(output_dir)
+    try:
+        relative = out_path_index.relative_to(output_dir)
+    except ValueError:
+        raise ExportError(f"{out_path_index} is not inside the output folder {output_dir}") from None
+    written = []
+    if "index" in formats:
+        save_png(out_path_index, convention.to_dataset_ids(model_ids))
+        written.append(out_path_index)
+    if "color" in formats:
+        path = output_dir / "color" / relative
+        save_png(path, colorize(model_ids, label_map.palette, convention.ignore_index))
+        written.append(path)
+    if "overlay" in formats:
+        if image is None:
+            raise ExportError("an overlay needs the image")
+        path = output_dir / "overlay" / relative
+        rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        save_png(path, overlay(rgb, model_ids, label_map.palette, ignore_index=convention.ignore_index))
+        written.append(path)
+    return written
+
+
+def write_labels_json(output_dir: str | Path, label_map: LabelMap, convention: LabelConvention) -> Path:
+    """``labels.json`` (id2label, palette, reduce_labels, ignore_index) beside the exported masks."""
+    path = Path(output_dir) / "labels.json"
+    atomic_write_text(path, json.dumps(labels_json(label_map, convention), indent=2) + "\n")
+    return path
+
+
+def to_jsonable(value: Any) -> Any:
+    """NaN/inf -> None, NumPy arrays and scalars -> lists and numbers, Paths -> str, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_metrics_json(path: str | Path, metrics: Mapping[str, Any]) -> None:
+    """Metrics as strict JSON (NaN written as null)."""
+    text = json.dumps(to_jsonable(metrics), indent=2, allow_nan=False) + "\n"
+    atomic_write_text(path, text)
+
+
+def _cell(value: Any) -> Any:
+    value = to_jsonable(value)
+    return "" if value is None else value
+
+
+def write_metrics_csv(path: str | Path, rows: Iterable[Mapping[str, Any] | Any]) -> None:
+    """Per-class rows with columns class_id, class_name, iou, accuracy, gt_pixels, pred_pixels, images
+    (dicts or objects with those attributes; NaN written as an empty cell)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        get = row.get if isinstance(row, Mapping) else lambda name, r=row: getattr(r, name, None)
+        writer.writerow([_cell(get(column)) for column in CSV_COLUMNS])
+    atomic_write_text(path, buffer.getvalue())

@@ -1,0 +1,278 @@
+"""The one inference path (predict, evaluate and the GUI): preprocess, run SegFormer, upsample, argmax.
+
+Semantics are those of ``post_process_semantic_segmentation`` with target sizes (logits upsampled bilinearly,
+``align_corners=False``, to each image's original size, then argmax), computed in row bands so a 4000x3000
+image with 150 classes never holds the full (150, 3000, 4000) float tensor, and only for the classes that can
+win in each band (usually a handful), which makes it several times faster than interpolating every class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from segstudio.core.model import LoadedModel, resolve_device
+
+K = TypeVar("K", bound=Hashable)
+BAND_ELEMENTS = 1 << 22  # floats per band tensor (16 MiB): a few of them are alive at once
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_TORCH_RESAMPLE = {0: "nearest-exact", 2: "bilinear", 3: "bicubic"}
+
+
+class InferenceError(RuntimeError):
+    """Inference cannot run with these settings (unknown precision, out of memory)."""
+
+
+def linear_weights(
+    in_size: int, out_size: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and weights of 1-D linear interpolation, ``align_corners=False`` (as torch computes them)."""
+    scale = torch.tensor(in_size, dtype=torch.float32) / out_size
+    src = ((torch.arange(out_size, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
+    index0 = src.floor().long().clamp_(max=in_size - 1)
+    weight1 = (src - index0).clamp_(0, 1)
+    index1 = (index0 + 1).clamp_(max=in_size - 1)
+    return index0.to(device), index1.to(device), (1 - weight1).to(device), weight1.to(device)
+
+
+Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _interpolate_rows(
+    logits: torch.Tensor, y0: int, y1: int, iy: Weights, ix: Weights, classes: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Output rows y0:y1 (of ``classes`` only, if given): the few source rows they need are interpolated
+    horizontally, then combined vertically."""
+    iy0, iy1, wy0, wy1 = iy
+    ix0, ix1, wx0, wx1 = ix
+    first, last = int(iy0[y0]), int(iy1[y1 - 1]) + 1
+    source = logits[:, first:last]
+    if classes is not None:
+        source = source.index_select(0, classes)
+    across = source.index_select(2, ix0) * wx0
+    across.addcmul_(source.index_select(2, ix1), wx1)
+    band = across.index_select(1, iy0[y0:y1] - first) * wy0[y0:y1, None]
+    return band.addcmul_(across.index_select(1, iy1[y0:y1] - first), wy1[y0:y1, None])
+
+
+def upsampled_bands(
+    logits: torch.Tensor, out_size: tuple[int, int], max_elements: int = BAND_ELEMENTS
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Yield ``(y0, y1, band)`` with ``band`` = rows y0:y1 of the bilinear upsampling of (C, h, w) ``logits``.
+
+    Equal (to float32 rounding) to ``F.interpolate(logits[None], out_size, mode="bilinear")[0][:, y0:y1]``.
+    """
+    channels, height, width = logits.shape
+    out_h, out_w = out_size
+    iy = linear_weights(height, out_h, logits.device)
+    ix = linear_weights(width, out_w, logits.device)
+    step = max(1, max_elements // max(1, channels * out_w))
+    for y0 in range(0, out_h, step):
+        y1 = min(out_h, y0 + step)
+        yield y0, y1, _interpolate_rows(logits, y0, y1, iy, ix)
+
+
+def _id_dtype(num_labels: int) -> torch.dtype:
+    return torch.uint8 if num_labels <= 256 else torch.int32
+
+
+def contenders(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """(C, h) bool: classes that can win somewhere in the cells of each logit row (a to a+1).
+
+    A bilinear value is a convex combination of its cell's 4 corners, so a class whose best corner is below
+    the best worst-corner value of that cell cannot be the argmax anywhere inside it.
+    """
+    below = torch.cat([logits[:, 1:], logits[:, -1:]], dim=1)
+    right = torch.cat([logits[:, :, 1:], logits[:, :, -1:]], dim=2)
+    diagonal = torch.cat([below[:, :, 1:], below[:, :, -1:]], dim=2)
+    low = torch.minimum(torch.minimum(logits, below), torch.minimum(right, diagonal))
+    high = torch.maximum(torch.maximum(logits, below), torch.maximum(right, diagonal))
+    floor = low.max(dim=0).values
+    return (high >= floor - tolerance).any(dim=2)
+
+
+def _row_groups(index0: torch.Tensor) -> list[tuple[int, int, int]]:
+    """(first, stop, source row) for each run of output rows that fall in the same logit row."""
+    values = index0.tolist()
+    starts = [0] + [i for i in range(1, len(values)) if values[i] != values[i - 1]]
+    stops = starts[1:] + [len(values)]
+    return [(a, b, values[a]) for a, b in zip(starts, stops, strict=True)]
+
+
+def upsample_argmax(
+    logits: torch.Tensor, out_size: tuple[int, int], max_elements: int = BAND_ELEMENTS
+) -> np.ndarray:
+    """Class ids of (C, h, w) ``logits`` upsampled bilinearly to ``out_size``, then argmax.
+
+    Row band by row band, only the classes that can win in that band are interpolated (the argmax is the
+    same: the winner is always among them, and they keep their order so ties break alike).
+    """
+    channels = logits.shape[0]
+    out_h, out_w = out_size
+    tolerance = 1e-4 * max(1.0, float(logits.abs().max()))
+    possible = contenders(logits, tolerance)
+    ids = torch.empty(out_size, dtype=_id_dtype(channels), device=logits.device)
+    iy = linear_weights(logits.shape[1], out_h, logits.device)
+    ix = linear_weights(logits.shape[2], out_w, logits.device)
+    for first, stop, row in _row_groups(iy[0].cpu()):
+        classes = possible[:, row].nonzero().flatten()
+        if len(classes) == 1:
+            ids[first:stop] = classes[0].to(ids.dtype)
+            continue
+        subset = None if len(classes) == channels else classes
+        step = max(1, max_elements // (len(classes) * out_w))
+        for y0 in range(first, stop, step):
+            y1 = min(stop, y0 + step)
+            band = _interpolate_rows(logits, y0, y1, iy, ix, subset)
+            ids[y0:y1] = classes[band.argmax(dim=0)].to(ids.dtype)
+    return ids.cpu().numpy()
+
+
+def upsample_topk(
+    logits: torch.Tensor, out_size: tuple[int, int], top_k: int, max_elements: int = BAND_ELEMENTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k softmax probabilities (k, H, W) float16 and their class ids (k, H, W), band by band."""
+    top_k = min(top_k, logits.shape[0])
+    probs = torch.empty((top_k, *out_size), dtype=torch.float16, device=logits.device)
+    ids = torch.empty((top_k, *out_size), dtype=_id_dtype(logits.shape[0]), device=logits.device)
+    for y0, y1, band in upsampled_bands(logits, out_size, max_elements):
+        values, indices = band.softmax(dim=0).topk(top_k, dim=0)
+        probs[:, y0:y1] = values.to(torch.float16)
+        ids[:, y0:y1] = indices.to(ids.dtype)
+    return probs.cpu().numpy(), ids.cpu().numpy()
+
+
+def _nearest_index(in_size: int, out_size: int) -> np.ndarray:
+    return np.minimum(((np.arange(out_size) + 0.5) * in_size / out_size).astype(np.int64), in_size - 1)
+
+
+def _resample_code(processor) -> int:
+    value = getattr(processor, "resample", 2)
+    return int(getattr(value, "value", value) if value is not None else 2)
+
+
+def _resize_uint8(image: Image.Image, size: tuple[int, int], resample: int) -> torch.Tensor:
+    """(3, H, W) uint8 resized like the processor's PIL resize (torch's antialiased kernels match PIL's)."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    mode = _TORCH_RESAMPLE.get(resample)
+    if mode is None:  # lanczos, box, hamming: let PIL do it
+        resized = image.resize((size[1], size[0]), resample=resample)
+        return torch.from_numpy(np.array(resized)).permute(2, 0, 1)
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    if tuple(pixels.shape[-2:]) == size:
+        return pixels[0]
+    antialias = mode != "nearest-exact"
+    try:
+        return F.interpolate(pixels, size=size, mode=mode, antialias=antialias)[0]
+    except RuntimeError:  # a kernel without a uint8 version
+        resized = F.interpolate(pixels.float(), size=size, mode=mode, antialias=antialias)
+        return resized.round_().clamp_(0, 255).to(torch.uint8)[0]
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None for float32, else the autocast dtype: CUDA 'auto' uses bf16 where supported, else fp16."""
+    if precision not in PRECISIONS:
+        raise InferenceError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+class Predictor:
+    """Runs a loaded model on PIL images; masks come back as model ids at each image's original size."""
+
+    def __init__(
+        self, loaded: LoadedModel, device: str = "auto", batch_size: int = 8, precision: str = "auto"
+    ) -> None:
+        self.loaded = loaded
+        self.device = resolve_device(device)
+        self.batch_size = max(1, int(batch_size))
+        self.autocast_dtype = _autocast_dtype(precision, self.device)
+        self.model = loaded.model.to(self.device).eval()
+        processor = loaded.processor
+        self.size = loaded.image_size
+        self.resample = _resample_code(processor)
+        self.scale = float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0
+        normalize = getattr(processor, "do_normalize", True)
+        mean = processor.image_mean if normalize else [0.0, 0.0, 0.0]
+        std = processor.image_std if normalize else [1.0, 1.0, 1.0]
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``pixel_values`` (B, 3, H, W) float32 on the device: resize, rescale, normalise."""
+        batch = torch.stack([_resize_uint8(image, self.size, self.resample) for image in images])
+        pixels = batch.to(self.device, non_blocking=True).float()
+        return (pixels * self.scale - self.mean) / self.std
+
+    def logits(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Raw logits (B, C, H/4, W/4) as float32 on the device."""
+        pixel_values = self.preprocess(images)
+        autocast = (
+            torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        try:
+            with torch.inference_mode(), autocast:
+                return self.model(pixel_values=pixel_values).logits.float()
+        except torch.OutOfMemoryError:
+            raise InferenceError(f"out of memory on {self.device}: lower --batch-size") from None
+
+    def predict(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        """Model ids (uint8, H x W of each image) for ``images``, in batches of ``batch_size``."""
+        return [ids for _, ids in self.predict_iter(enumerate(images))]
+
+    def predict_iter(self, items: Iterable[tuple[K, Image.Image]]) -> Iterator[tuple[K, np.ndarray]]:
+        """Predict ``(key, image)`` pairs lazily, ``batch_size`` at a time, yielding ``(key, ids)`` in order."""
+        batch: list[tuple[K, Image.Image]] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield from self._run(batch)
+                batch = []
+        if batch:
+            yield from self._run(batch)
+
+    def _run(self, batch: list[tuple[K, Image.Image]]) -> Iterator[tuple[K, np.ndarray]]:
+        logits = self.logits([image for _, image in batch])
+        with torch.inference_mode():
+            results = [
+                (key, upsample_argmax(logits[i], (image.height, image.width)))
+                for i, (key, image) in enumerate(batch)
+            ]
+        yield from results
+
+    def predict_probs(
+        self, image: Image.Image, top_k: int = 3, max_side: int | None = 1024
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids (H, W), top_probs (k, H, W) float16, top_ids (k, H, W) uint8) for a pixel inspector.
+
+        ``ids`` is exactly what :meth:`predict` returns. The top-k maps are computed at most ``max_side``
+        pixels on the long side and enlarged (nearest), so they may disagree with ``ids`` along boundaries.
+        """
+        out_h, out_w = image.height, image.width
+        logits = self.logits([image])[0]
+        factor = 1.0 if max_side is None else min(1.0, max_side / max(out_h, out_w))
+        grid = (max(1, round(out_h * factor)), max(1, round(out_w * factor)))
+        with torch.inference_mode():
+            ids = upsample_argmax(logits, (out_h, out_w))
+            probs, top_ids = upsample_topk(logits, grid, top_k)
+        if grid != (out_h, out_w):
+            rows, cols = _nearest_index(grid[0], out_h), _nearest_index(grid[1], out_w)
+            probs = probs[:, rows[:, None], cols[None, :]]
+            top_ids = top_ids[:, rows[:, None], cols[None, :]]
+        return ids, probs, top_ids

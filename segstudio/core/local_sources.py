@@ -1,0 +1,159 @@
+"""Local folders other than the ADE layout: ``save_to_disk`` folders and folders of image/mask pairs.
+
+Pairs layouts (checked in this order; the folder names are matched case-insensitively):
+
+* ``ROOT/<images>/...`` and ``ROOT/<masks>/...``: one image folder (images, imgs, img) and one mask folder
+  (masks, annotations, labels, gt, segmentations). Their first-level sub-folders named like splits (train /
+  training, val / valid / validation, test / testing) become splits; without such sub-folders there is one
+  ``train`` split. Mixing split folders with other images is refused as ambiguous.
+* ``ROOT/<split>/<images>`` and ``ROOT/<split>/<masks>``: the same with the split folders on top.
+
+An image's mask has the same relative path and stem (``images/a/x.jpg`` <-> ``masks/a/x.png``); images without
+a mask keep ``annotation`` None; masks without an image are ignored. ``x_mask.png`` files beside the images are
+not recognised.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+
+from segstudio.core.columns import normalise_splits
+from segstudio.core.labels import LabelMap, LabelMapError
+from segstudio.core.seg_dataset import (
+    UNKNOWN_SCENE,
+    DataSourceError,
+    SourceParts,
+    canonical_split,
+    split_from_paths,
+)
+
+IMAGE_DIRS = ("images", "imgs", "img")
+MASK_DIRS = ("masks", "annotations", "labels", "gt", "segmentations")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+LABELS_JSON = "labels.json"
+
+
+# --- labels.json ---------------------------------------------------------------------------------------
+
+
+def folder_labels(root: Path) -> tuple[LabelMap | None, bool | None]:
+    """The label map and the ``reduce_labels`` flag of a folder's ``labels.json`` / ``id2label.json``, if any."""
+    for name in (LABELS_JSON, "id2label.json"):
+        path = root / name
+        if path.is_file():
+            try:
+                label_map = LabelMap.from_json(path)
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (LabelMapError, ValueError) as exc:
+                raise DataSourceError(str(exc)) from None
+            reduce = data.get("reduce_labels") if isinstance(data, dict) else None
+            return label_map, reduce if isinstance(reduce, bool) else None
+    return None, None
+
+
+# --- save_to_disk --------------------------------------------------------------------------------------
+
+
+def is_saved_dataset(root: Path) -> bool:
+    return (root / "dataset_dict.json").is_file() or (root / "state.json").is_file()
+
+
+def _looks_like_scene_parse(splits: datasets.DatasetDict | datasets.Dataset) -> bool:
+    first = splits if isinstance(splits, datasets.Dataset) else next(iter(splits.values()), None)
+    if first is None:
+        return False
+    info = first.info
+    names = " ".join(str(v) for v in (info.dataset_name, info.config_name, info.builder_name) if v)
+    return "scene_parse" in names or "scene_parsing" in names
+
+
+def load_saved(root: Path, image_column: str | None, mask_column: str | None) -> SourceParts:
+    """(splits, label map, default reduce_labels) of a ``save_to_disk`` folder.
+
+    reduce_labels defaults to False, unless labels.json says otherwise or the dataset was saved from
+    scene_parse_150 (its info names it), which uses the ADE20K convention.
+    """
+    try:
+        loaded = datasets.load_from_disk(str(root))
+    except Exception as exc:  # datasets raises FileNotFoundError, ValueError, pyarrow errors ...
+        raise DataSourceError(f"cannot read the save_to_disk folder {root}: {exc}") from None
+    splits = normalise_splits(loaded, image_column, mask_column, str(root))
+    label_map, reduce = folder_labels(root)
+    if reduce is None:
+        reduce = _looks_like_scene_parse(loaded)
+    return splits, label_map or LabelMap.ade20k(), reduce
+
+
+# --- image/mask pairs ----------------------------------------------------------------------------------
+
+
+def _child(root: Path, names: tuple[str, ...]) -> list[Path]:
+    return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name.lower() in names]
+
+
+def _pair_dirs(root: Path) -> tuple[Path, Path] | None:
+    images, masks = _child(root, IMAGE_DIRS), _child(root, MASK_DIRS)
+    if len(images) > 1 or len(masks) > 1:
+        found = ", ".join(p.name for p in images + masks)
+        raise DataSourceError(f"{root}: ambiguous folders ({found}); keep one image and one mask folder")
+    return (images[0], masks[0]) if images and masks else None
+
+
+def _split_dirs(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for child in sorted(folder.iterdir()):
+        split = canonical_split(child.name) if child.is_dir() else None
+        if split is not None:
+            if split in found:
+                raise DataSourceError(f"{folder}: both {found[split].name} and {child.name} are the {split} split")
+            found[split] = child
+    return found
+
+
+def find_pairs(root: Path) -> dict[str, tuple[Path, Path]] | None:
+    """Split -> (image folder, mask folder), or None when ``root`` is not a pairs folder."""
+    top = _pair_dirs(root)
+    if top is not None:
+        image_dir, mask_dir = top
+        splits = _split_dirs(image_dir)
+        if not splits:
+            return {"train": (image_dir, mask_dir)}
+        loose = [p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES or
+                 (p.is_dir() and canonical_split(p.name) is None)]
+        if loose:
+            raise DataSourceError(f"{image_dir}: split folders mixed with other images or folders ({loose[0].name})")
+        return {split: (folder, mask_dir / folder.name) for split, folder in splits.items()}
+    nested = {split: _pair_dirs(folder) for split, folder in _split_dirs(root).items()}
+    nested = {split: dirs for split, dirs in nested.items() if dirs is not None}
+    return nested or None
+
+
+def _pairs_split(root: Path, image_dir: Path, mask_dir: Path) -> tuple[list, list, list, list]:
+    images = sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    masks: dict[str, Path] = {}
+    if mask_dir.is_dir():
+        for p in sorted(mask_dir.rglob("*")):
+            key = p.relative_to(mask_dir).with_suffix("").as_posix()
+            if p.suffix.lower() in MASK_SUFFIXES and key not in masks:
+                masks[key] = p
+    keys = [p.relative_to(image_dir).with_suffix("").as_posix() for p in images]
+    mask_paths = [str(masks[k]) if k in masks else None for k in keys]
+    names = [p.relative_to(root).as_posix() for p in images]
+    return [str(p) for p in images], mask_paths, [UNKNOWN_SCENE] * len(images), names
+
+
+def load_pairs(root: Path, layout: dict[str, tuple[Path, Path]]) -> SourceParts:
+    """(splits, label map, default reduce_labels = False unless labels.json says otherwise)."""
+    found = {split: _pairs_split(root, *dirs) for split, dirs in layout.items()}
+    found = {split: columns for split, columns in found.items() if columns[0]}
+    if not found:
+        raise DataSourceError(f"{root}: no images found in the image folders")
+    if all(m is None for columns in found.values() for m in columns[1]):
+        raise DataSourceError(f"{root}: no image has a mask (a mask has the image's relative path and stem, as .png)")
+    splits = datasets.DatasetDict({s: split_from_paths(*c, [UNKNOWN_SCENE]) for s, c in found.items()})
+    label_map, reduce = folder_labels(root)
+    return splits, label_map or LabelMap.ade20k(), bool(reduce)

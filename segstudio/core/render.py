@@ -1,0 +1,67 @@
+"""Colour masks, overlays and error maps as uint8 RGB arrays (NumPy only; the GUI and export share them)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segstudio.core.labels import IGNORE_INDEX
+
+CORRECT_RGB = (20, 20, 20)
+WRONG_RGB = (230, 30, 30)
+IGNORED_RGB = (128, 128, 128)
+
+
+def _table(palette: np.ndarray, size: int, ignore_index: int) -> np.ndarray:
+    """``size`` colours: the palette, then black; the ignore index black too."""
+    palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:size]
+    table = np.zeros((size, 3), dtype=np.uint8)
+    table[: len(palette)] = palette
+    if 0 <= ignore_index < size:
+        table[ignore_index] = 0
+    return table
+
+
+def colorize(ids: np.ndarray, palette: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """(H, W, 3) uint8 colours of class ``ids``; ignored and out-of-range ids are black."""
+    ids = np.asarray(ids)
+    if ids.dtype == np.uint8:
+        return _table(palette, 256, ignore_index)[ids]
+    count = len(np.asarray(palette).reshape(-1, 3))
+    table = _table(palette, count + 1, ignore_index)
+    index = ids.astype(np.intp)
+    index[(index < 0) | (index >= count) | (index == ignore_index)] = count
+    return table[index]
+
+
+def overlay(
+    image_rgb: np.ndarray,
+    ids: np.ndarray,
+    palette: np.ndarray,
+    alpha: float = 0.5,
+    ignore_index: int = IGNORE_INDEX,
+) -> np.ndarray:
+    """The image with class colours blended in at ``alpha``; ignored pixels show the image unchanged."""
+    image = np.asarray(image_rgb, dtype=np.uint8)
+    ids = np.asarray(ids)
+    if image.shape[:2] != ids.shape:
+        raise ValueError(
+            f"image is {image.shape[1]}x{image.shape[0]} but the mask is {ids.shape[1]}x{ids.shape[0]}"
+        )
+    colours = colorize(ids, palette, ignore_index).astype(np.float32)
+    blended = image.astype(np.float32) * (1.0 - alpha) + colours * alpha
+    out = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    ignored = ids == ignore_index
+    out[ignored] = image[ignored]
+    return out
+
+
+def error_map(pred: np.ndarray, gt: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """(H, W, 3) uint8: wrong pixels red, correct ones dark, pixels ignored by the ground truth grey."""
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
+    out = np.empty((*gt.shape, 3), dtype=np.uint8)
+    out[:] = CORRECT_RGB
+    out[pred != gt] = WRONG_RGB
+    out[gt == ignore_index] = IGNORED_RGB
+    return out

@@ -1,0 +1,240 @@
+"""Fine-tuning on Hugging Face ``Trainer``: transforms, collate, streaming metrics, progress and cancel.
+
+The same function runs from the CLI, from the GUI's worker thread, and under ``torchrun`` / ``accelerate
+launch`` (Trainer handles the distributed part; only rank 0 reports and writes the final checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints, mark_complete
+from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.model import LoadedModel, resolve_device
+from segstudio.core.seg_dataset import SegDataset
+from segstudio.core.training_events import ProgressCallback, TrainingCancelled, TrainingListener
+from segstudio.core.transforms import SegmentationTransform, collate_batch, logits_to_labels
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or had to stop (bad settings, NaN loss, out of memory)."""
+
+
+@dataclass
+class TrainSettings:
+    """What a person chooses for a fine-tuning run."""
+
+    output_dir: Path
+    max_steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 8
+    learning_rate: float = 6e-5
+    image_size: int | None = None
+    device: str = "auto"
+    mixed_precision: bool = True
+    eval_steps: int | None = None
+    save_steps: int | None = None
+    eval_limit: int | None = None
+    seed: int = 0
+    logging_steps: int = 10
+    save_total_limit: int | None = 3
+    weight_decay: float = 0.01
+
+
+@dataclass
+class TrainResult:
+    """Where the run left its checkpoints and what it logged."""
+
+    output_dir: Path
+    checkpoints: list[Path] = field(default_factory=list)
+    final_checkpoint: Path | None = None
+    cancelled: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+class StreamingSegMetrics:
+    """``compute_metrics`` for ``batch_eval_metrics=True``: one confusion matrix, never all logits."""
+
+    def __init__(self, num_labels: int, ignore_index: int) -> None:
+        self.matrix = ConfusionMatrix(num_labels, ignore_index)
+
+    def __call__(self, eval_pred: Any, compute_result: bool) -> dict[str, float]:
+        preds = _as_numpy(eval_pred.predictions)
+        labels = _as_numpy(eval_pred.label_ids)
+        for pred, label in zip(preds, labels, strict=True):
+            self.matrix.update(pred, label)
+        if not compute_result:
+            return {}
+        result = self.matrix.compute()
+        self.matrix.reset()
+        names = {"mean_iou": "mean_iou", "mean_accuracy": "mean_accuracy", "overall_accuracy": "overall_accuracy"}
+        return {key: float(result[src]) for key, src in names.items()}
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _training_arguments(settings: TrainSettings, device: torch.device, has_eval: bool):
+    from transformers import TrainingArguments
+
+    cuda = device.type == "cuda"
+    bf16 = cuda and settings.mixed_precision and torch.cuda.is_bf16_supported()
+    fp16 = cuda and settings.mixed_precision and not bf16
+    steps_mode = settings.max_steps is not None
+    eval_strategy = "no"
+    if has_eval:
+        eval_strategy = "steps" if settings.eval_steps or steps_mode else "epoch"
+    save_strategy = "steps" if (settings.save_steps or steps_mode) else "epoch"
+    interval = settings.eval_steps or (max(1, (settings.max_steps or 1) // 4) if steps_mode else None)
+    return TrainingArguments(
+        output_dir=str(settings.output_dir),
+        max_steps=settings.max_steps if steps_mode else -1,
+        num_train_epochs=settings.epochs if settings.epochs is not None else 3.0,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        eval_strategy=eval_strategy,
+        eval_steps=interval if eval_strategy == "steps" else None,
+        save_strategy=save_strategy,
+        save_steps=(settings.save_steps or interval) if save_strategy == "steps" else 500,
+        save_total_limit=settings.save_total_limit,
+        logging_steps=settings.logging_steps,
+        logging_nan_inf_filter=False,
+        batch_eval_metrics=True,
+        remove_unused_columns=False,
+        use_cpu=device.type == "cpu",
+        bf16=bf16,
+        fp16=fp16,
+        seed=settings.seed,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def _eval_split(dataset: SegDataset, limit: int | None):
+    split = dataset.splits.get("validation")
+    if split is None or "annotation" not in split.column_names:
+        return None
+    if limit is not None:
+        split = split.select(range(min(limit, len(split))))
+    return split
+
+
+def _prepare_model(loaded: LoadedModel, dataset: SegDataset) -> None:
+    """Align the model's label bookkeeping with the dataset's convention (the loss ignores the same index)."""
+    config = loaded.model.config
+    config.semantic_loss_ignore_index = dataset.convention.ignore_index
+    if config.num_labels != dataset.label_map.num_labels:
+        raise TrainingError(
+            f"the model has {config.num_labels} classes but the dataset's label map has "
+            f"{dataset.label_map.num_labels}; load the model with the dataset's label map"
+        )
+
+
+def train(
+    dataset: SegDataset,
+    loaded: LoadedModel,
+    settings: TrainSettings,
+    listener: TrainingListener | None = None,
+    cancel: threading.Event | None = None,
+) -> TrainResult:
+    """Fine-tune ``loaded.model`` on ``dataset``'s train split; returns where the checkpoints are."""
+    from transformers import PrinterCallback, Trainer
+
+    if "train" not in dataset.splits:
+        raise TrainingError(f"{dataset.source} has no train split")
+    if settings.max_steps is None and settings.epochs is None:
+        settings.epochs = 3.0
+    device = resolve_device(settings.device)
+    _prepare_model(loaded, dataset)
+    size = settings.image_size or loaded.image_size[0]
+    train_split = dataset.splits["train"].with_transform(
+        SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
+    )
+    eval_split = _eval_split(dataset, settings.eval_limit)
+    if eval_split is not None:
+        eval_split = eval_split.with_transform(
+            SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
+        )
+    cancel = cancel or threading.Event()
+    callback = ProgressCallback(listener, cancel)
+    args = _training_arguments(settings, device, eval_split is not None)
+    trainer = Trainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=train_split,
+        eval_dataset=eval_split,
+        data_collator=collate_batch,
+        compute_metrics=StreamingSegMetrics(dataset.label_map.num_labels, dataset.convention.ignore_index),
+        preprocess_logits_for_metrics=logits_to_labels,
+        processing_class=_processor_to_save(loaded, dataset, size),
+        callbacks=[callback],
+    )
+    trainer.remove_callback(PrinterCallback)  # our listener reports; Trainer would print raw dicts too
+    cancelled = False
+    try:
+        trainer.train()
+    except TrainingCancelled:
+        cancelled = True
+    except torch.OutOfMemoryError as exc:
+        raise TrainingError(
+            f"out of memory on {device}: lower --batch-size or --image-size ({exc.__class__.__name__})"
+        ) from None
+    cancelled = cancelled or cancel.is_set()
+    if callback.nan_loss:
+        raise TrainingError(callback.nan_loss)
+    final = _save_final(trainer, settings.output_dir)
+    loaded.model.eval()
+    return TrainResult(
+        output_dir=settings.output_dir,
+        checkpoints=list_checkpoints(settings.output_dir),
+        final_checkpoint=final,
+        cancelled=cancelled,
+        history=list(trainer.state.log_history),
+    )
+
+
+def _processor_to_save(loaded: LoadedModel, dataset: SegDataset, size: int):
+    """The processor saved with every checkpoint: records the dataset's convention and the training size."""
+    processor = loaded.processor.__class__.from_dict(loaded.processor.to_dict())
+    processor.do_reduce_labels = dataset.convention.reduce_labels
+    processor.size = {"height": size, "width": size}
+    return processor
+
+
+def _save_final(trainer, output_dir: Path) -> Path | None:
+    """Write the final model to ``OUTPUT/final`` through a staging folder, so it is whole or absent."""
+    final = Path(output_dir) / "final"
+    staging = Path(output_dir) / ".final-staging"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)
+        trainer.save_model(str(staging))
+        mark_complete(staging)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    if trainer.args.world_size > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    return final if (final / COMPLETE_MARKER).exists() else None
+
+
+def steps_per_epoch(num_images: int, batch_size: int, world_size: int = 1) -> int:
+    """How many optimiser steps one epoch takes."""
+    return max(1, math.ceil(num_images / (batch_size * world_size)))

@@ -1,0 +1,107 @@
+"""The window's actions and menus (File, View, Run, Help) with standard shortcuts; no behaviour here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+Key = QKeySequence.StandardKey
+
+
+@dataclass
+class Actions:
+    open_dataset: QAction
+    open_dataset_folder: QAction
+    open_model: QAction
+    open_model_folder: QAction
+    recent_menu: QMenu
+    export: QAction
+    quit: QAction
+    fit: QAction
+    actual_size: QAction
+    zoom_in: QAction
+    zoom_out: QAction
+    layers: dict[str, QAction]
+    next_image: QAction
+    previous_image: QAction
+    clear_selection: QAction
+    evaluate: QAction
+    cancel: QAction
+    train: QAction
+    cancel_training: QAction
+    about: QAction
+    shortcuts: QAction
+
+
+def _action(window: QMainWindow, text: str, *shortcuts, tip: str = "") -> QAction:
+    action = QAction(text, window)
+    keys = [key for key in (QKeySequence(s) for s in shortcuts) if not key.isEmpty()]  # some platforms lack one
+    if keys:
+        action.setShortcuts(keys)
+    if tip:
+        action.setStatusTip(tip)
+    window.addAction(action)  # shortcuts work whichever dock has the focus
+    return action
+
+
+def build_actions(window: QMainWindow) -> Actions:
+    """Create the actions and put them in the menu bar; the window connects their ``triggered``."""
+    layers = {}
+    for key, text, shortcut in (("image", "Show &Image", "I"), ("gt", "Show &Ground Truth", "G"),
+                                ("pred", "Show &Prediction", "P"), ("error", "Show &Error Map", "E")):
+        layers[key] = _action(window, text, shortcut)
+        layers[key].setCheckable(True)
+        layers[key].setChecked(True)
+    actions = Actions(
+        open_dataset=_action(window, "&Open Dataset…", Key.Open, tip="demo, a folder or a Hub dataset id"),
+        open_dataset_folder=_action(window, "Open Dataset &Folder…"),
+        open_model=_action(window, "Open &Model…", "Ctrl+Shift+O", tip="demo, a checkpoint folder or a Hub id"),
+        open_model_folder=_action(window, "Open Model Folder…"),
+        recent_menu=QMenu("Open &Recent", window),
+        export=_action(window, "&Export…", "Ctrl+E", tip="predicted masks and metrics"),
+        quit=_action(window, "&Quit", Key.Quit, "Ctrl+Q"),
+        fit=_action(window, "&Fit", "Ctrl+0"),
+        actual_size=_action(window, "&Actual Size (1:1)", "Ctrl+1"),
+        zoom_in=_action(window, "Zoom &In", Key.ZoomIn, "Ctrl+="),
+        zoom_out=_action(window, "Zoom &Out", Key.ZoomOut),
+        layers=layers,
+        next_image=_action(window, "&Next Image", "Right", "PgDown"),
+        previous_image=_action(window, "&Previous Image", "Left", "PgUp"),
+        clear_selection=_action(window, "Show &All Classes", "Ctrl+Shift+A"),
+        evaluate=_action(window, "&Evaluate Split", "F5", tip="predict and score the current split"),
+        cancel=_action(window, "&Cancel Evaluation", "Esc"),
+        train=_action(window, "Start &Training", "Ctrl+T"),
+        cancel_training=_action(window, "Cancel T&raining"),
+        about=_action(window, "&About SegStudio"),
+        shortcuts=_action(window, "&Keyboard Shortcuts", Key.HelpContents),
+    )
+    bar = window.menuBar()
+    file_menu = bar.addMenu("&File")
+    for item in (actions.open_dataset, actions.open_dataset_folder, actions.open_model, actions.open_model_folder):
+        file_menu.addAction(item)
+    file_menu.addMenu(actions.recent_menu)
+    file_menu.addSeparator()
+    file_menu.addAction(actions.export)
+    file_menu.addSeparator()
+    file_menu.addAction(actions.quit)
+    view = bar.addMenu("&View")
+    for item in (actions.fit, actions.actual_size, actions.zoom_in, actions.zoom_out):
+        view.addAction(item)
+    view.addSeparator()
+    for item in layers.values():
+        view.addAction(item)
+    view.addAction(actions.clear_selection)
+    view.addSeparator()
+    view.addAction(actions.next_image)
+    view.addAction(actions.previous_image)
+    view.addSeparator()
+    window.docks_menu = view.addMenu("&Panels")
+    run = bar.addMenu("&Run")
+    for item in (actions.evaluate, actions.cancel, actions.train, actions.cancel_training):
+        run.addAction(item)
+    help_menu = bar.addMenu("&Help")
+    help_menu.addAction(actions.shortcuts)
+    help_menu.addAction(actions.about)
+    return actions

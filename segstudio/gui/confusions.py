@@ -1,0 +1,237 @@
+"""Confusions: the most confused class pairs (from the core's ``top_confusions``) and a heatmap of the matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QTableView,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.gui.qimages import to_qimage
+
+PAIR_ROLE = Qt.ItemDataRole.UserRole + 1
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class PairsModel(QAbstractTableModel):
+    """Rows (gt, pred, pixels, share of the ground-truth class's pixels)."""
+
+    HEADERS = ("Ground truth", "Predicted as", "Pixels", "Share %")
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pairs: list[tuple[int, int, int, float]] = []
+        self.label_map = None
+
+    def set_pairs(self, pairs: list[tuple[int, int, int, float]], label_map) -> None:
+        self.beginResetModel()
+        self.pairs, self.label_map = list(pairs), label_map
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.pairs)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        gt, pred, pixels, share = self.pairs[index.row()]
+        if role == PAIR_ROLE:
+            return (int(gt), int(pred))
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (self._name(gt), self._name(pred), f"{int(pixels):,}", f"{100 * share:.1f}")[index.column()]
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _name(self, class_id: int) -> str:
+        return str(self.label_map.name(int(class_id))).strip() if self.label_map is not None else str(class_id)
+
+
+def heat_colours(fractions: np.ndarray) -> np.ndarray:
+    """(K, K, 3) uint8: white (0) to dark blue (1) for off-diagonal cells, green for the diagonal."""
+    f = np.clip(np.sqrt(fractions), 0.0, 1.0)[..., None]  # sqrt: small confusions stay visible
+    white, blue, green = np.array([255, 255, 255.0]), np.array([20, 40, 140.0]), np.array([30, 130, 60.0])
+    out = white * (1 - f) + blue * f
+    diagonal = np.eye(len(fractions), dtype=bool)
+    out[diagonal] = (white * (1 - f) + green * f)[diagonal]
+    return out.astype(np.uint8)
+
+
+class Heatmap(QWidget):
+    """The confusion matrix, rows = ground truth, normalised per row; click a cell to pick a pair."""
+
+    cell_clicked = Signal(int, int)
+    MARGIN = 4
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setMinimumSize(160, 160)
+        self.classes: np.ndarray = np.zeros(0, dtype=int)
+        self.fractions = np.zeros((0, 0))
+        self.counts = np.zeros((0, 0), dtype=np.int64)
+        self.label_map = None
+        self._image = None
+
+    def set_matrix(self, matrix: np.ndarray | None, label_map) -> None:
+        """Show the classes present in ground truth or prediction; rows sum to 1."""
+        self.label_map = label_map
+        if matrix is None or not np.asarray(matrix).any():
+            self.classes, self.fractions, self._image = np.zeros(0, dtype=int), np.zeros((0, 0)), None
+            self.update()
+            return
+        matrix = np.asarray(matrix)
+        self.classes = np.flatnonzero(matrix.sum(axis=0) + matrix.sum(axis=1))
+        self.counts = matrix[np.ix_(self.classes, self.classes)]
+        totals = self.counts.sum(axis=1, keepdims=True)
+        self.fractions = np.divide(self.counts, totals, out=np.zeros(self.counts.shape), where=totals > 0)
+        self._image = to_qimage(heat_colours(self.fractions))
+        self.update()
+
+    def _grid(self) -> QRect:
+        side = min(self.width(), self.height()) - 2 * self.MARGIN
+        return QRect(self.MARGIN, self.MARGIN, max(side, 1), max(side, 1))
+
+    def cell_at(self, point: QPoint) -> tuple[int, int] | None:
+        """(gt, pred) model ids of the cell under ``point``."""
+        k = len(self.classes)
+        grid = self._grid()
+        if not k or not grid.contains(point):
+            return None
+        col = min(k - 1, (point.x() - grid.x()) * k // grid.width())
+        row = min(k - 1, (point.y() - grid.y()) * k // grid.height())
+        return int(self.classes[row]), int(self.classes[col])
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        if self._image is None:
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No confusion matrix yet")
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        painter.drawImage(self._grid(), self._image)
+        painter.setPen(QColor(120, 120, 120))
+        painter.drawRect(self._grid().adjusted(0, 0, -1, -1))
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        cell = self.cell_at(event.position().toPoint())
+        if cell is None or self.label_map is None:
+            QToolTip.hideText()
+            return
+        gt, pred = cell
+        row = int(np.searchsorted(self.classes, gt))
+        col = int(np.searchsorted(self.classes, pred))
+        text = (f"ground truth {self.label_map.name(gt).strip()} → predicted {self.label_map.name(pred).strip()}: "
+                f"{int(self.counts[row, col]):,} px ({100 * self.fractions[row, col]:.1f}% of the class)")
+        QToolTip.showText(event.globalPosition().toPoint(), text, self)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        cell = self.cell_at(event.position().toPoint())
+        if cell is not None:
+            self.cell_clicked.emit(*cell)
+
+
+class ConfusionsPanel(QWidget):
+    """Top pairs above the heatmap; ``pair_selected(gt, pred)``, or (-1, -1) when cleared."""
+
+    pair_selected = Signal(int, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = PairsModel(self)
+        self.view = QTableView(self)
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(20)
+        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
+        self.heatmap = Heatmap(self)
+        self.heatmap.cell_clicked.connect(self.select_pair)
+        caption = QLabel("Confusion matrix: rows ground truth, columns predicted, each row sums to 100% "
+                         "(green diagonal: correct). Hover for numbers, click to list the images.", self)
+        caption.setWordWrap(True)
+        lower = QWidget(self)
+        column = QVBoxLayout(lower)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(caption)
+        column.addWidget(self.heatmap, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.view)
+        splitter.addWidget(lower)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(splitter)
+        self._quiet = False
+
+    def set_results(self, pairs: list[tuple[int, int, int, float]], matrix: np.ndarray | None, label_map) -> None:
+        current = self.selected_pair()
+        self._quiet = True
+        try:
+            self.model.set_pairs(pairs, label_map)
+            self.heatmap.set_matrix(matrix, label_map)
+            if current is not None:
+                self._select_row(current)
+        finally:
+            self._quiet = False
+
+    def clear_selection(self) -> None:
+        """Unselect without emitting (a new image source is shown)."""
+        self._quiet = True
+        self.view.clearSelection()
+        self._quiet = False
+
+    def selected_pair(self) -> tuple[int, int] | None:
+        rows = self.view.selectionModel().selectedRows()
+        return rows[0].data(PAIR_ROLE) if rows else None
+
+    def select_pair(self, gt: int, pred: int) -> None:
+        """Select the pair's row if listed; a pair not in the top list still filters the images."""
+        if not self._select_row((gt, pred)):
+            self._quiet = True
+            self.view.clearSelection()
+            self._quiet = False
+            self.pair_selected.emit(gt, pred)
+
+    def _select_row(self, pair: tuple[int, int]) -> bool:
+        for row in range(self.model.rowCount()):
+            if self.model.index(row, 0).data(PAIR_ROLE) == tuple(pair):
+                self.view.selectRow(row)
+                return True
+        return False
+
+    def _on_selection(self, *_args) -> None:
+        if self._quiet:
+            return
+        pair = self.selected_pair()
+        self.pair_selected.emit(*(pair if pair is not None else (-1, -1)))

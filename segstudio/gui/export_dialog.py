@@ -1,0 +1,79 @@
+"""The export dialog: what to write (current image or the whole split; masks and metrics) and where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+@dataclass
+class ExportChoice:
+    whole_split: bool
+    formats: list[str]
+    metrics: bool
+    output_dir: Path
+
+
+class ExportDialog(QDialog):
+    """Collects an :class:`ExportChoice`; the window runs it in a worker."""
+
+    def __init__(self, parent: QWidget | None, folder: str, can_split: bool, has_metrics: bool) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export predictions")
+        self.current = QRadioButton("Current image", self)
+        self.split = QRadioButton("Whole split (every image in the list)", self)
+        self.split.setEnabled(can_split)
+        (self.split if can_split else self.current).setChecked(True)
+        self.index = QCheckBox("Index PNG (class ids in the dataset's convention)", self)
+        self.index.setChecked(True)
+        self.color = QCheckBox("Colour PNG", self)
+        self.overlay = QCheckBox("Overlay PNG (image with colours blended in)", self)
+        self.metrics = QCheckBox("Metrics (metrics.json and per_class.csv)", self)
+        self.metrics.setEnabled(has_metrics)
+        self.metrics.setChecked(has_metrics)
+        self.folder = QLineEdit(folder, self)
+        browse = QPushButton("…", self)
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Images", self.current)
+        form.addRow("", self.split)
+        form.addRow("Masks", self.index)
+        form.addRow("", self.color)
+        form.addRow("", self.overlay)
+        form.addRow("Scores", self.metrics)
+        form.addRow("Folder", row)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export to", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def choice(self) -> ExportChoice:
+        formats = [name for name, box in (("index", self.index), ("color", self.color), ("overlay", self.overlay))
+                   if box.isChecked()]
+        return ExportChoice(self.split.isChecked(), formats, self.metrics.isChecked() and self.metrics.isEnabled(),
+                            Path(self.folder.text()).expanduser())

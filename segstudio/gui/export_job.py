@@ -1,0 +1,83 @@
+"""Exporting predictions and metrics (no Qt): the core's atomic writers, fed from cached predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from segstudio.gui.results import SplitResults
+
+
+@dataclass
+class ExportRequest:
+    """What to write, and where."""
+
+    output_dir: Path
+    indices: list[int]
+    formats: list[str]
+    metrics: dict | None = None  # written as metrics.json / per_class.csv when given
+    class_rows: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ExportProgress:
+    done: int
+    total: int
+
+
+@dataclass
+class ExportSummary:
+    output_dir: Path
+    written: int
+    files: list[Path]
+    cancelled: bool
+
+
+def relative_output(file_name: str, index: int) -> Path:
+    """A relative path inside the export folder for a row's file name (absolute names keep their base name)."""
+    path = PurePath(file_name.replace("\\", "/"))
+    parts = [p for p in path.parts if p not in ("", ".", "..", "/")] or [f"image_{index:06d}"]
+    if path.is_absolute():
+        parts = parts[-1:]
+    return Path(*parts)
+
+
+def export_predictions(ctx: Any, source: Any, results: SplitResults | None, bundle: Any, label_map: Any,
+                       convention: Any, request: ExportRequest) -> ExportSummary:
+    """Write each image's predicted mask (predicting the ones not cached), then labels.json and metrics."""
+    from segstudio.gui.jobs import import_core
+
+    import_core("model", "export")
+    from segstudio.core.export import (
+        plan_outputs,
+        write_labels_json,
+        write_metrics_csv,
+        write_metrics_json,
+        write_prediction,
+    )
+
+    out = Path(request.output_dir)
+    entries = [source.entries[i] for i in request.indices]
+    inputs = [(Path(e.file_name), relative_output(e.file_name, e.index)) for e in entries]
+    planned = plan_outputs(inputs, out, request.formats) if request.formats else []
+    files: list[Path] = []
+    total = len(entries) if request.formats else 0
+    if request.formats:
+        files.append(write_labels_json(out, label_map, convention))
+    for done, (entry, target) in enumerate(zip(entries, planned, strict=True), start=1):
+        if ctx.cancelled:
+            return ExportSummary(out, done - 1, files, True)
+        outcome = results.get(entry.index) if results is not None else None
+        image = source.image(entry.index) if "overlay" in request.formats or outcome is None else None
+        if outcome is not None and outcome.prediction is not None:
+            ids = outcome.prediction.unpack()
+        else:
+            ids = bundle.predictor.predict([image])[0]
+        files += write_prediction(target, out, ids, image, label_map, convention, request.formats)
+        ctx.progress(ExportProgress(done, total))
+    if request.metrics is not None:
+        write_metrics_json(out / "metrics.json", request.metrics)
+        write_metrics_csv(out / "per_class.csv", request.class_rows)
+        files += [out / "metrics.json", out / "per_class.csv"]
+    return ExportSummary(out, total, files, False)

@@ -1,0 +1,318 @@
+"""The main window: composes the panels as docks around the viewer and wires them; it computes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.gui import dialogs, jobs
+from segstudio.gui.actions import build_actions
+from segstudio.gui.class_table import ClassTable
+from segstudio.gui.confusions import ConfusionsPanel
+from segstudio.gui.dataset_panel import DatasetPanel
+from segstudio.gui.exporting import ExportController
+from segstudio.gui.image_list import ImageListModel
+from segstudio.gui.legend import LegendWidget
+from segstudio.gui.loaders import AsyncLoader
+from segstudio.gui.model_panel import ModelPanel
+from segstudio.gui.review import ReviewController
+from segstudio.gui.settings import AppSettings
+from segstudio.gui.training import TrainingController
+from segstudio.gui.training_panel import TrainingPanel, format_eta
+from segstudio.gui.viewer import ImageViewer
+from segstudio.gui.workers import ErrorInfo, JobRunner
+
+TITLE = "SegStudio"
+
+
+class MainWindow(QMainWindow):
+    """``MainWindow(settings=..., autoload=False)`` in tests; ``autoload`` opens the demo after showing."""
+
+    def __init__(self, settings: AppSettings | QSettings | None = None, autoload: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle(TITLE)
+        self.setObjectName("SegStudioMainWindow")
+        self.settings = settings if isinstance(settings, AppSettings) else AppSettings(settings)
+        self.jobs = JobRunner(self)
+        self.loader = AsyncLoader(self)
+        self.errors: list[ErrorInfo] = []
+        self._closing = False
+        self._close_when_idle = False
+        self._warmed = False
+        self._build_widgets()
+        self.review = ReviewController(self.jobs, self.loader, self.image_model, self.dataset_panel, self.viewer,
+                                       self.legend, self.class_table, self.confusions, self.model_panel, self)
+        self.exporter = ExportController(self, self.review, self.jobs, self.settings)
+        self.training = TrainingController(self, self.training_panel, self.review, self.jobs)
+        self._build_docks()
+        self._build_status_bar()
+        self.actions = build_actions(self)
+        self._wire()
+        self._refresh_recent()
+        self.resize(1600, 900)
+        self.resizeDocks([self.docks["images"], self.docks["legend"]], [320, 390], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["legend"], self.docks["classes"]], [220, 480], Qt.Orientation.Vertical)
+        self.settings.restore_window(self)
+        self.setAcceptDrops(True)
+        if autoload:
+            QTimer.singleShot(0, self, self.autoload)
+
+    # --- composition ----------------------------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        self.image_model = ImageListModel(self.loader, self)
+        self.dataset_panel = DatasetPanel(self.image_model, self)
+        self.viewer = ImageViewer(self)
+        self.legend = LegendWidget(self)
+        self.class_table = ClassTable(self)
+        self.confusions = ConfusionsPanel(self)
+        self.model_panel = ModelPanel(self)
+        self.training_panel = TrainingPanel(self)
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(int(self.settings.get("view/opacity", 50, int)))
+        self.opacity.setMaximumWidth(200)
+        self.viewer.set_opacity(self.opacity.value() / 100)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Overlay opacity"))
+        bar.addWidget(self.opacity)
+        for text, slot in (("Fit", self.viewer.fit), ("1:1", self.viewer.actual_size)):
+            button = QPushButton(text, self)
+            button.clicked.connect(slot)
+            bar.addWidget(button)
+        bar.addStretch(1)
+        central = QWidget(self)
+        column = QVBoxLayout(central)
+        column.setContentsMargins(2, 2, 2, 2)
+        column.addLayout(bar)
+        column.addWidget(self.viewer, 1)
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)  # saveState / restoreState key
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                               Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.docks = {
+            "images": self._dock("Images", "dock-images", self.dataset_panel, left),
+            "legend": self._dock("Legend", "dock-legend", self.legend, right),
+            "classes": self._dock("Classes", "dock-classes", self.class_table, right),
+            "confusions": self._dock("Confusions", "dock-confusions", self.confusions, right),
+            "model": self._dock("Model", "dock-model", self.model_panel, right),
+            "training": self._dock("Training", "dock-training", self.training_panel, bottom),
+        }
+        self.tabifyDockWidget(self.docks["classes"], self.docks["confusions"])
+        self.tabifyDockWidget(self.docks["confusions"], self.docks["model"])
+        self.docks["classes"].raise_()
+        self.docks["training"].hide()
+
+    def _build_status_bar(self) -> None:
+        """Messages on the left, the hovered pixel and the running job on the right (all plain labels:
+        QStatusBar.showMessage would hide the hover text while a message shows)."""
+        status = self.statusBar()
+        self.message_label = QLabel("", self)
+        self.message_label.setObjectName("message")
+        self._message_timer = QTimer(self, singleShot=True, interval=10_000, timeout=self.message_label.clear)
+        self.hover_label = QLabel("", self)
+        self.hover_label.setObjectName("hover")
+        self.hover_label.setMinimumWidth(380)
+        self.job_label = QLabel("", self)
+        self.job_progress = QProgressBar(self)
+        self.job_progress.setMaximumWidth(220)
+        self.job_cancel = QToolButton(self)
+        self.job_cancel.setText("Cancel")
+        self.job_cancel.clicked.connect(self.review.cancel)
+        status.addWidget(self.message_label, 1)
+        status.addPermanentWidget(self.hover_label)
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            status.addPermanentWidget(widget)
+            widget.setVisible(False)
+
+    def _wire(self) -> None:
+        a, review = self.actions, self.review
+        a.open_dataset.triggered.connect(self._focus_dataset_spec)
+        a.open_dataset_folder.triggered.connect(self.dataset_panel.browse)
+        a.open_model.triggered.connect(self._focus_model_spec)
+        a.open_model_folder.triggered.connect(self.model_panel.browse)
+        a.export.triggered.connect(self.exporter.ask_and_export)
+        a.quit.triggered.connect(self.close)
+        a.fit.triggered.connect(self.viewer.fit)
+        a.actual_size.triggered.connect(self.viewer.actual_size)
+        a.zoom_in.triggered.connect(lambda: self.viewer.zoom_by(1.25))
+        a.zoom_out.triggered.connect(lambda: self.viewer.zoom_by(0.8))
+        for key, action in a.layers.items():
+            action.toggled.connect(lambda on, k=key: self.viewer.set_layer_visible(k, on))
+        a.next_image.triggered.connect(lambda: self.dataset_panel.step(1))
+        a.previous_image.triggered.connect(lambda: self.dataset_panel.step(-1))
+        a.clear_selection.triggered.connect(lambda: review.rank_by_class(-1))
+        a.evaluate.triggered.connect(lambda: review.evaluate(explicit=True))
+        a.cancel.triggered.connect(review.cancel)
+        a.train.triggered.connect(self.training.start_from_panel)
+        a.cancel_training.triggered.connect(self.training.cancel)
+        a.about.triggered.connect(lambda: dialogs.about(self))
+        a.shortcuts.triggered.connect(lambda: dialogs.shortcuts(self))
+        for dock in self.docks.values():
+            self.docks_menu.addAction(dock.toggleViewAction())
+        self.opacity.valueChanged.connect(lambda v: self.viewer.set_opacity(v / 100))
+        self.viewer.hover_text.connect(self.hover_label.setText)
+        review.status.connect(self.show_status)
+        review.error.connect(self.show_error)
+        review.progress.connect(self._on_progress)
+        review.progress_done.connect(self._on_progress_done)
+        review.dataset_opened.connect(lambda spec: self._remember("datasets", spec))
+        review.model_loaded.connect(self._on_model_loaded)
+        self.jobs.busy_changed.connect(self._on_busy)
+
+    # --- public API (menus, tests, drag and drop) -----------------------------------------------------------
+
+    def autoload(self) -> None:
+        """Open the demo dataset (validation split), then the demo model; predictions stream in."""
+        self.review.autoload("demo")
+
+    def open_dataset(self, spec: str) -> None:
+        self.review.open_dataset(spec)
+
+    def set_dataset(self, dataset: Any, split: str | None = None) -> None:
+        self.review.set_dataset(dataset, split)
+
+    def open_model(self, spec: str, device: str = "auto", image_size: int | None = None) -> None:
+        self.review.open_model(spec, device, image_size)
+
+    def show_status(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.setToolTip(text)
+        self._message_timer.start()
+
+    def show_error(self, info: ErrorInfo) -> None:
+        self.errors.append(info)
+        self.show_status(f"{info.title}: {info.message}")
+        if not self._closing:
+            dialogs.error_box(self, info)
+
+    def _focus_dataset_spec(self) -> None:
+        self.docks["images"].show()
+        self.dataset_panel.spec.setFocus()
+        self.dataset_panel.spec.lineEdit().selectAll()
+
+    def _focus_model_spec(self) -> None:
+        self.docks["model"].show()
+        self.docks["model"].raise_()
+        self.model_panel.spec.setFocus()
+        self.model_panel.spec.lineEdit().selectAll()
+
+    def _on_model_loaded(self, spec: str) -> None:
+        if spec not in ("demo", "scratch"):
+            self._remember("models", spec)
+        self.training_panel.model_spec.setText(spec)
+
+    def warm_up(self) -> None:
+        """Import the training stack in the background, once (see ``jobs.warm_up``)."""
+        self._warmed = True
+        self.jobs.submit("warm-up", jobs.warm_up, on_error=self.show_error)
+
+    def _remember(self, kind: str, spec: str) -> None:
+        self.settings.add_recent(kind, spec)
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        menu = self.actions.recent_menu
+        menu.clear()
+        datasets, models = self.settings.recent("datasets"), self.settings.recent("models")
+        for spec in datasets:
+            menu.addAction(f"Dataset: {spec}").triggered.connect(lambda _=False, s=spec: self.open_dataset(s))
+        for spec in models:
+            menu.addAction(f"Model: {spec}").triggered.connect(lambda _=False, s=spec: self.open_model(s))
+        menu.setEnabled(bool(datasets or models))
+        self.dataset_panel.set_recent(datasets)
+        self.model_panel.set_recent(models)
+
+    # --- progress -------------------------------------------------------------------------------------------
+
+    def _on_progress(self, done: int, total: int, eta: float | None, label: str) -> None:
+        self.job_progress.setRange(0, max(total, 1))
+        self.job_progress.setValue(done)
+        self.job_label.setText(f"{label} {done} / {total} — {format_eta(eta)}")
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            widget.setVisible(True)
+
+    def _on_progress_done(self, text: str) -> None:
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            widget.setVisible(False)
+        self.show_status(text)
+        if not self._warmed and not self._closing:  # the first predictions are in: prepare for training
+            self.warm_up()
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy and self._close_when_idle:
+            QTimer.singleShot(0, self, self.close)
+
+    # --- drag and drop --------------------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        self.handle_paths(paths)
+
+    def handle_paths(self, paths: list[str]) -> None:
+        """A checkpoint folder is loaded as the model; image files and folders are predicted."""
+        checkpoints = [p for p in paths if jobs.is_checkpoint_folder(p)]
+        images = [p for p in paths if p not in checkpoints]
+        if checkpoints:
+            self.open_model(checkpoints[0])
+        if images:
+            self.show_status(f"Looking for images in {len(images)} dropped item(s)…")
+            self.jobs.submit("find", lambda ctx: jobs.find_dropped_images(images),
+                             on_result=self.review.add_dropped, on_error=self.show_error)
+
+    # --- closing --------------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.training.running() and not self._closing:
+            question = "Training is running. Stop it after the current step and keep the model trained so far?"
+            if not dialogs.ask(self, "Stop training?", question):
+                event.ignore()
+                return
+        if self.jobs.is_running():
+            self._closing = self._close_when_idle = True
+            self.show_status("Stopping background work…")
+            self.training.cancel()
+            self.jobs.cancel_all()
+            self.centralWidget().setEnabled(False)
+            event.ignore()  # closes itself when the last job has finished (_on_busy)
+            return
+        self.settings.set("view/opacity", self.opacity.value())
+        self.settings.save_window(self)
+        self.loader.shutdown()
+        self._closing = True
+        event.accept()
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Cancel and wait for every background thread (tests and the application's exit)."""
+        self._closing = True
+        self.jobs.shutdown(timeout_ms)
+        return self.loader.shutdown(timeout_ms)

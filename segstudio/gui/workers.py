@@ -1,0 +1,201 @@
+"""Background work: a QObject worker on its own QThread, with superqt's signal vocabulary.
+
+A job is a plain function ``fn(ctx: JobContext) -> value`` that runs off the GUI thread. It reports through
+``ctx.progress(payload)`` (plain Python / NumPy values only: the GUI thread builds QImages) and checks
+``ctx.cancelled`` between steps. Cancel is a ``threading.Event`` set directly from the GUI thread, because a
+busy thread does not process queued slots.
+
+Signals, always in this order: ``started``, ``progress``*, then ``result`` or ``errored``, then ``finished``.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+# Every QThread started here, so tests can check that none is left running.
+_LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What went wrong in a job: a one-line message for a person and the traceback for the details pane."""
+
+    title: str
+    message: str
+    details: str
+    kind: str
+
+
+class JobContext:
+    """Handed to a job function: report progress, look at the cancel flag."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self.cancel_event = worker.cancel_event
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def progress(self, payload: Any) -> None:
+        self._worker.progress.emit(payload)
+
+
+class Worker(QObject):
+    """Runs one job function on a QThread (see :func:`start`)."""
+
+    started = Signal()
+    progress = Signal(object)
+    result = Signal(object)
+    errored = Signal(object)
+    finished = Signal()
+
+    def __init__(self, name: str, fn: Callable[[JobContext], Any]) -> None:
+        super().__init__()
+        self.name = name
+        self._fn = fn
+        self.cancel_event = threading.Event()
+        self.thread: QThread | None = None
+        self.done = False
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next check (callable from any thread)."""
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    @Slot()
+    def run(self) -> None:
+        self.started.emit()
+        try:
+            value = self._fn(JobContext(self))
+        except BaseException as exc:  # noqa: BLE001 - every failure reaches the GUI as a dialog
+            self.errored.emit(describe_error(self.name, exc))
+        else:
+            self.result.emit(value)
+        finally:
+            self.done = True
+            app = QCoreApplication.instance()
+            if app is not None:  # hand the object back, so the GUI thread may delete it
+                self.moveToThread(app.thread())
+            self.finished.emit()
+
+
+def describe_error(title: str, exc: BaseException) -> ErrorInfo:
+    text = str(exc).strip() or exc.__class__.__name__
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return ErrorInfo(title=title, message=text, details=details, kind=exc.__class__.__name__)
+
+
+def start(worker: Worker) -> QThread:
+    """Move ``worker`` to a new QThread and start it; the thread quits when the worker finishes."""
+    thread = QThread()
+    thread.setObjectName(f"segstudio-{worker.name}")
+    worker.thread = thread
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    _LIVE_THREADS.add(thread)
+    thread.start()
+    return thread
+
+
+def live_threads() -> list[QThread]:
+    """Threads started by :func:`start` that are still running."""
+    return [thread for thread in list(_LIVE_THREADS) if thread.isRunning()]
+
+
+class JobRunner(QObject):
+    """Owns the running jobs of a window: start them, cancel them, wait for them on close."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._jobs: dict[str, Worker] = {}
+        self._retired: list[Worker] = []
+
+    def submit(
+        self,
+        name: str,
+        fn: Callable[[JobContext], Any],
+        *,
+        on_result: Callable[[Any], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_error: Callable[[ErrorInfo], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+    ) -> Worker:
+        """Start ``fn`` as the job ``name``; an earlier job of that name is cancelled (it finishes on its own).
+
+        Callbacks must be bound methods of QObjects living in the GUI thread, so they run there.
+        """
+        previous = self._jobs.get(name)
+        if previous is not None:
+            previous.cancel()
+        worker = Worker(name, fn)
+        for signal, slot in (
+            (worker.result, on_result),
+            (worker.progress, on_progress),
+            (worker.errored, on_error),
+            (worker.finished, on_finished),
+        ):
+            if slot is not None:
+                signal.connect(slot)
+        worker.finished.connect(self._on_finished)
+        self._jobs[name] = worker
+        if previous is not None:
+            self._retired.append(previous)
+        start(worker)
+        self.busy_changed.emit(True)
+        return worker
+
+    def job(self, name: str) -> Worker | None:
+        worker = self._jobs.get(name)
+        return worker if worker is not None and not worker.done else None
+
+    def is_running(self, name: str | None = None) -> bool:
+        if name is not None:
+            return self.job(name) is not None
+        return any(not w.done for w in self._all())
+
+    def cancel(self, name: str) -> None:
+        worker = self._jobs.get(name)
+        if worker is not None:
+            worker.cancel()
+
+    def cancel_all(self) -> None:
+        for worker in self._all():
+            worker.cancel()
+
+    def wait_all(self, timeout_ms: int = 30_000) -> bool:
+        """Block until every job's thread has ended (used on close and in tests); True when all did."""
+        ok = True
+        for worker in self._all():
+            if worker.thread is not None:
+                ok = worker.thread.wait(timeout_ms) and ok
+        return ok
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        self.cancel_all()
+        return self.wait_all(timeout_ms)
+
+    def _all(self) -> list[Worker]:
+        return list(self._jobs.values()) + self._retired
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self._retired = [w for w in self._retired if not w.done]
+        for name, worker in list(self._jobs.items()):
+            if worker.done and worker.thread is not None and worker.thread.wait(5_000):
+                del self._jobs[name]
+        if not self.is_running():
+            self.busy_changed.emit(False)

@@ -1,0 +1,103 @@
+"""The command line as a script would use it: exit codes, messages, files written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.cli import main
+from segstudio.core.labels import LabelConvention
+from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.model import DEMO_MODEL_DIR
+
+needs_demo_model = pytest.mark.skipif(
+    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
+)
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "ADEChallengeData2016"
+    assert main(["demo-data", str(out)]) == 0
+    return out
+
+
+def test_demo_data_writes_an_ade_folder(demo_folder):
+    assert (demo_folder / "objectInfo150.txt").is_file()
+    assert (demo_folder / "sceneCategories.txt").is_file()
+    assert len(list((demo_folder / "images" / "validation").glob("*.jpg"))) == 48
+    assert len(list((demo_folder / "annotations" / "validation").glob("*.png"))) == 48
+
+
+def test_demo_data_refuses_a_non_empty_target(demo_folder, capsys):
+    assert main(["demo-data", str(demo_folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("segstudio: error:")
+
+
+@needs_demo_model
+def test_evaluate_matches_the_masks_that_predict_writes(demo_folder, tmp_path):
+    metrics_path = tmp_path / "m.json"
+    code = main(["evaluate", "--dataset", str(demo_folder), "--split", "validation", "--model", "demo",
+                 "--json", str(metrics_path), "--csv", str(tmp_path / "m.csv")])
+    assert code == 0
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["mean_iou"] >= 0.85
+    assert len(metrics["per_class"]) == 10
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", "demo", str(demo_folder / "images" / "validation"),
+                 "--output", str(out)]) == 0
+    convention = LabelConvention(reduce_labels=True)
+    matrix = ConfusionMatrix(10)
+    for gt_path in sorted((demo_folder / "annotations" / "validation").glob("*.png")):
+        pred = np.asarray(Image.open(out / gt_path.name))
+        gt = np.asarray(Image.open(gt_path))
+        matrix.update(convention.to_model_ids(pred), convention.to_model_ids(gt))
+    assert matrix.compute()["mean_iou"] == pytest.approx(metrics["mean_iou"], abs=1e-12)
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["reduce_labels"] is True and len(labels["id2label"]) == 10
+
+
+@needs_demo_model
+def test_predict_names_broken_files_and_writes_the_good_ones(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((40, 60, 3), 120, np.uint8)).save(src / "good.jpg")
+    (src / "empty.png").write_bytes(b"")
+    (src / "text.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    code = main(["predict", "--model", "demo", str(src), "--output", str(out), "--format", "index",
+                 "--format", "color"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "empty.png" in err and "text.jpg" in err
+    assert Image.open(out / "good.png").size == (60, 40)
+    assert (out / "color" / "good.png").is_file()
+    assert not (out / "empty.png").exists() and not (out / "text.png").exists()
+
+
+def test_usage_errors_are_one_line_with_status_2(tmp_path, capsys):
+    code = main(["evaluate", "--dataset", str(tmp_path / "missing"), "--model", "scratch"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "Traceback" not in err[0]
+
+
+def test_offline_hub_dataset_gives_one_line_and_status_2(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1",
+           "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "segstudio", "evaluate", "--dataset", "scene_parse_150", "--model", "scratch"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("segstudio: error:")
+    assert "Traceback" not in proc.stderr
+    assert "demo" in lines[-1]

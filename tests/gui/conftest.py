@@ -1,0 +1,85 @@
+"""GUI fixtures: isolated QSettings, a tiny demo, one scratch model for the session, windows that are shut down
+cleanly, and a check after every test that no thread we started is still running."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from segstudio.gui.workers import live_threads
+
+
+@pytest.fixture
+def qsettings(tmp_path) -> QSettings:
+    """Settings in an INI file of the test's own folder: the user's are never read or written."""
+    return QSettings(str(tmp_path / "segstudio-test.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo():
+    """The demo's schema and classes, small: 8 train / 6 validation / 2 unannotated test images."""
+    from segstudio.core.demo_data import make_demo
+
+    return make_demo(train=8, validation=6, test=2)
+
+
+@pytest.fixture(scope="session")
+def scratch_bundle(tiny_demo):
+    """A randomly initialised SegFormer with the demo's classes, predicting at 64x64 on the CPU."""
+    from segstudio.gui.jobs import load_model_bundle
+
+    return load_model_bundle("scratch", tiny_demo, "cpu", image_size=64)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind():
+    """Fail a test that leaves a worker thread, or a new Python thread, running."""
+    before = set(threading.enumerate())
+    yield
+    assert live_threads() == [], f"worker threads still running: {[t.objectName() for t in live_threads()]}"
+    extra = [t for t in threading.enumerate() if t not in before and t.is_alive()
+             and not isinstance(t, threading._DummyThread)]
+    assert extra == [], f"threads left running: {extra}"
+
+
+@pytest.fixture
+def make_window(qtbot, qsettings):
+    """``make_window(**kwargs)`` -> a shown MainWindow(autoload=False) that is shut down after the test."""
+    from segstudio.gui.main_window import MainWindow
+
+    windows = []
+
+    def make(settings=None, autoload: bool = False) -> MainWindow:
+        window = MainWindow(settings=settings if settings is not None else qsettings, autoload=autoload)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        assert window.shutdown(60_000)
+
+
+def _wait_results(qtbot, window, timeout: int = 60_000) -> None:
+    qtbot.waitUntil(lambda: (r := window.review.results(create=False)) is not None and r.complete, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.jobs.is_running("evaluate"), timeout=timeout)
+
+
+@pytest.fixture
+def wait_results(qtbot):
+    """``wait_results(window)``: until the shown split is completely predicted."""
+    return lambda window, timeout=60_000: _wait_results(qtbot, window, timeout)
+
+
+@pytest.fixture
+def review_window(make_window, tiny_demo, scratch_bundle, qtbot):
+    """A window showing the tiny demo's validation split, fully predicted by the scratch model."""
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    window.review.set_model(scratch_bundle)
+    _wait_results(qtbot, window)
+    qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.prediction is not None)
+    return window

@@ -1,0 +1,173 @@
+"""Fine-tuning from the window: a short real run in the worker, cancel, closing during training, and how long
+the GUI thread is ever blocked (largest gap between ticks of a 10 ms QTimer) while training and predicting."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QObject, Qt, QTimer
+
+from segstudio.core.checkpoints import COMPLETE_MARKER
+from segstudio.gui import dialogs
+
+pytestmark = pytest.mark.slow
+TRAIN_TIMEOUT = 240_000
+
+
+class GapMeter(QObject):
+    """Ticks every 10 ms on the GUI thread and keeps the largest interval between two ticks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer = QTimer(self, interval=10, timerType=Qt.TimerType.PreciseTimer, timeout=self._tick)
+        self.last = 0.0
+        self.max_gap = 0.0
+        self.ticks = 0
+
+    def start(self) -> None:
+        self.last, self.max_gap, self.ticks = time.perf_counter(), 0.0, 0
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.max_gap
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+        self.ticks += 1
+
+
+def configure(panel, output: Path, steps: int) -> None:
+    """A tiny run: scratch model, 64 px, batch 2, evaluation on 2 images every 2 steps."""
+    panel.model_spec.setText("scratch")
+    panel.length_unit.setCurrentText("steps")
+    panel.steps.setValue(steps)
+    panel.batch_size.setValue(2)
+    panel.image_size.setValue(64)
+    panel.device.setCurrentText("cpu")
+    panel.learning_rate.setValue(1e-3)
+    panel.eval_steps.setValue(2)
+    panel.eval_limit.setValue(2)
+    panel.output_dir.setText(str(output))
+
+
+@pytest.fixture
+def train_window(make_window, tiny_demo, qtbot):
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    window.docks["training"].show()
+    return window
+
+
+def test_a_short_run_streams_progress_curves_and_checkpoints_then_review_one(train_window, qtbot, tmp_path):
+    window = train_window
+    panel = window.training_panel
+    configure(panel, tmp_path, steps=4)
+    steps = []
+    panel.progress.valueChanged.connect(steps.append)
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT) as blocker:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        assert not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    result = blocker.args[0]
+    assert not result.cancelled
+    assert [s for s in steps if s > 0][:4] == [1, 2, 3, 4]
+    assert len(panel.loss_chart.values()) == 4  # logged every step on a short run
+    assert [x for x, _ in panel.iou_chart.values()] == [2, 4]
+    assert all(0.0 <= y <= 1.0 for _, y in panel.iou_chart.values())
+    names = [Path(p).name for p in panel.checkpoint_paths()]
+    assert names == ["checkpoint-2", "checkpoint-4", "final"]
+    assert panel.progress.format().startswith("finished")
+    assert "validation mean IoU" in panel.log.toPlainText()
+    panel.checkpoints.setCurrentRow(2)
+    qtbot.mouseClick(panel.review_button, Qt.MouseButton.LeftButton)  # one click to review with it
+    qtbot.waitUntil(lambda: window.review.bundle is not None, timeout=60_000)
+    assert window.review.bundle.spec == str(result.final_checkpoint)
+    qtbot.waitUntil(lambda: (r := window.review.results(create=False)) is not None and r.complete, timeout=60_000)
+
+
+def test_cancel_stops_at_the_next_step_and_keeps_a_loadable_model(train_window, qtbot, tmp_path):
+    window = train_window
+    panel = window.training_panel
+    configure(panel, tmp_path, steps=400)
+    steps = []
+    panel.progress.valueChanged.connect(steps.append)
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT) as blocker:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=TRAIN_TIMEOUT)
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+        assert "stopping" in panel.progress.format()
+    result = blocker.args[0]
+    assert result.cancelled
+    assert result.final_checkpoint is not None and (result.final_checkpoint / COMPLETE_MARKER).is_file()
+    assert panel.progress.maximum() == 1 and 1 <= max(steps) < 10  # stopped at the next step, not at 400
+    assert str(result.final_checkpoint) in panel.checkpoint_paths()
+    assert panel.progress.format().startswith("cancelled")
+    from segstudio.core.model import load_model
+
+    assert load_model(str(result.final_checkpoint)).label_map.num_labels == 10
+
+
+def test_closing_during_training_asks_then_stops_cleanly(train_window, qtbot, tmp_path, monkeypatch):
+    window = train_window
+    questions = []
+    monkeypatch.setattr(dialogs, "ask", lambda parent, title, text: questions.append(text) or True)
+    configure(window.training_panel, tmp_path, steps=400)
+    window.training_panel.start_button.click()
+    qtbot.waitUntil(lambda: window.training_panel.progress.value() >= 1, timeout=TRAIN_TIMEOUT)
+    window.close()
+    assert len(questions) == 1 and "keep the model" in questions[0]
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=TRAIN_TIMEOUT)
+    assert not window.jobs.is_running()
+    finals = list(tmp_path.glob("run-*/final"))
+    assert len(finals) == 1 and (finals[0] / COMPLETE_MARKER).is_file()
+    assert window.training.result.cancelled
+
+
+def test_closing_during_training_can_be_refused(train_window, qtbot, tmp_path, monkeypatch):
+    window = train_window
+    monkeypatch.setattr(dialogs, "ask", lambda parent, title, text: False)
+    configure(window.training_panel, tmp_path, steps=400)
+    window.training_panel.start_button.click()
+    qtbot.waitUntil(lambda: window.training_panel.progress.value() >= 1, timeout=TRAIN_TIMEOUT)
+    window.close()
+    assert window.isVisible() and window.training.running()
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT):
+        window.training.cancel()
+
+
+def test_training_without_a_dataset_says_so(make_window, tmp_path):
+    window = make_window()
+    configure(window.training_panel, tmp_path, steps=2)
+    assert not window.training.start(window.training_panel.request())
+    assert "Open a dataset first" in window.errors[-1].message
+
+
+def test_gui_thread_stays_responsive_while_training_and_predicting(make_window, tiny_demo, scratch_bundle, qtbot,
+                                                                  tmp_path, capsys):
+    from segstudio.core.demo_data import make_demo
+
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    window.warm_up()  # what the app does once a model is loaded: import the training stack in the background
+    qtbot.waitUntil(lambda: not window.jobs.is_running(), timeout=TRAIN_TIMEOUT)
+    configure(window.training_panel, tmp_path, steps=4)
+    meter = GapMeter()
+    meter.start()
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT):
+        window.training_panel.start_button.click()
+    training_gap, training_ticks = meter.stop(), meter.ticks
+
+    window.set_dataset(make_demo(train=0, validation=24, test=0))
+    meter.start()
+    window.review.set_model(scratch_bundle)  # predicts the 24-image split in the worker, streaming results in
+    qtbot.waitUntil(lambda: (r := window.review.results(create=False)) is not None and r.complete, timeout=120_000)
+    predict_gap, predict_ticks = meter.stop(), meter.ticks
+    with capsys.disabled():
+        print(f"\nlargest GUI-thread gap: training {1000 * training_gap:.0f} ms over {training_ticks} ticks, "
+              f"predicting a split {1000 * predict_gap:.0f} ms over {predict_ticks} ticks")
+    assert training_gap < 1.0
+    assert predict_gap < 1.0
