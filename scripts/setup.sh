@@ -17,9 +17,11 @@ if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     "${pip[@]}" "torch==$TORCH_VERSION"
 else
-    # A CPU wheel found locally (pip's find-links) first; otherwise PyTorch's CPU index.
-    "${pip[@]}" --no-index "torch==$TORCH_VERSION" 2>/dev/null \
-        || "${pip[@]}" "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
+    # A CPU wheel that pip finds locally (its find-links) first, alone: its small dependencies come from
+    # PyPI with the package below. Otherwise the CPU build from PyTorch's own index.
+    "${pip[@]}" --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null \
+        || "${pip[@]}" "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
+            --extra-index-url https://pypi.org/simple
 fi
 "${pip[@]}" -e ".[test]"
 touch "$stamp"
