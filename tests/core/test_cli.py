@@ -101,3 +101,12 @@ def test_offline_hub_dataset_gives_one_line_and_status_2(tmp_path):
     assert lines[-1].startswith("segstudio: error:")
     assert "Traceback" not in proc.stderr
     assert "demo" in lines[-1]
+
+
+@needs_demo_model
+def test_cross_check_says_clearly_when_evaluate_cannot_load(demo_folder, capsys):
+    code = main(["evaluate", "--dataset", str(demo_folder), "--model", "demo", "--limit", "2", "--cross-check"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "cross-check:" in err
+    assert "could not be loaded" in err or "agree" in err
