@@ -67,7 +67,7 @@ def generate(count: int, size: int, seed: int, split_id: int) -> Iterator[tuple[
 def _split(name: str, count: int, size: int, seed: int) -> datasets.Dataset:
     data: dict[str, list] = {"image": [], "annotation": [], "scene_category": [], "file_name": []}
     for scenes, images, masks in generate(count, size, seed, SPLITS.index(name)):
-        data["image"] += [_png(image, 1) for image in images]
+        data["image"] += [_png(image, 0) for image in images]  # stored: 2x faster to write and read
         data["annotation"] += [_png(mask, 6) if name != "test" else None for mask in masks]
         data["scene_category"] += scenes.tolist()
     data["file_name"] = [demo_file_name(name, i) for i in range(count)]

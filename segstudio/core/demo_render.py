@@ -111,7 +111,8 @@ class Fields:
             "win_x": u(0.04, 0.07) * size, "win_y": u(0.05, 0.08) * size, "win_off": u(0, 100),
             "tile": u(0.05, 0.09) * size, "stripe": u(0.05, 0.08) * size, "stripe_dir": np.sign(u(-1, 1)),
             "wave_len": u(0.035, 0.055) * size, "wave_x": u(0.15, 0.3) * size, "wave_phase": u(0, 2 * np.pi),
-            "clouds": u(0.0, 0.5), "bar": u(0.07, 0.1) * size, "checker": u(0.015, 0.025) * size, "sky_depth": np.full(n, 0.6 * size),
+            "clouds": u(0.0, 0.5), "bar": u(0.07, 0.1) * size, "checker": u(0.015, 0.025) * size,
+            "sky_depth": np.full(n, 0.6 * size),
         }
         return cls(
             fine=rng.random((n, size, size), dtype=np.float32),

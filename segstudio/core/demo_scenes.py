@@ -44,24 +44,26 @@ class Canvas:
     def paint(self, mask: np.ndarray, code: int) -> None:
         np.putmask(self.code, np.broadcast_to(mask, self.code.shape), np.uint8(code))
 
-    def blob(self, cy, cx, hh, hw, power: float | np.ndarray = 2.0) -> np.ndarray:
-        """A superellipse: 2 = ellipse, 4 and more = rounded rectangle."""
+    def blob(self, cy, cx, hh, hw, power: float | np.ndarray = 2.0, active: np.ndarray | None = None) -> np.ndarray:
+        """A superellipse (2 = ellipse, 4 and more = rounded rectangle), empty in images that are not ``active``."""
         ax = np.abs((self.x - cx) / hw) ** power
         ay = np.abs((self.y - cy) / hh) ** power
+        if active is not None:
+            ay = np.where(active, ay, np.inf)
         return (ax + ay) <= 1.0
 
     def person(self, feet: np.ndarray, cx: np.ndarray, h: np.ndarray, active: np.ndarray) -> None:
         """Legs, a striped torso and a head; about a third as wide as tall."""
-        self.paint(self.blob(feet - 0.23 * h, cx, 0.23 * h, 0.12 * h, 4.0) & active, LEGS)
-        self.paint(self.blob(feet - 0.58 * h, cx, 0.21 * h, 0.17 * h, 3.0) & active, PERSON)
-        self.paint(self.blob(feet - 0.88 * h, cx, 0.105 * h, 0.09 * h) & active, HEAD)
+        self.paint(self.blob(feet - 0.23 * h, cx, 0.23 * h, 0.12 * h, 4.0, active=active), LEGS)
+        self.paint(self.blob(feet - 0.58 * h, cx, 0.21 * h, 0.17 * h, 3.0, active=active), PERSON)
+        self.paint(self.blob(feet - 0.88 * h, cx, 0.105 * h, 0.09 * h, active=active), HEAD)
 
     def car(self, bottom: np.ndarray, cx: np.ndarray, w: np.ndarray, active: np.ndarray) -> None:
-        self.paint(self.blob(bottom - 0.34 * w, cx, 0.12 * w, 0.3 * w, 3.0) & active, CAR)
-        self.paint(self.blob(bottom - 0.35 * w, cx, 0.085 * w, 0.24 * w, 3.0) & active, CAR_WINDOW)
-        self.paint(self.blob(bottom - 0.19 * w, cx, 0.12 * w, 0.5 * w, 4.0) & active, CAR)
+        self.paint(self.blob(bottom - 0.34 * w, cx, 0.12 * w, 0.3 * w, 3.0, active=active), CAR)
+        self.paint(self.blob(bottom - 0.35 * w, cx, 0.085 * w, 0.24 * w, 3.0, active=active), CAR_WINDOW)
+        self.paint(self.blob(bottom - 0.19 * w, cx, 0.12 * w, 0.5 * w, 4.0, active=active), CAR)
         for side in (-1.0, 1.0):
-            self.paint(self.blob(bottom - 0.08 * w, cx + side * 0.3 * w, 0.08 * w, 0.08 * w) & active, WHEEL)
+            self.paint(self.blob(bottom - 0.08 * w, cx + side * 0.3 * w, 0.08 * w, 0.08 * w, active=active), WHEEL)
 
     def persons(self, top: np.ndarray, bottom: np.ndarray, chances: tuple[float, ...], scale: float = 1.0) -> None:
         """Up to ``len(chances)`` people with their feet between ``top`` and ``bottom``, far ones first."""
@@ -87,13 +89,13 @@ class Canvas:
         """Odd objects of no demo class ("other", dataset id 0), anywhere in the picture."""
         for p in chances:
             power = np.where(self.chance(0.5), 2.0, 6.0).astype(np.float32)
-            mask = self.blob(self.u(0.1, 0.95), self.u(0.05, 0.95), self.u(lo, hi), self.u(lo, hi), power)
-            self.paint(mask & self.chance(p), OTHER)
+            cy, cx, hh, hw = self.u(0.1, 0.95), self.u(0.05, 0.95), self.u(lo, hi), self.u(lo, hi)
+            self.paint(self.blob(cy, cx, hh, hw, power, active=self.chance(p)), OTHER)
 
     def tree(self, ground: np.ndarray, cx: np.ndarray, h: np.ndarray, active: np.ndarray) -> None:
         """A free-standing tree: trunk and a round canopy, all of class tree."""
-        self.paint(self.blob(ground - 0.2 * h, cx, 0.2 * h, 0.06 * h, 6.0) & active, TREE)
-        self.paint(self.blob(ground - 0.62 * h, cx, 0.34 * h, 0.3 * h) & active, TREE)
+        self.paint(self.blob(ground - 0.2 * h, cx, 0.2 * h, 0.06 * h, 6.0, active=active), TREE)
+        self.paint(self.blob(ground - 0.62 * h, cx, 0.34 * h, 0.3 * h, active=active), TREE)
 
 
 def _skyline(c: Canvas, ground: np.ndarray, low: float, high: float, blocks: int = 6) -> np.ndarray:
