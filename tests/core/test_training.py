@@ -120,3 +120,24 @@ def test_label_count_mismatch_is_refused(tiny_demo, tmp_path):
     loaded = load_model("scratch", label_map=LabelMap.ade20k(), image_size=64)
     with pytest.raises(TrainingError, match="150 classes"):
         train(tiny_demo, loaded, TrainSettings(output_dir=tmp_path, max_steps=1))
+
+
+def test_a_nan_loss_stops_training_with_a_message(tiny_demo, tmp_path, monkeypatch):
+    import torch
+
+    loaded = _scratch(tiny_demo)
+    original = loaded.model.forward
+
+    def nan_loss_forward(*args, **kwargs):
+        output = original(*args, **kwargs)
+        if output.loss is not None:
+            output.loss = output.loss * torch.tensor(float("nan"))
+        return output
+
+    monkeypatch.setattr(loaded.model, "forward", nan_loss_forward)
+    settings = TrainSettings(output_dir=tmp_path, max_steps=20, batch_size=2, image_size=64, eval_steps=100,
+                             logging_steps=1)
+    recorder = Recorder()
+    with pytest.raises(TrainingError, match="loss became nan at step 1"):
+        train(tiny_demo, loaded, settings, listener=recorder)
+    assert recorder.progress == [1]
