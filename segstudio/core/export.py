@@ -11,7 +11,6 @@ import csv
 import errno
 import io
 import json
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from segstudio.core.labels import LabelConvention, LabelMap, labels_json
+from segstudio.core.metrics import json_safe
 from segstudio.core.render import colorize, overlay
 
 FORMATS = ("index", "color", "overlay")
@@ -172,19 +172,7 @@ def write_labels_json(output_dir: str | Path, label_map: LabelMap, convention: L
 
 def to_jsonable(value: Any) -> Any:
     """NaN/inf -> None, NumPy arrays and scalars -> lists and numbers, Paths -> str, recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
+    return json_safe(value)
 
 
 def write_metrics_json(path: str | Path, metrics: Mapping[str, Any]) -> None:

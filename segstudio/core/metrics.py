@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import PurePath
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -553,7 +554,10 @@ def top_confusions(matrix: np.ndarray | ConfusionMatrix, k: int = 20) -> list[Co
 
 
 def json_safe(obj: Any) -> Any:
-    """NumPy arrays/scalars -> lists/numbers, NaN and infinities -> None, dataclasses -> dicts, recursively."""
+    """NumPy arrays/scalars -> lists/numbers, NaN and infinities -> None, dataclasses -> dicts, paths -> str,
+    recursively (what metrics JSON needs)."""
+    if isinstance(obj, PurePath):
+        return str(obj)
     if is_dataclass(obj) and not isinstance(obj, type):
         return json_safe(asdict(obj))
     if isinstance(obj, Mapping):

@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelection,
     QModelIndex,
     QObject,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.gui.qimages import swatch_icon
+from segstudio.gui.table_base import RowsTableModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 CLASS_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -36,7 +36,7 @@ def _pct(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
 
-class ClassTableModel(QAbstractTableModel):
+class ClassTableModel(RowsTableModel):
     """Rows: the core's ``ClassStats`` (class_id, iou, accuracy, gt_pixels, pred_pixels, images)."""
 
     HEADERS = ("Class", "IoU %", "Acc %", "GT px", "Pred px", "Images")
@@ -44,7 +44,6 @@ class ClassTableModel(QAbstractTableModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.rows: list[Any] = []
         self.label_map = None
 
     def set_rows(self, rows: list[Any], label_map) -> None:
@@ -56,17 +55,6 @@ class ClassTableModel(QAbstractTableModel):
         self.beginResetModel()
         self.rows, self.label_map = list(rows), label_map
         self.endResetModel()
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -28,41 +27,30 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.gui.qimages import to_qimage
+from segstudio.gui.table_base import RowsTableModel
 
 PAIR_ROLE = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
 
 
-class PairsModel(QAbstractTableModel):
+class PairsModel(RowsTableModel):
     """Rows (gt, pred, pixels, share of the ground-truth class's pixels)."""
 
     HEADERS = ("Ground truth", "Predicted as", "Pixels", "Share %")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.pairs: list[tuple[int, int, int, float]] = []
         self.label_map = None
 
     def set_pairs(self, pairs: list[tuple[int, int, int, float]], label_map) -> None:
         self.beginResetModel()
-        self.pairs, self.label_map = list(pairs), label_map
+        self.rows, self.label_map = list(pairs), label_map
         self.endResetModel()
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.pairs)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        gt, pred, pixels, share = self.pairs[index.row()]
+        gt, pred, pixels, share = self.rows[index.row()]
         if role == PAIR_ROLE:
             return (int(gt), int(pred))
         if role == Qt.ItemDataRole.DisplayRole:
