@@ -339,7 +339,7 @@ def test_evaluation_streams_with_count_and_eta_can_be_cancelled_and_resumed(make
     qtbot.waitUntil(lambda: not window.jobs.is_running("evaluate"), timeout=60_000)
     results = window.review.results()
     assert not results.complete and results.done < 16
-    assert not window.job_progress.isVisible()
+    qtbot.waitUntil(lambda: not window.job_progress.isVisible(), timeout=5_000)  # hidden by a queued signal
     assert window.dataset_panel.proxy.rowCount() == 16  # the list keeps every image; scored ones have a mIoU
     window.actions.evaluate.trigger()  # Run > Evaluate Split (F5)
     qtbot.waitUntil(lambda: window.review.results().complete, timeout=60_000)
