@@ -53,9 +53,11 @@ class EvaluationResult:
     metrics: dict
     images_per_class: np.ndarray
     scene_names: list[str]
+    confusion: ConfusionMatrix | None = None
 
     def class_rows(self) -> list[ClassStats]:
-        return class_table(self.matrix, self.images_per_class)
+        """Per-class rows from the same areas as ``metrics`` (out-of-range pixels included, as evaluate does)."""
+        return class_table(self.confusion if self.confusion is not None else self.matrix, self.images_per_class)
 
     def by_scene(self) -> dict[str, dict]:
         """Metrics per scene_category, from the per-image confusions."""
@@ -155,6 +157,7 @@ def evaluate_split(
         metrics=matrix.compute(),
         images_per_class=images_per_class,
         scene_names=scenes,
+        confusion=matrix,
     )
     if cancel is not None and cancel.is_set():
         raise EvaluationCancelled(outcome)
