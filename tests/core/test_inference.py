@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
+from segstudio.core.fused_head import can_fuse, fused_logits
 from segstudio.core.imageio import read_image
 from segstudio.core.inference import (
     InferenceError,
@@ -95,7 +98,7 @@ def test_pruned_classes_never_include_the_winner_and_pruning_happens() -> None:
     possible = contenders(logits, 1e-4 * float(logits.abs().max()))
     assert possible.sum(0).float().mean() < 20  # most classes are skipped in most rows
     full = F.interpolate(logits[None], size=(100, 90), mode="bilinear", align_corners=False)[0]
-    ids = upsample_argmax(logits, (100, 90))
+    ids = upsample_argmax(logits, (100, 90), max_elements=1 << 12)  # small budget: the pruned, banded path
     assert bool(((torch.from_numpy(ids).long() == full.argmax(0)) | near_ties(full)).all())
 
 
@@ -108,14 +111,15 @@ def test_pruned_classes_never_include_the_winner_and_pruning_happens() -> None:
     out_w=st.integers(1, 40),
     seed=st.integers(0, 1000),
     smooth=st.booleans(),
+    budget=st.sampled_from([64, 1 << 22]),  # banded and pruned, or upsampled whole
 )
-def test_upsample_argmax_equals_full_interpolate(channels, height, width, out_h, out_w, seed, smooth) -> None:
+def test_upsample_argmax_equals_full_interpolate(channels, height, width, out_h, out_w, seed, smooth, budget) -> None:
     if smooth:
         logits = smooth_logits(channels, (height, width), seed)
     else:
         logits = torch.randn(channels, height, width, generator=torch.Generator().manual_seed(seed))
     full = F.interpolate(logits[None], size=(out_h, out_w), mode="bilinear", align_corners=False)[0]
-    ids = torch.from_numpy(upsample_argmax(logits, (out_h, out_w), max_elements=64)).long()
+    ids = torch.from_numpy(upsample_argmax(logits, (out_h, out_w), max_elements=budget)).long()
     assert bool(((ids == full.argmax(0)) | near_ties(full)).all())
 
 
@@ -210,3 +214,27 @@ def test_bf16_on_cpu_runs_and_unknown_precision_is_refused(loaded: LoadedModel) 
     assert masks[0].shape == (20, 30)
     with pytest.raises(InferenceError, match="unknown precision"):
         Predictor(loaded, device="cpu", precision="int4")
+
+
+def test_fused_decode_head_gives_the_models_logits(loaded: LoadedModel) -> None:
+    loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model).eval())
+    head = loaded.model.decode_head
+    assert can_fuse(head)
+    with torch.no_grad():  # give batch norm statistics that are not the identity
+        head.batch_norm.running_mean.uniform_(-0.5, 0.5)
+        head.batch_norm.running_var.uniform_(0.5, 2.0)
+        head.batch_norm.weight.uniform_(0.5, 1.5)
+    predictor = Predictor(loaded, device="cpu")
+    pixel_values = predictor.preprocess([random_image(90, 70), random_image(64, 64, seed=5)])
+    with torch.inference_mode():
+        reference = loaded.model(pixel_values=pixel_values).logits
+        states = loaded.model.segformer(pixel_values, output_hidden_states=True).hidden_states
+        fused = fused_logits(head, states)
+    torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(predictor.logits([random_image(90, 70)]), reference[:1], rtol=1e-4, atol=1e-4)
+
+
+def test_a_head_in_training_mode_is_not_fused(loaded: LoadedModel) -> None:
+    head = loaded.model.decode_head
+    assert not can_fuse(head.train())
+    assert can_fuse(head.eval())
