@@ -187,16 +187,16 @@ def test_image_confusion_on_a_hand_built_image() -> None:
     assert math.isnan(ConfusionMatrix(3).update(pred, np.full_like(label, 255)).pixel_accuracy)
 
 
-def test_both_kernel_paths_and_nonzero_padding_agree(monkeypatch) -> None:
+def test_both_kernel_paths_and_word_scan_agree(monkeypatch) -> None:
     rng = np.random.default_rng(7)
     blobby = np.repeat(rng.integers(0, 12, size=(40, 12)), 20, axis=1).astype(np.uint8)  # ~5% run starts
     noisy = rng.integers(0, 12, size=(40, 240)).astype(np.uint8)
     pred = np.where(rng.random(blobby.shape) < 0.02, noisy, blobby).astype(np.uint8)
     label = np.where(rng.random(blobby.shape) < 0.01, 255, blobby).astype(np.uint8)
     expected = reference_mean_iou([pred, noisy], [label, label], 10)
-    for fraction, pad_min in [(0.25, 0.025), (0.25, 1.0), (0.25, 0.0), (0.0, 0.025), (1.0, 0.0)]:
+    for fraction, word_min in [(0.25, 0.01), (0.25, 1.0), (0.25, 0.0), (0.0, 0.01), (1.0, 0.0)]:
         monkeypatch.setattr(metrics, "RUNS_MAX_FRACTION", fraction)
-        monkeypatch.setattr(metrics, "_PAD_MIN_DENSITY", pad_min)
+        monkeypatch.setattr(metrics, "_WORD_SCAN_MIN_DENSITY", word_min)
         matrix = ConfusionMatrix(10)
         matrix.update(pred, label)
         matrix.update(noisy, label)
