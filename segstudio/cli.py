@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="may repeat (default: index)")
     pr.add_argument("--batch-size", type=int, default=8)
     _add_device(pr)
+
+    from segstudio.cli_compare import add_compare_parser
+
+    add_compare_parser(sub, _add_dataset_options, _add_device)
+
+    from segstudio.cli_check import add_check_parser
+
+    add_check_parser(sub, _add_dataset_options)
     return parser
 
 
@@ -106,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from segstudio.cli_commands import COMMANDS, user_errors
 
     try:
-        return COMMANDS[args.command](args)
+        handler = COMMANDS.get(args.command) or args.handler  # sub-commands in their own modules set one
+        return handler(args)
     except KeyboardInterrupt:
         print("segstudio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED

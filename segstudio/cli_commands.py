@@ -27,12 +27,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from segstudio.core.export import ExportError
     from segstudio.core.imageio import ImageReadError
     from segstudio.core.inference import InferenceError
+    from segstudio.core.label_guard import LabelConventionError
     from segstudio.core.labels import LabelMapError
     from segstudio.core.model import ModelLoadError
     from segstudio.core.training import TrainingError
 
     return (UsageError, DataSourceError, ExportError, ImageReadError, InferenceError, LabelMapError, ModelLoadError,
-            TrainingError)
+            TrainingError, LabelConventionError)
 
 
 def _source_options(args: argparse.Namespace):
@@ -116,6 +117,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED if result.cancelled else EXIT_OK  # under torchrun only rank 0 reports
     if result.final_checkpoint is not None:
         print(f"model saved to {result.final_checkpoint} ({elapsed:.0f} s)")
+    if result.skipped_batches:
+        print(f"segstudio: {result.skipped_batches} batch(es) skipped: every pixel ignored (see segstudio check)",
+              file=sys.stderr)
     if result.cancelled:
         print("segstudio: training cancelled; the model so far is saved", file=sys.stderr)
         return EXIT_CANCELLED
@@ -162,6 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_metrics_json(Path(args.json), evaluation_json(result, dataset, loaded, args.split))
     if args.csv:
         write_metrics_csv(Path(args.csv), class_rows(result, dataset.label_map))
+    _evaluate_manifests(args, dataset, loaded, predictor, result)
     if args.cross_check:
         from segstudio.core.cross_check import cross_check
 
@@ -169,6 +174,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, reason in result.skipped:
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
     return EXIT_PARTIAL if result.skipped else EXIT_OK
+
+
+def _evaluate_manifests(args: argparse.Namespace, dataset, loaded, predictor, result) -> None:
+    """manifest.json beside the --json / --csv metrics (one per folder)."""
+    from segstudio.core.manifest import build_manifest, write_manifest
+
+    folders = dict.fromkeys(Path(p).parent for p in (args.json, args.csv) if p)
+    if not folders:
+        return
+    manifest = build_manifest(
+        "evaluate", loaded, predictor, label_map=dataset.label_map, convention=dataset.convention,
+        dataset=dataset.source, split=args.split, images=len(result.images),
+        written=len(result.images) - len(result.skipped), skipped=len(result.skipped),
+        extra={"limit": args.limit, "metrics": [str(p) for p in (args.json, args.csv) if p]})
+    for folder in folders:
+        write_manifest(folder, manifest)
 
 
 class UsageError(Exception):
@@ -202,12 +223,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, reason in failures:
         print(f"segstudio: {path}: {reason}", file=sys.stderr)
     print(f"{written} mask(s) written to {args.output}" + (f", {len(failures)} failed" if failures else ""))
+    from segstudio.core.manifest import build_manifest, write_manifest
+
+    write_manifest(args.output, build_manifest(
+        "predict", loaded, predictor, inputs=[str(p.resolve()) for p in inputs], images=written + len(failures),
+        written=written, skipped=len(failures), extra={"formats": formats}))
     return EXIT_PARTIAL if failures else EXIT_OK
+
+
+OUT_OF_MEMORY = ("out of memory on the device: try a smaller --batch-size or --image-size, "
+                 "or --device cpu (slower, but uses the computer's memory)")
+
+
+def _out_of_memory_is_a_user_error(command):
+    """An out-of-memory error that no core step turned into a message becomes one line with a suggestion."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except RuntimeError as exc:
+            torch = sys.modules.get("torch")
+            if torch is None or not isinstance(exc, torch.OutOfMemoryError):
+                raise
+            raise UsageError(OUT_OF_MEMORY) from None
+
+    return run
 
 
 COMMANDS = {
     "demo-data": cmd_demo_data,
-    "train": cmd_train,
-    "evaluate": cmd_evaluate,
-    "predict": cmd_predict,
+    "train": _out_of_memory_is_a_user_error(cmd_train),
+    "evaluate": _out_of_memory_is_a_user_error(cmd_evaluate),
+    "predict": _out_of_memory_is_a_user_error(cmd_predict),
 }

@@ -6,11 +6,14 @@ We mark a checkpoint complete only after Trainer's ``on_save`` (everything writt
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 COMPLETE_MARKER = "segstudio-complete.json"
@@ -46,3 +49,24 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     if is_complete(final):
         found.append(final)
     return found
+
+
+_DISK_REASONS = {
+    errno.ENOSPC: "disk full: free some space",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the folder is read-only: choose another --output",
+    errno.EACCES: "the folder is not writable: choose another --output",
+    errno.EPERM: "the folder is not writable: choose another --output",
+}
+
+
+@contextlib.contextmanager
+def save_errors(output_dir: Path, error: type[Exception]) -> Iterator[None]:
+    """Turn a full disk or an unwritable folder while saving checkpoints into ``error`` with one clear line."""
+    try:
+        yield
+    except OSError as exc:
+        reason = _DISK_REASONS.get(exc.errno)
+        if reason is None:
+            raise
+        raise error(f"cannot save a checkpoint in {output_dir}: {reason} (the complete checkpoints are kept)") from None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from segstudio.core.inference import Predictor
+from segstudio.core.label_guard import refuse_double_reduction
 from segstudio.core.metrics import ClassStats, ConfusionMatrix, ImageConfusion, class_table
 from segstudio.core.seg_dataset import SegDataset
 from segstudio.core.transforms import upright_rgb
@@ -109,7 +110,11 @@ def evaluate_split(
     cancel: threading.Event | None = None,
     keep_predictions: bool = True,
 ) -> EvaluationResult:
-    """Predict and score every image of ``split`` (unannotated images are predicted, not scored)."""
+    """Predict and score every image of ``split`` (unannotated images are predicted, not scored).
+
+    Raises ``LabelConventionError`` before any work when the masks are already reduced and reduce_labels is on.
+    """
+    refuse_double_reduction(dataset, split)
     num_labels = dataset.label_map.num_labels
     matrix = ConfusionMatrix(num_labels, dataset.convention.ignore_index)
     scenes = dataset.scene_names(split)

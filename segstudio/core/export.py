@@ -12,8 +12,10 @@ import errno
 import io
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from segstudio.core.metrics import json_safe
 from segstudio.core.render import colorize, overlay
 
 FORMATS = ("index", "color", "overlay")
+EXPORT_RECORD = ".segstudio-export.json"  # the files the last export into a folder wrote (hidden)
 CSV_COLUMNS = ("class_id", "class_name", "iou", "accuracy", "gt_pixels", "pred_pixels", "images")
 _CHUNK = 1 << 20
 
@@ -196,3 +199,61 @@ def write_metrics_csv(path: str | Path, rows: Iterable[Mapping[str, Any] | Any])
         get = row.get if isinstance(row, Mapping) else lambda name, r=row: getattr(r, name, None)
         writer.writerow([_cell(get(column)) for column in CSV_COLUMNS])
     atomic_write_text(path, buffer.getvalue())
+
+
+# --- whole exports: staged, then swapped in -----------------------------------------------------------------
+
+
+@dataclass
+class StagedExport:
+    """A hidden staging folder inside the export folder; set ``keep = False`` to discard it (cancelled)."""
+
+    folder: Path
+    keep: bool = True
+
+
+def _recorded(output_dir: Path) -> set[str]:
+    """Relative paths the previous export wrote (only safe ones: inside the folder, no '..')."""
+    try:
+        names = json.loads((output_dir / EXPORT_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    safe = {str(n) for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+    return {n for n in safe if not Path(n).is_absolute() and ".." not in Path(n).parts}
+
+
+def _commit(staging: Path, output_dir: Path) -> None:
+    """Move every staged file into place (renames on one file system) and remove the previous export's leftovers."""
+    new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    try:
+        for name in new:
+            (output_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, output_dir / name)
+        for name in _recorded(output_dir) - set(new):
+            with contextlib.suppress(FileNotFoundError):
+                (output_dir / name).unlink()
+    except OSError as exc:
+        raise _explain(output_dir, exc) from None
+    atomic_write_text(output_dir / EXPORT_RECORD, json.dumps(new))
+
+
+@contextlib.contextmanager
+def staged_export(output_dir: str | Path) -> Iterator[StagedExport]:
+    """Write a whole export into ``stage.folder``; on success its files replace the previous export's at once,
+    on an exception (or ``keep = False``) nothing in ``output_dir`` changes and the staging folder is removed."""
+    output_dir = Path(output_dir)
+    created = not output_dir.exists()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        stage = StagedExport(Path(tempfile.mkdtemp(dir=output_dir, prefix=".segstudio-staging-")))
+    except OSError as exc:
+        raise _explain(output_dir, exc) from None
+    try:
+        yield stage
+        if stage.keep:
+            _commit(stage.folder, output_dir)
+    finally:
+        shutil.rmtree(stage.folder, ignore_errors=True)
+        if created:  # a failed first export leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                output_dir.rmdir()

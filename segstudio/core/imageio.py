@@ -21,18 +21,20 @@ class ImageReadError(Exception):
 def _open(path: Path) -> Image.Image:
     """Open and fully decode the first frame, turning Pillow's many failures into one clear message."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image")
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file")
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ImageReadError(f"{path}: is a folder, not an image") from None
+    image, decoded = None, False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
             image.load()
+            decoded = True
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -40,6 +42,9 @@ def _open(path: Path) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = "truncated or corrupt" if "truncat" in str(exc).lower() else f"cannot decode ({exc})"
         raise ImageReadError(f"{path}: {reason}") from None
+    finally:
+        if image is not None and not decoded:
+            image.close()  # opened but not decoded: do not leave the file open
     return image
 
 

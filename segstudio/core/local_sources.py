@@ -16,6 +16,8 @@ not recognised.
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -35,6 +37,7 @@ MASK_DIRS = ("masks", "annotations", "labels", "gt", "segmentations")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 LABELS_JSON = "labels.json"
+log = logging.getLogger(__name__)
 
 
 # --- labels.json ---------------------------------------------------------------------------------------
@@ -146,8 +149,48 @@ def _pairs_split(root: Path, image_dir: Path, mask_dir: Path) -> tuple[list, lis
     return [str(p) for p in images], mask_paths, [UNKNOWN_SCENE] * len(images), names
 
 
+@dataclass
+class PairsReport:
+    """What a pairs folder holds besides complete pairs (paths relative to the root)."""
+
+    without_mask: list[str] = field(default_factory=list)
+    without_image: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def summary(self) -> str | None:
+        """One line, or None when every image has a mask and nothing was ignored."""
+        kinds = (("image(s) without a mask", self.without_mask), ("mask(s) without an image", self.without_image),
+                 ("other file(s) ignored", self.ignored))
+        return "; ".join(f"{len(found)} {label} (first: {found[0]})" for label, found in kinds if found) or None
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def pairs_report(root: Path, layout: dict[str, tuple[Path, Path]]) -> PairsReport:
+    """Images without a mask, masks without an image and other files in the image and mask folders."""
+    report = PairsReport()
+    for image_dir, mask_dir in layout.values():
+        images = {p.relative_to(image_dir).with_suffix("").as_posix(): p for p in _visible_files(image_dir)
+                  if p.suffix.lower() in IMAGE_SUFFIXES}
+        masks = {p.relative_to(mask_dir).with_suffix("").as_posix(): p for p in _visible_files(mask_dir)
+                 if p.suffix.lower() in MASK_SUFFIXES}
+        report.without_mask += [images[k].relative_to(root).as_posix() for k in images if k not in masks]
+        report.without_image += [masks[k].relative_to(root).as_posix() for k in masks if k not in images]
+        report.ignored += [p.relative_to(root).as_posix() for folder, kept in ((image_dir, IMAGE_SUFFIXES),
+                           (mask_dir, MASK_SUFFIXES)) for p in _visible_files(folder) if p.suffix.lower() not in kept]
+    return report
+
+
 def load_pairs(root: Path, layout: dict[str, tuple[Path, Path]]) -> SourceParts:
     """(splits, label map, default reduce_labels = False unless labels.json says otherwise)."""
+    summary = pairs_report(root, layout).summary()
+    if summary:
+        log.warning("%s: %s", root, summary)
     found = {split: _pairs_split(root, *dirs) for split, dirs in layout.items()}
     found = {split: columns for split, columns in found.items() if columns[0]}
     if not found:

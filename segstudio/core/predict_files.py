@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from segstudio.core.export import plan_outputs, write_labels_json, write_prediction
+from segstudio.core.export import plan_outputs, staged_export, write_labels_json, write_prediction
 from segstudio.core.imageio import ImageReadError, find_images, read_image
 from segstudio.core.inference import Predictor
 
@@ -23,13 +23,29 @@ def predict_files(
 ) -> int:
     """Predict every image under ``inputs``; broken files go to ``on_error`` and the rest are written.
 
-    Output names are planned (and collisions refused) before any work. Returns how many were written.
+    Output names are planned (and collisions refused) before any work. The masks are staged and replace the
+    previous export into ``output_dir`` only when the run ends normally (a disk-full or read-only error,
+    an exception or Ctrl-C leaves ``output_dir`` as it was). Returns how many were written.
     """
     found = find_images(inputs)
-    outputs = plan_outputs(found, output_dir, formats)
+    plan_outputs(found, output_dir, formats)
+    with staged_export(output_dir) as stage:
+        return _predict_into(predictor, found, stage.folder, formats, on_done, on_error, cancel)
+
+
+def _predict_into(
+    predictor: Predictor,
+    found: list[tuple[Path, Path]],
+    folder: Path,
+    formats: Sequence[str],
+    on_done: Callable[[Path], None] | None,
+    on_error: Callable[[Path, str], None] | None,
+    cancel: threading.Event | None,
+) -> int:
+    """Predict ``found`` into ``folder`` (the staging folder)."""
+    outputs = plan_outputs(found, folder, formats)
     loaded = predictor.loaded
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_labels_json(output_dir, loaded.label_map, loaded.convention)
+    write_labels_json(folder, loaded.label_map, loaded.convention)
     images: dict[int, object] = {}
 
     def readable():
@@ -47,7 +63,7 @@ def predict_files(
     written = 0
     for index, ids in predictor.predict_iter(readable()):
         image = images.pop(index)
-        write_prediction(outputs[index], output_dir, ids, image, loaded.label_map, loaded.convention, formats)
+        write_prediction(outputs[index], folder, ids, image, loaded.label_map, loaded.convention, formats)
         written += 1
         if on_done:
             on_done(found[index][0])

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints, mark_complete
+from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints, mark_complete, save_errors
+from segstudio.core.label_guard import IgnoredBatchGuard, LabelConventionError, refuse_double_reduction
 from segstudio.core.metrics import ConfusionMatrix
 from segstudio.core.model import LoadedModel, resolve_device
 from segstudio.core.seg_dataset import SegDataset
@@ -62,6 +63,7 @@ class TrainResult:
     final_checkpoint: Path | None = None
     cancelled: bool = False
     history: list[dict] = field(default_factory=list)
+    skipped_batches: int = 0  # batches whose pixels were all ignored (NaN loss), not trained on
 
 
 class StreamingSegMetrics:
@@ -156,7 +158,7 @@ def train(
     cancel: threading.Event | None = None,
 ) -> TrainResult:
     """Fine-tune ``loaded.model`` on ``dataset``'s train split; returns where the checkpoints are."""
-    from transformers import PrinterCallback, Trainer
+    from transformers import PrinterCallback
 
     if "train" not in dataset.splits:
         raise TrainingError(f"{dataset.source} has no train split")
@@ -164,6 +166,11 @@ def train(
         settings.epochs = 3.0
     device = resolve_device(settings.device)
     _prepare_model(loaded, dataset)
+    try:
+        refuse_double_reduction(dataset, "train")
+    except LabelConventionError as exc:
+        raise TrainingError(str(exc)) from None
+    guard = IgnoredBatchGuard(dataset.convention.ignore_index)
     size = settings.image_size or loaded.image_size[0]
     train_split = dataset.splits["train"].with_transform(
         SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
@@ -176,7 +183,7 @@ def train(
     cancel = cancel or threading.Event()
     callback = ProgressCallback(listener, cancel)
     args = _training_arguments(settings, device, eval_split is not None)
-    trainer = Trainer(
+    trainer = _guarded_trainer(guard)(
         model=loaded.model,
         args=args,
         train_dataset=train_split,
@@ -190,7 +197,8 @@ def train(
     trainer.remove_callback(PrinterCallback)  # our listener reports; Trainer would print raw dicts too
     cancelled = False
     try:
-        trainer.train()
+        with save_errors(settings.output_dir, TrainingError):
+            trainer.train()
     except TrainingCancelled:
         cancelled = True
     except torch.OutOfMemoryError as exc:
@@ -200,7 +208,8 @@ def train(
     cancelled = cancelled or cancel.is_set()
     if callback.nan_loss:
         raise TrainingError(callback.nan_loss)
-    final = _save_final(trainer, settings.output_dir)
+    with save_errors(settings.output_dir, TrainingError):
+        final = _save_final(trainer, settings.output_dir)
     loaded.model.eval()
     return TrainResult(
         output_dir=settings.output_dir,
@@ -208,7 +217,27 @@ def train(
         final_checkpoint=final,
         cancelled=cancelled,
         history=list(trainer.state.log_history),
+        skipped_batches=guard.skipped,
     )
+
+
+def _guarded_trainer(guard: IgnoredBatchGuard):
+    """A Trainer class that trains on nothing from a batch whose pixels are all ignored (its loss is NaN).
+
+    The model still runs and the loss is 0 times its logits, so every parameter gets a (zero) gradient and
+    distributed ranks stay in step.
+    """
+    from transformers import Trainer
+
+    class GuardedTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training and guard.should_skip(inputs.get("labels"), self.state.global_step + 1):
+                outputs = model(pixel_values=inputs["pixel_values"])
+                loss = outputs.logits.sum() * 0.0
+                return (loss, outputs) if return_outputs else loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return GuardedTrainer
 
 
 def _processor_to_save(loaded: LoadedModel, dataset: SegDataset, size: int):

@@ -31,6 +31,7 @@ class Actions:
     cancel: QAction
     train: QAction
     cancel_training: QAction
+    compare: QAction
     about: QAction
     shortcuts: QAction
 
@@ -74,6 +75,7 @@ def build_actions(window: QMainWindow) -> Actions:
         cancel=_action(window, "&Cancel Evaluation", "Esc"),
         train=_action(window, "Start &Training", "Ctrl+T"),
         cancel_training=_action(window, "Cancel T&raining"),
+        compare=_action(window, "Com&pare with Checkpoint…", tip="score the split with a second checkpoint (B)"),
         about=_action(window, "&About SegStudio"),
         shortcuts=_action(window, "&Keyboard Shortcuts", Key.HelpContents),
     )
@@ -101,6 +103,8 @@ def build_actions(window: QMainWindow) -> Actions:
     run = bar.addMenu("&Run")
     for item in (actions.evaluate, actions.cancel, actions.train, actions.cancel_training):
         run.addAction(item)
+    run.addSeparator()
+    run.addAction(actions.compare)
     help_menu = bar.addMenu("&Help")
     help_menu.addAction(actions.shortcuts)
     help_menu.addAction(actions.about)

@@ -17,8 +17,10 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -36,21 +38,64 @@ def _pct(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
 
+def _signed_pct(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{100 * value:+.1f}"
+
+
 class ClassTableModel(RowsTableModel):
-    """Rows: the core's ``ClassStats`` (class_id, iou, accuracy, gt_pixels, pred_pixels, images)."""
+    """Rows: the core's ``ClassStats`` (class_id, iou, accuracy, gt_pixels, pred_pixels, images); with an A/B
+    comparison two more columns, checkpoint B's IoU and its change (B - A), and the IoU column is A's."""
 
     HEADERS = ("Class", "IoU %", "Acc %", "GT px", "Pred px", "Images")
     FIELDS = ("class_id", "iou", "accuracy", "gt_pixels", "pred_pixels", "images")
+    COMPARE_HEADERS = ("IoU B %", "Δ IoU")
+    COL_IOU_B, COL_DELTA = len(HEADERS), len(HEADERS) + 1
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.label_map = None
+        self.iou_b: dict[int, float] | None = None  # class id -> checkpoint B's IoU, during a comparison
+
+    def headers(self) -> tuple[str, ...]:
+        if self.iou_b is None:
+            return self.HEADERS
+        return ("Class", "IoU A %", *self.HEADERS[2:], *self.COMPARE_HEADERS)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.headers())
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.headers()[section]
+        return None
+
+    def set_comparison(self, iou_b: dict[int, float] | None) -> None:
+        """Show checkpoint B's IoU per class and the change (None: back to one model)."""
+        if (iou_b is None) != (self.iou_b is None):
+            self.beginResetModel()
+            self.iou_b = None if iou_b is None else dict(iou_b)
+            self.endResetModel()
+            return
+        self.iou_b = None if iou_b is None else dict(iou_b)
+        if self.rows and iou_b is not None:
+            self.dataChanged.emit(self.index(0, self.COL_IOU_B), self.index(len(self.rows) - 1, self.COL_DELTA))
+
+    def delta(self, class_id: int, iou_a: float) -> float:
+        """B's IoU minus A's (NaN when either is undefined or there is no comparison)."""
+        if self.iou_b is None:
+            return math.nan
+        return self.iou_b.get(class_id, math.nan) - iou_a
+
+    def _compare_value(self, row: Any, column: int) -> float:
+        if column == self.COL_IOU_B:
+            return self.iou_b.get(int(row.class_id), math.nan)
+        return self.delta(int(row.class_id), row.iou)
 
     def set_rows(self, rows: list[Any], label_map) -> None:
         """New rows; a same-length update keeps the view's selection (dataChanged, not a reset)."""
         if len(rows) == len(self.rows) and label_map is self.label_map and rows:
             self.rows = list(rows)
-            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(self.HEADERS) - 1))
+            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, self.columnCount() - 1))
             return
         self.beginResetModel()
         self.rows, self.label_map = list(rows), label_map
@@ -61,7 +106,8 @@ class ClassTableModel(RowsTableModel):
             return None
         row = self.rows[index.row()]
         column = index.column()
-        value = getattr(row, self.FIELDS[column])
+        compared = column >= len(self.FIELDS)
+        value = self._compare_value(row, column) if compared else getattr(row, self.FIELDS[column])
         if role == CLASS_ROLE:
             return int(row.class_id)
         if role == SORT_ROLE:
@@ -71,7 +117,9 @@ class ClassTableModel(RowsTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0:
                 return self.name(row.class_id)
-            if column in (1, 2):
+            if column == self.COL_DELTA:
+                return _signed_pct(value)
+            if column in (1, 2) or compared:
                 return _pct(value)
             return f"{int(value):,}"
         if role == Qt.ItemDataRole.DecorationRole and column == 0 and self.label_map is not None:
@@ -108,6 +156,8 @@ class ClassTable(QWidget):
     """Totals, then the table; ``class_selected(id)`` on selection, ``class_selected(-1)`` when cleared."""
 
     class_selected = Signal(int)
+    rank_images = Signal(str)  # "improved" / "regressed": rank the image list by checkpoint B's flips
+    end_comparison = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -136,10 +186,35 @@ class ClassTable(QWidget):
         self.show_all.toggled.connect(self.proxy.set_show_all)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        self.compare_bar = self._build_compare_bar()
         layout.addWidget(self.totals)
+        layout.addWidget(self.compare_bar)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.show_all)
         self._emitting = True
+
+    def _build_compare_bar(self) -> QWidget:
+        """The A/B summary with buttons that rank the images by B's improvement or regression."""
+        bar = QWidget(self)
+        self.compare_note = QLabel("", bar)
+        self.compare_note.setObjectName("compare-note")
+        self.compare_note.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for text, key in (("Images B improved", "improved"), ("Images B regressed", "regressed")):
+            button = QPushButton(text, bar)
+            button.setObjectName(f"rank-{key}")
+            button.clicked.connect(lambda _=False, k=key: self.rank_images.emit(k))
+            buttons.addWidget(button)
+        end = QPushButton("End comparison", bar)
+        end.setObjectName("end-comparison")
+        end.clicked.connect(self.end_comparison)
+        buttons.addWidget(end)
+        column = QVBoxLayout(bar)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.compare_note)
+        column.addLayout(buttons)
+        bar.setVisible(False)
+        return bar
 
     def set_results(self, rows: list[Any], metrics: dict | None, label_map, scored: int, total: int) -> None:
         self._emitting = False
@@ -155,6 +230,21 @@ class ClassTable(QWidget):
             f"<b>mean IoU {_pct(metrics['mean_iou'])}%</b> &nbsp; mean accuracy {_pct(metrics['mean_accuracy'])}%"
             f" &nbsp; overall accuracy {_pct(metrics['overall_accuracy'])}%{progress}"
         )
+
+    def set_comparison(self, iou_b: dict[int, float] | None, title: str = "") -> None:
+        """Add checkpoint B's IoU and the change per class (None removes them)."""
+        self.model.set_comparison(iou_b)
+        self.view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        for column in (2, 3, 4):  # accuracy and pixel totals make room for B's columns
+            self.view.setColumnHidden(column, iou_b is not None)
+        self.compare_note.setText(title)
+        self.compare_bar.setVisible(iou_b is not None)
+
+    def sort_by_delta(self, regressions_first: bool = True) -> None:
+        """Sort by B's change (largest loss first, or largest gain first)."""
+        if self.model.iou_b is not None:
+            order = Qt.SortOrder.AscendingOrder if regressions_first else Qt.SortOrder.DescendingOrder
+            self.view.sortByColumn(ClassTableModel.COL_DELTA, order)
 
     def clear(self, message: str = "No results yet.") -> None:
         self.model.set_rows([], None)

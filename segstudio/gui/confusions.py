@@ -14,7 +14,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -88,6 +88,11 @@ class Heatmap(QWidget):
         self.counts = np.zeros((0, 0), dtype=np.int64)
         self.label_map = None
         self._image = None
+        self.selected: tuple[int, int] | None = None  # the pair outlined, (gt, pred)
+
+    def set_selected(self, pair: tuple[int, int] | None) -> None:
+        self.selected = None if pair is None else (int(pair[0]), int(pair[1]))
+        self.update()
 
     def set_matrix(self, matrix: np.ndarray | None, label_map) -> None:
         """Show the classes present in ground truth or prediction; rows sum to 1."""
@@ -118,6 +123,17 @@ class Heatmap(QWidget):
         row = min(k - 1, (point.y() - grid.y()) * k // grid.height())
         return int(self.classes[row]), int(self.classes[col])
 
+    def cell_rect(self, gt: int, pred: int) -> QRect | None:
+        """Where the cell (ground truth ``gt``, predicted ``pred``) is drawn; None if either class is not shown."""
+        k = len(self.classes)
+        if gt not in self.classes or pred not in self.classes:
+            return None
+        row, col = int(np.searchsorted(self.classes, gt)), int(np.searchsorted(self.classes, pred))
+        grid = self._grid()
+        left, right = grid.x() + col * grid.width() // k, grid.x() + (col + 1) * grid.width() // k
+        top, bottom = grid.y() + row * grid.height() // k, grid.y() + (row + 1) * grid.height() // k
+        return QRect(left, top, max(1, right - left), max(1, bottom - top))
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
@@ -128,6 +144,10 @@ class Heatmap(QWidget):
         painter.drawImage(self._grid(), self._image)
         painter.setPen(QColor(120, 120, 120))
         painter.drawRect(self._grid().adjusted(0, 0, -1, -1))
+        cell = self.cell_rect(*self.selected) if self.selected is not None else None
+        if cell is not None:
+            painter.setPen(QPen(QColor(255, 140, 0), 3))
+            painter.drawRect(cell.adjusted(1, 1, -2, -2))
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         cell = self.cell_at(event.position().toPoint())
@@ -198,6 +218,7 @@ class ConfusionsPanel(QWidget):
         self._quiet = True
         self.view.clearSelection()
         self._quiet = False
+        self.heatmap.set_selected(None)
 
     def selected_pair(self) -> tuple[int, int] | None:
         rows = self.view.selectionModel().selectedRows()
@@ -209,6 +230,7 @@ class ConfusionsPanel(QWidget):
             self._quiet = True
             self.view.clearSelection()
             self._quiet = False
+            self.heatmap.set_selected((gt, pred))
             self.pair_selected.emit(gt, pred)
 
     def _select_row(self, pair: tuple[int, int]) -> bool:
@@ -222,4 +244,5 @@ class ConfusionsPanel(QWidget):
         if self._quiet:
             return
         pair = self.selected_pair()
+        self.heatmap.set_selected(pair)
         self.pair_selected.emit(*(pair if pair is not None else (-1, -1)))

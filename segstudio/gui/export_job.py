@@ -45,6 +45,25 @@ def relative_output(file_name: str, index: int) -> Path:
 
 def export_predictions(ctx: Any, source: Any, results: SplitResults | None, bundle: Any, label_map: Any,
                        convention: Any, request: ExportRequest) -> ExportSummary:
+    """The export, staged: it replaces the folder's previous export only when complete (see ``staged_export``);
+    a failure or a cancel leaves the folder as it was."""
+    from segstudio.gui.jobs import import_core
+
+    import_core("export")
+    from segstudio.core.export import staged_export
+
+    out = Path(request.output_dir)
+    with staged_export(out) as stage:
+        staged = ExportRequest(stage.folder, request.indices, request.formats, request.metrics, request.class_rows)
+        summary = _export_into(ctx, source, results, bundle, label_map, convention, staged)
+        stage.keep = not summary.cancelled
+    if summary.cancelled:
+        return ExportSummary(out, 0, [], True)
+    return ExportSummary(out, summary.written, [out / p.relative_to(stage.folder) for p in summary.files], False)
+
+
+def _export_into(ctx: Any, source: Any, results: SplitResults | None, bundle: Any, label_map: Any,
+                 convention: Any, request: ExportRequest) -> ExportSummary:
     """Write each image's predicted mask (predicting the ones not cached), then labels.json and metrics."""
     from segstudio.gui.jobs import import_core
 
@@ -67,6 +86,7 @@ def export_predictions(ctx: Any, source: Any, results: SplitResults | None, bund
         files.append(write_labels_json(out, label_map, convention))
     for done, (entry, target) in enumerate(zip(entries, planned, strict=True), start=1):
         if ctx.cancelled:
+            files.append(_write_manifest(source, bundle, label_map, convention, request, done - 1, True))
             return ExportSummary(out, done - 1, files, True)
         outcome = results.get(entry.index) if results is not None else None
         image = source.image(entry.index) if "overlay" in request.formats or outcome is None else None
@@ -80,4 +100,22 @@ def export_predictions(ctx: Any, source: Any, results: SplitResults | None, bund
         write_metrics_json(out / "metrics.json", request.metrics)
         write_metrics_csv(out / "per_class.csv", request.class_rows)
         files += [out / "metrics.json", out / "per_class.csv"]
+    files.append(_write_manifest(source, bundle, label_map, convention, request, total, False))
     return ExportSummary(out, total, files, False)
+
+
+def _write_manifest(source: Any, bundle: Any, label_map: Any, convention: Any, request: ExportRequest,
+                    written: int, cancelled: bool) -> Path:
+    """manifest.json: the model and its revision, labels, the split or dropped files, counts, versions."""
+    from segstudio.core.manifest import build_manifest, write_manifest
+
+    dataset = getattr(source, "dataset", None)
+    paths = getattr(source, "paths", None)
+    images = len(request.indices)
+    manifest = build_manifest(
+        "export", bundle.loaded, bundle.predictor, label_map=label_map, convention=convention,
+        dataset=dataset.source if dataset is not None else None, split=source.split if dataset is not None else None,
+        inputs=[str(paths[i]) for i in request.indices] if paths is not None else None, images=images,
+        written=written, skipped=images - written if request.formats else 0,
+        extra={"formats": list(request.formats), "metrics": request.metrics is not None, "cancelled": cancelled})
+    return write_manifest(request.output_dir, manifest)

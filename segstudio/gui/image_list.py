@@ -31,7 +31,7 @@ _Index = QModelIndex | QPersistentModelIndex
 
 class ImageListModel(QAbstractTableModel):
     """Rows are the source's entries in the current order; the rank column is the selected class's (or
-    pair's) error per image."""
+    pair's) error per image, or with an A/B comparison the pixels checkpoint B fixed (or broke) net."""
 
     HEADERS = ("Image", "Scene", "mIoU", "Rank")
 
@@ -40,7 +40,8 @@ class ImageListModel(QAbstractTableModel):
         self.loader = loader
         self.source: Any | None = None
         self.results: SplitResults | None = None
-        self.rank: tuple | None = None  # ("class", id) or ("pair", gt, pred)
+        self.rank: tuple | None = None  # ("class", id), ("pair", gt, pred), ("improved",) or ("regressed",)
+        self.flips: dict[int, tuple[int, int]] = {}  # entry index -> (fixed, broken) by checkpoint B
         self.rank_title = "Rank"
         self.order = np.zeros(0, dtype=np.int64)  # model row -> entry index
         self.position = np.zeros(0, dtype=np.int64)  # entry index -> model row
@@ -62,6 +63,11 @@ class ImageListModel(QAbstractTableModel):
     def set_rank(self, rank: tuple | None, title: str = "Rank") -> None:
         self.rank, self.rank_title = rank, title
         self.headerDataChanged.emit(Qt.Orientation.Horizontal, COL_RANK, COL_RANK)
+        self.refresh_scores()
+
+    def set_flips(self, flips: dict[int, tuple[int, int]] | None) -> None:
+        """Per-image (fixed, broken) pixels of an A/B comparison (None or {}: no comparison)."""
+        self.flips = dict(flips or {})
         self.refresh_scores()
 
     def refresh_scores(self) -> None:
@@ -94,8 +100,8 @@ class ImageListModel(QAbstractTableModel):
         if self.results is None:
             return keys
         for index in list(self.results.outcomes):
-            value = self.rank_value(index) if column == COL_RANK else self.results.outcomes[index].mean_iou
-            keys[index] = np.nan if column == COL_RANK and value < 0 else value
+            value = self.rank_key(index) if column == COL_RANK else self.results.outcomes[index].mean_iou
+            keys[index] = np.nan if value is None else value
         return keys
 
     def _sorted_order(self, count: int) -> np.ndarray:
@@ -164,13 +170,25 @@ class ImageListModel(QAbstractTableModel):
                 return "error"
             value = outcome.mean_iou if outcome is not None else math.nan
             return "" if math.isnan(value) else f"{value:.3f}"
+        value = self.rank_key(entry_index)
+        return "" if value is None else f"{value:,}"
+
+    def rank_key(self, entry_index: int) -> int | None:
+        """What the rank column shows and sorts by: ``rank_value``, or with an A/B ranking the net pixels B
+        fixed ("improved") or broke ("regressed"), which may be negative; None when there is nothing."""
+        if self.rank is not None and self.rank[0] in ("improved", "regressed"):
+            if entry_index not in self.flips:
+                return None
+            fixed, broken = self.flips[entry_index]
+            return fixed - broken if self.rank[0] == "improved" else broken - fixed
         value = self.rank_value(entry_index)
-        return "" if value < 0 else f"{value:,}"
+        return None if value < 0 else value
 
     def rank_value(self, entry_index: int) -> int:
-        """Pixels of the ranked error in an image (-1: not ranking, not predicted, or the class is absent)."""
+        """Pixels of the ranked class's or pair's error in an image (-1: not ranking such, not predicted, or
+        the class / pair is absent)."""
         outcome = self.results.get(entry_index) if self.results is not None else None
-        if outcome is None or self.rank is None:
+        if outcome is None or self.rank is None or self.rank[0] not in ("class", "pair"):
             return -1
         if self.rank[0] == "class":
             return outcome.class_errors(self.rank[1])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap, qRgba
+
+from segstudio.gui.layers import IndexedLayer
 
 
 def to_qimage(array: np.ndarray) -> QImage:
@@ -21,12 +23,14 @@ def to_pixmap(array: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(to_qimage(array))
 
 
-def rgba_layer(colours: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """(H, W, 4) RGBA: ``colours`` where ``visible`` is True, transparent elsewhere."""
-    out = np.zeros((*visible.shape, 4), dtype=np.uint8)
-    out[..., :3] = colours
-    out[..., 3] = np.where(visible, 255, 0).astype(np.uint8)
-    return out
+def indexed_pixmap(layer: IndexedLayer) -> QPixmap:
+    """An indexed layer as a pixmap: Qt expands the colour table in C++ (no per-pixel NumPy work)."""
+    codes = np.ascontiguousarray(layer.codes, dtype=np.uint8)
+    height, width = codes.shape
+    image = QImage(codes.data, width, height, width, QImage.Format.Format_Indexed8)
+    table = list(layer.colours) + [(0, 0, 0, 0)] * (256 - len(layer.colours))
+    image.setColorTable([qRgba(*colour) for colour in table])
+    return QPixmap.fromImage(image)  # converts now, while ``codes`` is alive
 
 
 def swatch_icon(rgb: tuple[int, int, int] | np.ndarray, size: int = 14) -> QIcon:

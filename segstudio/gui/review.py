@@ -46,6 +46,7 @@ class ReviewController(QObject):
     progress_done = Signal(str)
     dataset_opened = Signal(str)
     model_loaded = Signal(str)
+    dataset_changed = Signal()  # set_dataset showed another dataset
 
     def __init__(self, jobs_runner: JobRunner, loader: AsyncLoader, image_model: ImageListModel,
                  dataset_panel: DatasetPanel, viewer: ImageViewer, legend: LegendWidget, class_table: ClassTable,
@@ -119,6 +120,7 @@ class ReviewController(QObject):
         self._update_split_combo(split)
         self.status.emit(f"Dataset {dataset.source}: " + ", ".join(f"{k} {v}" for k, v in dataset.sizes().items()))
         self.show_source(split)
+        self.dataset_changed.emit()
 
     def _update_split_combo(self, current: str) -> None:
         items = [(name, f"{name} ({len(split)})") for name, split in (self.dataset.splits.items()
@@ -381,7 +383,7 @@ class ReviewController(QObject):
         results = self.results(create=False)
         outcome = results.get(row) if results is not None else None
         prediction = outcome.prediction.unpack() if outcome is not None and outcome.prediction else None
-        content = ViewContent(rgb, gt, prediction, label_map.palette, label_map, self.ignore_index())
+        content = ViewContent(rgb, gt, prediction, label_map.palette, label_map, self.ignore_index(), row)
         self.viewer.set_content(content, keep_view=True)
         self.legend.set_image_classes(label_map, gt, prediction)
 

@@ -1,7 +1,8 @@
-"""Three synchronised panes: image + ground truth | image + prediction | error map.
+"""Three synchronised panes: image + ground truth | image + prediction | an analysis layer.
 
 Each pane is a QGraphicsView over its own scene (image pixmap below, colour overlay above); they share one
-transform and one scroll position, so wheel zoom, drag, fit and 1:1 act on all three.
+transform and one scroll position, so wheel zoom, drag, fit and 1:1 act on all three. The third pane shows the
+error map, or (picked above it) one class's TP/FP/FN, the pixels checkpoint B fixed or broke, or low confidence.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
     QFrame,
-    QGraphicsPixmapItem,
-    QGraphicsScene,
     QGraphicsView,
     QHBoxLayout,
     QLabel,
@@ -24,13 +24,21 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.labels import IGNORE_INDEX
-from segstudio.core.render import colorize, error_map
-from segstudio.gui.qimages import rgba_layer, to_pixmap
+from segstudio.gui.layers import (
+    IndexedLayer,
+    class_layer,
+    error_layer,
+    flips_layer,
+    low_confidence_layer,
+    tpfpfn_layer,
+)
+from segstudio.gui.pane import Pane
+from segstudio.gui.qimages import indexed_pixmap, to_pixmap
 
-ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 0.02, 64.0
 LAYERS = ("image", "gt", "pred", "error")
 ERROR_MIN_OPACITY = 0.6  # the error map stays readable with the class overlays faded out
+ANALYSES = {"errors": "Errors", "tpfpfn": "TP / FP / FN", "flips": "Flips A→B", "confidence": "Low confidence"}
 
 
 @dataclass
@@ -43,68 +51,35 @@ class ViewContent:
     palette: np.ndarray
     names: object  # a LabelMap (``name(id)``)
     ignore_index: int = IGNORE_INDEX
-
-
-class Pane(QGraphicsView):
-    """One view: image below, overlay above; reports wheel zoom and the pixel under the mouse."""
-
-    hovered = Signal(int, int)
-    wheel_zoom = Signal(float, QPoint)
-    scrolled = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setScene(QGraphicsScene(self))
-        self.base = QGraphicsPixmapItem()
-        self.overlay = QGraphicsPixmapItem()
-        self.overlay.setZValue(1)
-        for item in (self.base, self.overlay):
-            item.setTransformationMode(Qt.TransformationMode.FastTransformation)
-            self.scene().addItem(item)
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        self.setBackgroundBrush(QColor(40, 40, 40))
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        self.setMouseTracking(True)
-        self.setMinimumSize(120, 120)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.horizontalScrollBar().valueChanged.connect(self.scrolled)
-        self.verticalScrollBar().valueChanged.connect(self.scrolled)
-
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
-        steps = event.angleDelta().y() / 120.0
-        if steps:
-            self.wheel_zoom.emit(ZOOM_STEP**steps, event.position().toPoint())
-        event.accept()
-
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        super().mouseMoveEvent(event)
-        point = self.mapToScene(event.position().toPoint())
-        self.hovered.emit(int(np.floor(point.x())), int(np.floor(point.y())))
-
-    def leaveEvent(self, event) -> None:  # noqa: N802
-        super().leaveEvent(event)
-        self.hovered.emit(-1, -1)
+    index: int | None = None  # the image's row in its source, when it has one
 
 
 class ImageViewer(QWidget):
     """The three panes with their titles; the main window feeds it :class:`ViewContent`."""
 
     hover_text = Signal(str)
+    pixel_hovered = Signal(int, int)  # (-1, -1) when the mouse leaves
+    pixel_clicked = Signal(int, int)
+    content_changed = Signal()  # after set_content: flips and confidence of a new image are cleared
+    analysis_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.content: ViewContent | None = None
         self.highlight: int | None = None
         self.highlight_pred: int | None = None  # a confusion pair: ground truth ``highlight`` seen as this
+        self.analysis = "errors"
+        self.flips: np.ndarray | None = None  # 0 unchanged, 1 fixed by B, 2 broken by B
+        self.margin: np.ndarray | None = None  # top-1 minus top-2 probability per pixel
+        self.marker: tuple[int, int] | None = None
         self.opacity = 0.5
         self.visible_layers = dict.fromkeys(LAYERS, True)
         self._syncing = False
+        self._analysis_shown = False  # whether the third pane has a layer for the content shown
         self.fit_mode = True  # refit on resize until the person zooms
         self.panes: dict[str, Pane] = {}
         self.titles: dict[str, QLabel] = {}
+        self._build_analysis_controls()
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         for key, title in (("gt", "Ground truth"), ("pred", "Prediction"), ("error", "Errors")):
@@ -118,10 +93,37 @@ class ImageViewer(QWidget):
             pane.wheel_zoom.connect(self._on_wheel)
             pane.hovered.connect(self._on_hover)
             pane.scrolled.connect(self._on_scrolled)
+            pane.clicked.connect(self._on_click)
             column.addWidget(label)
             column.addWidget(pane, 1)
             row.addLayout(column, 1)
             self.panes[key], self.titles[key] = pane, label
+
+    def _build_analysis_controls(self) -> None:
+        """``analysis_controls``: what the third pane shows, and the low-confidence threshold. The window puts
+        them in its toolbar (they have no parent until then)."""
+        self.analysis_controls = QWidget()
+        row = QHBoxLayout(self.analysis_controls)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.analysis_box = QComboBox(self.analysis_controls)
+        self.analysis_box.setObjectName("analysis")
+        for key, text in ANALYSES.items():
+            self.analysis_box.addItem(text, key)
+        self.analysis_box.setToolTip("What the third pane shows")
+        self.analysis_box.currentIndexChanged.connect(lambda _i: self.set_analysis(self.analysis_box.currentData()))
+        self.threshold_box = QDoubleSpinBox(self.analysis_controls)
+        self.threshold_box.setObjectName("confidence-threshold")
+        self.threshold_box.setRange(0.0, 1.0)
+        self.threshold_box.setSingleStep(0.05)
+        self.threshold_box.setDecimals(2)
+        self.threshold_box.setValue(0.2)
+        self.threshold_box.setPrefix("margin < ")
+        self.threshold_box.setToolTip("Low confidence: top-1 minus top-2 class probability below this")
+        self.threshold_box.setVisible(False)
+        self.threshold_box.valueChanged.connect(lambda _v: self._render_overlays())
+        row.addWidget(QLabel("Third pane", self.analysis_controls))
+        row.addWidget(self.analysis_box)
+        row.addWidget(self.threshold_box)
 
     # --- content -----------------------------------------------------------------------------------------
 
@@ -131,11 +133,15 @@ class ImageViewer(QWidget):
             keep_view and self.content is not None and content is not None
             and self.content.image.shape == content.image.shape
         )
-        self.content = content
+        previous, self.content = self.content, content
+        if content is None or previous is None or content.image is not previous.image:
+            self.flips = self.margin = None  # they belong to the image shown (controllers set them again)
         if content is None:
+            self._analysis_shown = False
             for pane in self.panes.values():
                 pane.base.setPixmap(to_pixmap(np.zeros((1, 1, 3), np.uint8)))
                 pane.overlay.setVisible(False)
+            self.content_changed.emit()
             return
         base = to_pixmap(content.image)
         height, width = content.image.shape[:2]
@@ -145,6 +151,45 @@ class ImageViewer(QWidget):
         self._render_overlays()
         if not same_size or self.fit_mode:
             self.fit()
+        self.content_changed.emit()
+
+    def set_analysis(self, mode: str) -> None:
+        """What the third pane shows: one of ``ANALYSES`` ("errors", "tpfpfn", "flips", "confidence")."""
+        if mode not in ANALYSES:
+            raise ValueError(f"unknown analysis {mode!r}")
+        changed = mode != self.analysis
+        self.analysis = mode
+        self.analysis_box.setCurrentIndex(list(ANALYSES).index(mode))
+        self.threshold_box.setVisible(mode == "confidence")
+        self._render_overlays()
+        if changed:
+            self.analysis_changed.emit(mode)
+
+    def set_flips(self, flips: np.ndarray | None) -> None:
+        """The A/B flip map of the image shown (None: no comparison)."""
+        self.flips = flips
+        self._render_overlays()
+
+    def set_margin(self, margin: np.ndarray | None) -> None:
+        """Top-1 minus top-2 probability per pixel of the image shown (None: not computed)."""
+        self.margin = margin
+        self._render_overlays()
+
+    def set_confidence_threshold(self, value: float) -> None:
+        self.threshold_box.setValue(value)
+
+    def set_marker(self, x: int | None, y: int | None = None) -> None:
+        """Mark pixel (x, y) in every pane (the inspector's pinned pixel); None removes the mark."""
+        self.marker = None if x is None else (x, y)
+        for pane in self.panes.values():
+            pane.set_marker(x, y)
+
+    def pair_mask(self) -> np.ndarray | None:
+        """Pixels of the highlighted confusion pair (ground truth ``highlight`` predicted ``highlight_pred``)."""
+        c = self.content
+        if c is None or self.highlight_pred is None or c.ground_truth is None or c.prediction is None:
+            return None
+        return (c.ground_truth == self.highlight) & (c.prediction == self.highlight_pred)
 
     def set_highlight(self, class_id: int | None, predicted: int | None = None) -> None:
         """Show only ``class_id`` in every pane (None: all classes). With ``predicted``, a confusion pair:
@@ -177,25 +222,57 @@ class ImageViewer(QWidget):
         c = self.content
         gt = c is not None and c.ground_truth is not None
         pred = c is not None and c.prediction is not None
-        return {"gt": gt, "pred": pred, "error": gt and pred}
+        return {"gt": gt, "pred": pred, "error": self._analysis_shown}
+
+    def _fits(self, array: np.ndarray | None) -> bool:
+        return array is not None and self.content is not None and array.shape == self.content.image.shape[:2]
+
+    def _analysis_layer(self) -> IndexedLayer | None:
+        """The third pane's RGBA layer, or None when what it needs is missing."""
+        c = self.content
+        both = c is not None and c.ground_truth is not None and c.prediction is not None
+        if self.analysis == "errors":
+            return self._error_layer() if both else None
+        if self.analysis == "tpfpfn":
+            ok = both and self.highlight is not None
+            return tpfpfn_layer(c.ground_truth, c.prediction, self.highlight, c.ignore_index) if ok else None
+        if self.analysis == "flips":
+            return flips_layer(self.flips) if self._fits(self.flips) else None
+        threshold = self.threshold_box.value()
+        return low_confidence_layer(self.margin, threshold) if self._fits(self.margin) else None
+
+    def _analysis_title(self) -> str:
+        c, mode = self.content, self.analysis
+        if mode == "tpfpfn":
+            if c.ground_truth is None or c.prediction is None or self.highlight is None:
+                return "TP / FP / FN (pick a class; needs ground truth)"
+            return f"{str(c.names.name(self.highlight)).strip()}: TP green, FP orange, FN blue"
+        if mode == "flips":
+            if not self._fits(self.flips):
+                return "Flips A→B (Run > Compare with Checkpoint…)"
+            return "Flips A→B: green fixed by B, red broken"
+        if not self._fits(self.margin):
+            return "Low confidence (computing…)" if c.prediction is not None else "Low confidence (pending)"
+        return "Low confidence (yellow)"
 
     def _render_overlays(self) -> None:
         content = self.content
         if content is None:
             return
-        has = self._has_layer()
         titles = {"gt": "Ground truth", "pred": "Prediction", "error": "Errors (red wrong, grey ignored)"}
         if content.ground_truth is not None:
-            self.panes["gt"].overlay.setPixmap(to_pixmap(self._class_layer(content.ground_truth, self.highlight)))
+            self.panes["gt"].overlay.setPixmap(indexed_pixmap(self._class_layer(content.ground_truth, self.highlight)))
         else:
             titles["gt"] = "Ground truth (none)"
         if content.prediction is not None:
             chosen = self.highlight_pred if self.highlight_pred is not None else self.highlight
-            self.panes["pred"].overlay.setPixmap(to_pixmap(self._class_layer(content.prediction, chosen)))
+            self.panes["pred"].overlay.setPixmap(indexed_pixmap(self._class_layer(content.prediction, chosen)))
         else:
             titles["pred"] = "Prediction (pending)"
-        if has["error"]:
-            self.panes["error"].overlay.setPixmap(to_pixmap(self._error_layer()))
+        layer = self._analysis_layer()
+        self._analysis_shown = layer is not None
+        if layer is not None:
+            self.panes["error"].overlay.setPixmap(indexed_pixmap(layer))
         else:
             titles["error"] = "Errors (need ground truth)" if content.ground_truth is None else "Errors (pending)"
         if self.highlight is not None:
@@ -204,28 +281,30 @@ class ImageViewer(QWidget):
             pair = name if self.highlight_pred is None else f"{name} → {other}"
             titles = {"gt": f"Ground truth: only {name}", "pred": f"Prediction: only {other}",
                       "error": f"Errors: only {pair}"}
+        if self.analysis != "errors":
+            titles["error"] = self._analysis_title()
+        mask = self.pair_mask()
+        pixels = "" if mask is None else f"{int(np.count_nonzero(mask)):,} px of this confusion in the image"
+        self.titles["error"].setToolTip(pixels)
         for key, text in titles.items():
             self.titles[key].setText(text)
         self.set_opacity(self.opacity)
         self._apply_visibility()
 
-    def _class_layer(self, ids: np.ndarray, only: int | None) -> np.ndarray:
+    def _class_layer(self, ids: np.ndarray, only: int | None) -> IndexedLayer:
         c = self.content
-        colours = colorize(ids, c.palette, c.ignore_index)
-        visible = ids != c.ignore_index if only is None else ids == only
-        return rgba_layer(colours, visible)
+        return class_layer(ids, c.palette, c.ignore_index, only)
 
-    def _error_layer(self) -> np.ndarray:
-        """The core's error map (wrong red, correct dark, ignored grey); with a highlight, only that class."""
+    def _error_layer(self) -> IndexedLayer:
+        """The error map (wrong red, correct dark, ignored grey); with a highlight, only that class or pair."""
         c = self.content
         gt, pred = c.ground_truth, c.prediction
-        colours = error_map(pred, gt, c.ignore_index)
-        visible = np.ones(gt.shape, dtype=bool)
+        visible = None
         if self.highlight_pred is not None:
             visible = (gt == self.highlight) & (pred == self.highlight_pred)
         elif self.highlight is not None:
             visible = (gt == self.highlight) | (pred == self.highlight)
-        return rgba_layer(colours, visible)
+        return error_layer(gt, pred, c.ignore_index, visible)
 
     # --- zoom and pan ----------------------------------------------------------------------------------------
 
@@ -316,3 +395,9 @@ class ImageViewer(QWidget):
 
     def _on_hover(self, x: int, y: int) -> None:
         self.hover_text.emit(self.describe(x, y))
+        inside = self.describe(x, y) != ""
+        self.pixel_hovered.emit(x if inside else -1, y if inside else -1)
+
+    def _on_click(self, x: int, y: int) -> None:
+        if self.describe(x, y):
+            self.pixel_clicked.emit(x, y)

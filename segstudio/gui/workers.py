@@ -10,6 +10,7 @@ Signals, always in this order: ``started``, ``progress``*, then ``result`` or ``
 
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 import weakref
@@ -90,8 +91,15 @@ class Worker(QObject):
             self.finished.emit()
 
 
+OUT_OF_MEMORY = ("Out of memory on the device: try a smaller batch size or image size, or run on the CPU "
+                 "(device: cpu).")
+
+
 def describe_error(title: str, exc: BaseException) -> ErrorInfo:
     text = str(exc).strip() or exc.__class__.__name__
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, torch.OutOfMemoryError):  # one no core step turned into a message
+        text = OUT_OF_MEMORY
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return ErrorInfo(title=title, message=text, details=details, kind=exc.__class__.__name__)
 
@@ -193,7 +201,9 @@ class JobRunner(QObject):
 
     @Slot()
     def _on_finished(self) -> None:
-        self._retired = [w for w in self._retired if not w.done]
+        # Forget a replaced job only once its thread has ended: dropping the last reference to a running
+        # QThread aborts the process ("QThread: Destroyed while thread is still running").
+        self._retired = [w for w in self._retired if not (w.done and (w.thread is None or w.thread.wait(5_000)))]
         for name, worker in list(self._jobs.items()):
             if worker.done and worker.thread is not None and worker.thread.wait(5_000):
                 del self._jobs[name]

@@ -1,0 +1,180 @@
+"""Training from the GUI worker against `segstudio train`, and how long the GUI thread ever stalls.
+
+Both fine-tune the demo model on the demo data with the same settings (steps, batch, image size, learning rate,
+CPU, no evaluation). `segstudio train` runs as its own process; its steps are timed from its progress bar as
+they arrive. The GUI run is the real MainWindow (offscreen) with its training panel, the job on a QThread;
+its steps are timed as the panel receives them. Steps per second are taken after the first WARMUP steps, runs
+alternate (CLI, GUI, CLI, GUI) and the best of each is kept, so both see the same machine load.
+While the GUI trains, and then while it predicts the 48-image validation split, a 10 ms QTimer on the GUI
+thread records every interval between its ticks: the stall percentiles are over those intervals.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_gui_training.py [--steps 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from gui_harness import close_window, open_window
+
+WARMUP = 5
+SETTINGS = {"batch_size": 8, "image_size": 128, "learning_rate": 6e-5, "eval_steps": 100_000}
+_STEP = re.compile(rb"(\d+)/(\d+) \[")
+
+
+def steps_per_second(stamps: list[tuple[float, int]]) -> float:
+    """Steps per second from (time, step) pairs, after the warm-up steps."""
+    after = [(t, s) for t, s in stamps if s >= WARMUP]
+    (t0, s0), (t1, s1) = after[0], after[-1]
+    return (s1 - s0) / (t1 - t0)
+
+
+def cli_run(output: Path, steps: int) -> float:
+    """Steps per second of `segstudio train`, read from its progress bar as it is drawn."""
+    command = [sys.executable, "-m", "segstudio", "train", "--dataset", "demo", "--model", "demo",
+               "--output", str(output), "--max-steps", str(steps), "--batch-size", str(SETTINGS["batch_size"]),
+               "--image-size", str(SETTINGS["image_size"]), "--learning-rate", str(SETTINGS["learning_rate"]),
+               "--eval-steps", str(SETTINGS["eval_steps"]), "--save-steps", str(SETTINGS["eval_steps"]),
+               "--device", "cpu"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    stamps, seen = [], -1
+    while chunk := os.read(process.stderr.fileno(), 65536):
+        now = time.perf_counter()
+        for match in _STEP.finditer(chunk):
+            step = int(match.group(1))
+            if step > seen:
+                stamps.append((now, step))
+                seen = step
+    if process.wait() != 0:
+        raise RuntimeError(f"segstudio train failed with exit code {process.returncode}")
+    return steps_per_second(stamps)
+
+
+class GapMeter:
+    """Every interval between the ticks of a 10 ms timer on the GUI thread."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import Qt, QTimer
+
+        self.timer = QTimer(interval=10, timerType=Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self.last = 0.0
+
+    def start(self) -> None:
+        self.gaps, self.last = [], time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> np.ndarray:
+        self.timer.stop()
+        return np.array(self.gaps) * 1e3
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self.last)
+        self.last = now
+
+
+def wait(app, done, timeout: float) -> None:
+    end = time.perf_counter() + timeout
+    while not done():
+        app.processEvents()
+        time.sleep(0.002)
+        if time.perf_counter() > end:
+            raise TimeoutError("the GUI run did not finish in time")
+
+
+def gui_run(app, window, output: Path, steps: int, meter: GapMeter) -> tuple[float, np.ndarray]:
+    """Steps per second of the training panel's run, and the GUI thread's tick intervals meanwhile."""
+    panel = window.training_panel
+    panel.model_spec.setText("demo")
+    panel.length_unit.setCurrentText("steps")
+    panel.steps.setValue(steps)
+    panel.batch_size.setValue(SETTINGS["batch_size"])
+    panel.image_size.setValue(SETTINGS["image_size"])
+    panel.learning_rate.setValue(SETTINGS["learning_rate"])
+    panel.device.setCurrentText("cpu")
+    panel.eval_steps.setValue(SETTINGS["eval_steps"])
+    panel.output_dir.setText(str(output))
+    stamps: list[tuple[float, int]] = []
+    original = panel.on_event
+
+    def on_event(event) -> None:
+        if event.kind == "progress":
+            stamps.append((time.perf_counter(), int(event.data["step"])))
+        original(event)
+
+    panel.on_event = on_event
+    window.training.result = None
+    meter.start()
+    panel.start_button.click()
+    wait(app, lambda: window.training.result is not None and not window.training.running(), 1800)
+    gaps = meter.stop()
+    panel.on_event = original
+    unique = sorted({step: t for t, step in reversed(stamps)}.items())
+    return steps_per_second([(t, s) for s, t in unique]), gaps
+
+
+def percentiles(gaps: np.ndarray) -> dict:
+    return {"p50": round(float(np.percentile(gaps, 50)), 1), "p99": round(float(np.percentile(gaps, 99)), 1),
+            "max": round(float(gaps.max()), 1), "ticks": int(gaps.size)}
+
+
+def main(steps: int = 40, rounds: int = 2) -> dict:
+    from segstudio.core.datasources import load_source
+    from segstudio.gui.jobs import load_model_bundle
+
+    load_source("demo")  # build the demo cache once, outside the timed runs
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        app, window = open_window(tmp)
+        dataset = load_source("demo")
+        window.review.auto_evaluate = False
+        window.set_dataset(dataset)
+        meter = GapMeter()
+        cli, gui, training_gaps = [], [], []
+        for index in range(rounds):
+            cli.append(cli_run(tmp / f"cli{index}", steps))
+            rate, gaps = gui_run(app, window, tmp / f"gui{index}", steps, meter)
+            gui.append(rate)
+            training_gaps.append(gaps)
+        bundle = load_model_bundle("demo", dataset, "cpu")
+        window.review.auto_evaluate = True
+        meter.start()
+        window.review.set_model(bundle)  # predicts and scores the validation split in the worker
+        wait(app, lambda: (r := window.review.results(create=False)) is not None and r.complete
+             and not window.jobs.is_running(), 600)
+        predicting_gaps = meter.stop()
+        close_window(app, window)
+    result = {
+        "steps": steps, **SETTINGS,
+        "cli_steps_per_s": [round(x, 3) for x in cli], "gui_steps_per_s": [round(x, 3) for x in gui],
+        "gui_vs_cli": round(max(gui) / max(cli), 3),
+        "gui_stall_ms_training": percentiles(np.concatenate(training_gaps)),
+        "gui_stall_ms_predicting": percentiles(predicting_gaps),
+    }
+    print(f"training steps/s: segstudio train {max(cli):.3f}, GUI worker {max(gui):.3f} "
+          f"(GUI/CLI = {result['gui_vs_cli']:.3f})")
+    for name in ("training", "predicting"):
+        p = result[f"gui_stall_ms_{name}"]
+        print(f"GUI thread while {name}: tick interval p50 {p['p50']} ms, p99 {p['p99']} ms, max {p['max']} ms")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    main(args.steps, args.rounds)

@@ -1,0 +1,106 @@
+"""One pane of the viewer: a QGraphicsView with the image below and a colour overlay above.
+
+It reports wheel zoom, the pixel under the mouse and clicks (a press and release without a drag).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen, QWheelEvent
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
+
+ZOOM_STEP = 1.25
+CLICK_SLOP = 4  # pixels the mouse may move between press and release for a click (not a drag)
+
+
+class Pane(QGraphicsView):
+    """One view: image below, overlay above; reports wheel zoom and the pixel under the mouse."""
+
+    hovered = Signal(int, int)
+    clicked = Signal(int, int)
+    wheel_zoom = Signal(float, QPoint)
+    scrolled = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.base = QGraphicsPixmapItem()
+        self.overlay = QGraphicsPixmapItem()
+        self.overlay.setZValue(1)
+        for item in (self.base, self.overlay):
+            item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+            self.scene().addItem(item)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setBackgroundBrush(QColor(40, 40, 40))
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        self.setMouseTracking(True)
+        self.setMinimumSize(120, 120)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.horizontalScrollBar().valueChanged.connect(self.scrolled)
+        self.verticalScrollBar().valueChanged.connect(self.scrolled)
+        self._pressed_at: QPoint | None = None
+        self.markers = [_marker(QColor(0, 0, 0), 4), _marker(QColor(255, 255, 255), 2)]
+        for item in self.markers:
+            self.scene().addItem(item)
+
+    def set_marker(self, x: int | None, y: int | None) -> None:
+        """A crosshair on pixel (x, y), the same size at every zoom (None hides it)."""
+        for item in self.markers:
+            item.setVisible(x is not None)
+            if x is not None:
+                item.setPos(QPointF(x + 0.5, y + 0.5))
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.wheel_zoom.emit(ZOOM_STEP**steps, event.position().toPoint())
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        super().mouseMoveEvent(event)
+        point = self.mapToScene(event.position().toPoint())
+        self.hovered.emit(int(np.floor(point.x())), int(np.floor(point.y())))
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        super().mousePressEvent(event)
+        left = event.button() == Qt.MouseButton.LeftButton
+        self._pressed_at = event.position().toPoint() if left else None
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        super().mouseReleaseEvent(event)
+        start, self._pressed_at = self._pressed_at, None
+        position = event.position().toPoint()
+        if start is not None and (position - start).manhattanLength() <= CLICK_SLOP:
+            point = self.mapToScene(position)
+            self.clicked.emit(int(np.floor(point.x())), int(np.floor(point.y())))
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        super().leaveEvent(event)
+        self.hovered.emit(-1, -1)
+
+
+def _marker(colour: QColor, width: int) -> QGraphicsPathItem:
+    path = QPainterPath()
+    path.addEllipse(QPointF(0, 0), 7, 7)
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        path.moveTo(3 * dx, 3 * dy)
+        path.lineTo(11 * dx, 11 * dy)
+    item = QGraphicsPathItem(path)
+    pen = QPen(colour, width)
+    pen.setCosmetic(True)
+    item.setPen(pen)
+    item.setZValue(3 if width < 4 else 2)
+    item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+    item.setVisible(False)
+    return item
