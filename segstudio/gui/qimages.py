@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap, qRgba
+from PySide6.QtGui import QIcon, QImage, QPixmap
 
 from segstudio.gui.layers import IndexedLayer
 
@@ -24,17 +24,22 @@ def to_pixmap(array: np.ndarray) -> QPixmap:
 
 
 def indexed_pixmap(layer: IndexedLayer) -> QPixmap:
-    """An indexed layer as a pixmap: Qt expands the colour table in C++ (no per-pixel NumPy work)."""
-    codes = np.ascontiguousarray(layer.codes, dtype=np.uint8)
-    height, width = codes.shape
-    image = QImage(codes.data, width, height, width, QImage.Format.Format_Indexed8)
-    table = list(layer.colours) + [(0, 0, 0, 0)] * (256 - len(layer.colours))
-    image.setColorTable([qRgba(*colour) for colour in table])
-    return QPixmap.fromImage(image)  # converts now, while ``codes`` is alive
+    """An indexed layer as a pixmap: one uint32 lookup per pixel into the layer's colour table.
+
+    Not QImage.setColorTable: in PySide6 6.12 that call (like QImage.setColor and QPixmap.fill) drops a
+    reference to Python's None each time, and a long session then aborts with "deallocating None".
+    """
+    table = np.zeros(256, np.uint32)  # premultiplied ARGB, as Format_ARGB32_Premultiplied stores it
+    for index, (r, g, b, a) in enumerate(layer.colours):
+        table[index] = (a << 24) | ((r * a // 255) << 16) | ((g * a // 255) << 8) | (b * a // 255)
+    pixels = table[np.asarray(layer.codes, dtype=np.uint8)]
+    height, width = pixels.shape
+    image = QImage(pixels.data, width, height, 4 * width, QImage.Format.Format_ARGB32_Premultiplied)
+    return QPixmap.fromImage(image)  # converts now, while ``pixels`` is alive
 
 
 def swatch_icon(rgb: tuple[int, int, int] | np.ndarray, size: int = 14) -> QIcon:
-    pixmap = QPixmap(size, size)
-    r, g, b = (int(v) for v in rgb)
-    pixmap.fill(QColor(r, g, b))
-    return QIcon(pixmap)
+    """A square of one colour (built from an array: QPixmap.fill leaks references to None, see above)."""
+    square = np.empty((size, size, 3), np.uint8)
+    square[:] = np.asarray(rgb, dtype=np.uint8)[:3]
+    return QIcon(to_pixmap(square))
