@@ -1,4 +1,4 @@
-"""Save the README's review screenshots (offscreen): the pixel inspector, a confusion cell, an A/B comparison.
+"""Save the README's screenshots (offscreen): the main window, the pixel inspector, a confusion cell, A/B.
 
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs]
 
@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     review, viewer = window.review, window.viewer
     wait(app, lambda: review.results().complete and not window.jobs.is_running("evaluate"), what="evaluation")
     wait(app, lambda: viewer.content is not None and viewer.content.prediction is not None, what="first image")
+
+    # 0. the window as it opens on the demo: the worst image, its errors, the per-class table
+    window.docks["classes"].raise_()
+    window.grab().save(str(out / "screenshot-main.png"))
 
     # 1. the pixel inspector, pinned on a low-confidence pixel, beside the low-confidence layer
     window.docks["inspector"].raise_()

@@ -78,6 +78,8 @@ class Heatmap(QWidget):
 
     cell_clicked = Signal(int, int)
     MARGIN = 4
+    CAPTION = 14  # "predicted →" above, "ground truth ↓" on the left
+    STRIP = 8  # a colour swatch per class along both axes
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,8 +112,9 @@ class Heatmap(QWidget):
         self.update()
 
     def _grid(self) -> QRect:
-        side = min(self.width(), self.height()) - 2 * self.MARGIN
-        return QRect(self.MARGIN, self.MARGIN, max(side, 1), max(side, 1))
+        offset = self.MARGIN + self.CAPTION + self.STRIP + 1
+        side = min(self.width(), self.height()) - offset - self.MARGIN
+        return QRect(offset, offset, max(side, 1), max(side, 1))
 
     def cell_at(self, point: QPoint) -> tuple[int, int] | None:
         """(gt, pred) model ids of the cell under ``point``."""
@@ -141,13 +144,34 @@ class Heatmap(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No confusion matrix yet")
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        painter.drawImage(self._grid(), self._image)
+        grid = self._grid()
+        painter.drawImage(grid, self._image)
         painter.setPen(QColor(120, 120, 120))
-        painter.drawRect(self._grid().adjusted(0, 0, -1, -1))
+        painter.drawRect(grid.adjusted(0, 0, -1, -1))
+        self._paint_axes(painter, grid)
         cell = self.cell_rect(*self.selected) if self.selected is not None else None
         if cell is not None:
             painter.setPen(QPen(QColor(255, 140, 0), 3))
             painter.drawRect(cell.adjusted(1, 1, -2, -2))
+
+    def _paint_axes(self, painter: QPainter, grid: QRect) -> None:
+        """Class colours along both axes (rows: ground truth, columns: prediction) and the axis captions."""
+        palette = getattr(self.label_map, "palette", None)
+        if palette is not None:
+            for class_id in self.classes:
+                cell = self.cell_rect(int(class_id), int(class_id))
+                colour = QColor(*(int(v) for v in palette[int(class_id)][:3]))
+                painter.fillRect(QRect(cell.x(), grid.y() - self.STRIP - 1, cell.width(), self.STRIP), colour)
+                painter.fillRect(QRect(grid.x() - self.STRIP - 1, cell.y(), self.STRIP, cell.height()), colour)
+        painter.setPen(self.palette().windowText().color())
+        top = QRect(grid.x(), self.MARGIN, grid.width(), self.CAPTION)
+        painter.drawText(top, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "predicted →")
+        painter.save()
+        painter.translate(self.MARGIN, grid.y() + grid.height())
+        painter.rotate(-90)
+        painter.drawText(QRect(0, 0, grid.height(), self.CAPTION),
+                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "← ground truth")
+        painter.restore()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         cell = self.cell_at(event.position().toPoint())

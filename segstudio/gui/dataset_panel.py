@@ -78,12 +78,13 @@ class DatasetPanel(QWidget):
         view.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
         header = view.horizontalHeader()  # fixed widths: ResizeToContents would read every row
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_SCENE, 72), (COL_MIOU, 52), (COL_RANK, 96)):
+        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         view.setSortingEnabled(True)
         view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         view.setWordWrap(False)
+        view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names differ at the end: keep it visible
         view.setColumnHidden(COL_RANK, True)
         view.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
         view.selectionModel().currentRowChanged.connect(self._on_current)
