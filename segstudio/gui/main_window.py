@@ -36,7 +36,7 @@ from segstudio.gui.review import ReviewController
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.training import TrainingController
 from segstudio.gui.training_panel import TrainingPanel, format_eta
-from segstudio.gui.viewer import ImageViewer
+from segstudio.gui.viewer import ANALYSES, ImageViewer
 from segstudio.gui.workers import ErrorInfo, JobRunner
 
 TITLE = "SegStudio"
@@ -98,6 +98,9 @@ class MainWindow(QMainWindow):
         self.opacity.setValue(int(self.settings.get("view/opacity", 50, int)))
         self.opacity.setMaximumWidth(200)
         self.viewer.set_opacity(self.opacity.value() / 100)
+        self.viewer.set_confidence_threshold(float(self.settings.get("view/confidence_threshold", 0.2, float)))
+        analysis = str(self.settings.get("view/analysis", "errors"))
+        self.viewer.set_analysis(analysis if analysis in ANALYSES else "errors")
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Overlay opacity"))
         bar.addWidget(self.opacity)
@@ -340,6 +343,8 @@ class MainWindow(QMainWindow):
             event.ignore()  # closes itself when the last job has finished (_on_busy)
             return
         self.settings.set("view/opacity", self.opacity.value())
+        self.settings.set("view/analysis", self.viewer.analysis)
+        self.settings.set("view/confidence_threshold", self.viewer.threshold_box.value())
         self.settings.save_window(self)
         self.loader.shutdown()
         self._closing = True

@@ -77,18 +77,22 @@ class Worker(QObject):
     @Slot()
     def run(self) -> None:
         self.started.emit()
+        error: ErrorInfo | None = None
+        value: Any = None
         try:
             value = self._fn(JobContext(self))
         except BaseException as exc:  # noqa: BLE001 - every failure reaches the GUI as a dialog
-            self.errored.emit(describe_error(self.name, exc))
+            error = describe_error(self.name, exc)
+        # Done before the result is announced: a slot reacting to it may start the next job of this name.
+        self.done = True
+        if error is not None:
+            self.errored.emit(error)
         else:
             self.result.emit(value)
-        finally:
-            self.done = True
-            app = QCoreApplication.instance()
-            if app is not None:  # hand the object back, so the GUI thread may delete it
-                self.moveToThread(app.thread())
-            self.finished.emit()
+        app = QCoreApplication.instance()
+        if app is not None:  # hand the object back, so the GUI thread may delete it
+            self.moveToThread(app.thread())
+        self.finished.emit()
 
 
 OUT_OF_MEMORY = ("Out of memory on the device: try a smaller batch size or image size, or run on the CPU "
@@ -131,6 +135,7 @@ class JobRunner(QObject):
         super().__init__(parent)
         self._jobs: dict[str, Worker] = {}
         self._retired: list[Worker] = []
+        self._closed = False  # after shutdown(): a timer firing late must not start a thread nobody will join
 
     def submit(
         self,
@@ -141,11 +146,14 @@ class JobRunner(QObject):
         on_progress: Callable[[Any], None] | None = None,
         on_error: Callable[[ErrorInfo], None] | None = None,
         on_finished: Callable[[], None] | None = None,
-    ) -> Worker:
+    ) -> Worker | None:
         """Start ``fn`` as the job ``name``; an earlier job of that name is cancelled (it finishes on its own).
 
-        Callbacks must be bound methods of QObjects living in the GUI thread, so they run there.
+        Callbacks must be bound methods of QObjects living in the GUI thread, so they run there. After
+        :meth:`shutdown` nothing starts and None is returned.
         """
+        if self._closed:
+            return None
         previous = self._jobs.get(name)
         if previous is not None:
             previous.cancel()
@@ -193,6 +201,8 @@ class JobRunner(QObject):
         return ok
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel every job, wait for their threads, and refuse new jobs from now on."""
+        self._closed = True
         self.cancel_all()
         return self.wait_all(timeout_ms)
 

@@ -270,11 +270,15 @@ def test_recent_files_and_window_layout_are_remembered(make_window, qsettings, q
     first._refresh_recent()
     first.docks["legend"].hide()
     first.opacity.setValue(80)
+    first.viewer.set_analysis("confidence")
+    first.viewer.set_confidence_threshold(0.35)
     first.close()
     qtbot.waitUntil(lambda: not first.isVisible())
     second = make_window(settings=qsettings)
     assert not second.docks["legend"].isVisible() and second.docks["classes"].isVisible()
     assert second.opacity.value() == 80
+    assert second.viewer.analysis == "confidence" and second.viewer.threshold_box.value() == pytest.approx(0.35)
+    assert second.viewer.analysis_box.currentData() == "confidence"
     texts = [a.text() for a in second.actions.recent_menu.actions()]
     assert texts == ["Dataset: /data/ADEChallengeData2016"]
     assert second.dataset_panel.spec.findText("/data/ADEChallengeData2016") >= 0

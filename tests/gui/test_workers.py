@@ -131,6 +131,8 @@ def test_shutdown_cancels_and_joins(qtbot):
     assert runner.is_running()
     assert runner.shutdown(5000)
     assert live_threads() == []
+    assert runner.submit("late", forever) is None  # e.g. a timer firing after the window closed
+    assert live_threads() == [] and not runner.is_running()
 
 
 class BusyLog(QObject):
