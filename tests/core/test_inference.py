@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
+from segstudio.core import inference
 from segstudio.core.fused_head import can_fuse, fused_logits
 from segstudio.core.imageio import read_image
 from segstudio.core.inference import (
@@ -93,7 +94,8 @@ def smooth_logits(channels: int, size: tuple[int, int], seed: int) -> torch.Tens
     return F.interpolate(coarse, size=size, mode="bicubic", align_corners=False)[0]
 
 
-def test_pruned_classes_never_include_the_winner_and_pruning_happens() -> None:
+def test_pruned_classes_never_include_the_winner_and_pruning_happens(monkeypatch) -> None:
+    monkeypatch.setattr(inference, "PRUNE_MAX_SHARE", 1.0)  # always prune
     logits = smooth_logits(40, (24, 24), seed=0)
     possible = contenders(logits, 1e-4 * float(logits.abs().max()))
     assert possible.sum(0).float().mean() < 20  # most classes are skipped in most rows
@@ -111,15 +113,21 @@ def test_pruned_classes_never_include_the_winner_and_pruning_happens() -> None:
     out_w=st.integers(1, 40),
     seed=st.integers(0, 1000),
     smooth=st.booleans(),
-    budget=st.sampled_from([64, 1 << 22]),  # banded and pruned, or upsampled whole
+    budget=st.sampled_from([64, 1 << 22]),  # banded, or upsampled whole
+    prune_share=st.sampled_from([0.0, 1.0]),  # banded: never or always pruned
 )
-def test_upsample_argmax_equals_full_interpolate(channels, height, width, out_h, out_w, seed, smooth, budget) -> None:
+def test_upsample_argmax_equals_full_interpolate(channels, height, width, out_h, out_w, seed, smooth, budget,
+                                                 prune_share) -> None:
     if smooth:
         logits = smooth_logits(channels, (height, width), seed)
     else:
         logits = torch.randn(channels, height, width, generator=torch.Generator().manual_seed(seed))
     full = F.interpolate(logits[None], size=(out_h, out_w), mode="bilinear", align_corners=False)[0]
-    ids = torch.from_numpy(upsample_argmax(logits, (out_h, out_w), max_elements=budget)).long()
+    saved, inference.PRUNE_MAX_SHARE = inference.PRUNE_MAX_SHARE, prune_share
+    try:
+        ids = torch.from_numpy(upsample_argmax(logits, (out_h, out_w), max_elements=budget)).long()
+    finally:
+        inference.PRUNE_MAX_SHARE = saved
     assert bool(((ids == full.argmax(0)) | near_ties(full)).all())
 
 
@@ -238,3 +246,15 @@ def test_a_head_in_training_mode_is_not_fused(loaded: LoadedModel) -> None:
     head = loaded.model.decode_head
     assert not can_fuse(head.train())
     assert can_fuse(head.eval())
+
+
+def test_undecided_logits_take_the_all_class_bands_and_match(monkeypatch) -> None:
+    calls = []
+    original = inference._upsample_argmax_all_classes
+    monkeypatch.setattr(inference, "_upsample_argmax_all_classes",
+                        lambda *args: calls.append(1) or original(*args))
+    logits = torch.randn(150, 24, 32, generator=torch.Generator().manual_seed(3))  # an untrained head
+    full = F.interpolate(logits[None], size=(97, 131), mode="bilinear", align_corners=False)[0]
+    ids = upsample_argmax(logits, (97, 131), max_elements=1 << 16)
+    assert calls and ids.shape == (97, 131)
+    assert bool(((torch.from_numpy(ids).long() == full.argmax(0)) | near_ties(full)).all())
