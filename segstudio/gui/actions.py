@@ -14,6 +14,7 @@ Key = QKeySequence.StandardKey
 class Actions:
     open_dataset: QAction
     open_dataset_folder: QAction
+    open_dataset_options: QAction
     open_model: QAction
     open_model_folder: QAction
     recent_menu: QMenu
@@ -58,6 +59,8 @@ def build_actions(window: QMainWindow) -> Actions:
     actions = Actions(
         open_dataset=_action(window, "&Open Dataset…", Key.Open, tip="demo, a folder or a Hub dataset id"),
         open_dataset_folder=_action(window, "Open Dataset &Folder…"),
+        open_dataset_options=_action(window, "Open Dataset with O&ptions…", "Ctrl+Alt+O",
+                                     tip="Hub configuration, revision, columns, label convention, label map"),
         open_model=_action(window, "Open &Model…", "Ctrl+Shift+O", tip="demo, a checkpoint folder or a Hub id"),
         open_model_folder=_action(window, "Open Model Folder…"),
         recent_menu=QMenu("Open &Recent", window),
@@ -81,7 +84,8 @@ def build_actions(window: QMainWindow) -> Actions:
     )
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
-    for item in (actions.open_dataset, actions.open_dataset_folder, actions.open_model, actions.open_model_folder):
+    for item in (actions.open_dataset, actions.open_dataset_folder, actions.open_dataset_options, actions.open_model,
+                 actions.open_model_folder):
         file_menu.addAction(item)
     file_menu.addMenu(actions.recent_menu)
     file_menu.addSeparator()

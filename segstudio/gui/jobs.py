@@ -76,9 +76,15 @@ class PredictOutcome:
 
 
 def load_dataset(spec: str, options: Any = None):
-    """``load_source`` in a worker."""
+    """``load_source`` in a worker (no console progress bars: nor tqdm's monitor thread behind a window)."""
     import_core("data")
+    import datasets
+    import tqdm
+
     from segstudio.core.datasources import load_source
+
+    datasets.disable_progress_bars()
+    tqdm.tqdm.monitor_interval = 0  # load_from_disk's thread_map starts tqdm's monitor even with bars disabled
 
     return load_source(spec, options)
 

@@ -24,6 +24,7 @@ from segstudio.gui.actions import build_actions
 from segstudio.gui.class_table import ClassTable
 from segstudio.gui.compare_job import CompareController
 from segstudio.gui.confusions import ConfusionsPanel
+from segstudio.gui.dataset_dialog import DatasetOptionsDialog
 from segstudio.gui.dataset_panel import DatasetPanel
 from segstudio.gui.exporting import ExportController
 from segstudio.gui.guard_banner import GuardBanner, GuardController
@@ -172,6 +173,7 @@ class MainWindow(QMainWindow):
         a, review = self.actions, self.review
         a.open_dataset.triggered.connect(self._focus_dataset_spec)
         a.open_dataset_folder.triggered.connect(self.dataset_panel.browse)
+        a.open_dataset_options.triggered.connect(self.open_dataset_with_options)
         a.open_model.triggered.connect(self._focus_model_spec)
         a.open_model_folder.triggered.connect(self.model_panel.browse)
         a.export.triggered.connect(self.exporter.ask_and_export)
@@ -227,6 +229,12 @@ class MainWindow(QMainWindow):
 
     def open_dataset(self, spec: str) -> None:
         self.review.open_dataset(spec)
+
+    def open_dataset_with_options(self) -> None:
+        """Ask for a source and its options (Hub configuration, revision, columns, label convention)."""
+        dialog = DatasetOptionsDialog(self.dataset_panel.spec.currentText(), self)
+        if dialog.exec() == DatasetOptionsDialog.DialogCode.Accepted:
+            self.review.open_dataset(dialog.spec(), dialog.options())
 
     def set_dataset(self, dataset: Any, split: str | None = None) -> None:
         self.review.set_dataset(dataset, split)

@@ -78,10 +78,11 @@ class ReviewController(QObject):
 
     # --- datasets -------------------------------------------------------------------------------------------
 
-    def open_dataset(self, spec: str) -> None:
+    def open_dataset(self, spec: str, options: Any = None) -> None:
+        """Load a dataset in a worker; ``options`` is the core's SourceOptions (None: the source's defaults)."""
         self.status.emit(f"Opening dataset {spec}…")
         self.panel.open_button.setEnabled(False)
-        self.jobs.submit("dataset", lambda ctx: (spec, jobs.load_dataset(spec)),
+        self.jobs.submit("dataset", lambda ctx: (spec, jobs.load_dataset(spec, options)),
                          on_result=self._on_dataset, on_error=self._on_dataset_error)
 
     def autoload(self, spec: str = "demo") -> None:
