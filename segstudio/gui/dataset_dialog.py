@@ -12,15 +12,13 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLineEdit,
-    QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from segstudio.core.labels import IGNORE_INDEX
+from segstudio.gui.dialogs import lay_out_form, path_row
 
 REDUCE_CHOICES = {"auto": None, "yes: id 0 is 'other', k+1 is class k (ADE20K)": True, "no: id k is class k": False}
 
@@ -43,11 +41,6 @@ class DatasetOptionsDialog(QDialog):
         self.ignore_index.setRange(0, 65535)
         self.ignore_index.setValue(IGNORE_INDEX)
         self.label_map = self._optional("a JSON file with id2label (and palette); empty: from the source")
-        browse = QPushButton("Browse…", self)
-        browse.clicked.connect(self._browse_label_map)
-        label_row = QHBoxLayout()
-        label_row.addWidget(self.label_map, 1)
-        label_row.addWidget(browse)
         form = QFormLayout()
         form.addRow("Source", self.source)
         form.addRow("Configuration", self.config)
@@ -56,17 +49,13 @@ class DatasetOptionsDialog(QDialog):
         form.addRow("Mask column", self.mask_column)
         form.addRow("Reduce labels", self.reduce_labels)
         form.addRow("Ignore index", self.ignore_index)
-        form.addRow("Label map", label_row)
+        form.addRow("Label map", path_row(self.label_map, self._browse_label_map))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel,
                                    parent=self)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        lay_out_form(self, form, buttons)
         self.open_button = buttons.button(QDialogButtonBox.StandardButton.Open)
         self.source.textChanged.connect(lambda text: self.open_button.setEnabled(bool(text.strip())))
         self.open_button.setEnabled(bool(spec.strip()))
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
         self.resize(620, self.sizeHint().height())
 
     def _optional(self, hint: str) -> QLineEdit:

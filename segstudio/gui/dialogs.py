@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from collections.abc import Callable
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from segstudio.gui.workers import ErrorInfo
+
+
+def path_row(field: QLineEdit, on_browse: Callable[[], None], label: str = "Browse…") -> QHBoxLayout:
+    """A path field with its browse button beside it, for a form row."""
+    browse = QPushButton(label, field.parentWidget())
+    browse.clicked.connect(on_browse)
+    row = QHBoxLayout()
+    row.addWidget(field, 1)
+    row.addWidget(browse)
+    return row
+
+
+def lay_out_form(dialog: QDialog, form: QFormLayout, buttons: QDialogButtonBox) -> None:
+    """The form above the buttons; the buttons accept or reject the dialog."""
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addLayout(form)
+    layout.addWidget(buttons)
 
 
 def error_box(parent: QWidget | None, info: ErrorInfo) -> QMessageBox:

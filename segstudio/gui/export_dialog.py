@@ -11,13 +11,12 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLineEdit,
-    QPushButton,
     QRadioButton,
-    QVBoxLayout,
     QWidget,
 )
+
+from segstudio.gui.dialogs import lay_out_form, path_row
 
 
 @dataclass
@@ -46,12 +45,7 @@ class ExportDialog(QDialog):
         self.metrics.setEnabled(has_metrics)
         self.metrics.setChecked(has_metrics)
         self.folder = QLineEdit(folder, self)
-        browse = QPushButton("…", self)
-        browse.setMaximumWidth(30)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.folder, 1)
-        row.addWidget(browse)
+        row = path_row(self.folder, self._browse, "…")
         form = QFormLayout()
         form.addRow("Images", self.current)
         form.addRow("", self.split)
@@ -61,11 +55,7 @@ class ExportDialog(QDialog):
         form.addRow("Scores", self.metrics)
         form.addRow("Folder", row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
+        lay_out_form(self, form, buttons)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to", self.folder.text())
