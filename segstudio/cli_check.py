@@ -35,14 +35,14 @@ def print_report(report) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from segstudio.cli_commands import UsageError, _load_dataset
+    from segstudio.cli_commands import UsageError, load_dataset_from_args
     from segstudio.core.export import write_metrics_json
     from segstudio.core.label_guard import check_labels
     from segstudio.core.model import load_model
 
     if args.sample is not None and args.sample < 1:
         raise UsageError(f"--sample must be at least 1, got {args.sample}")
-    dataset = _load_dataset(args)
+    dataset = load_dataset_from_args(args)
     if args.split is not None and args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
     if args.model == "scratch":  # a new head sized for the dataset, as train builds it

@@ -50,7 +50,7 @@ def _source_options(args: argparse.Namespace):
     )
 
 
-def _load_dataset(args: argparse.Namespace):
+def load_dataset_from_args(args: argparse.Namespace):
     from segstudio.core.datasources import load_source
 
     return load_source(args.dataset, _source_options(args))
@@ -68,7 +68,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cancel_on_sigint(cancel: threading.Event) -> None:
+def cancel_on_sigint(cancel: threading.Event) -> None:
     """First Ctrl-C asks the run to stop at the next step; a second one interrupts at once."""
 
     def handler(signum, frame):
@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from segstudio.core.model import load_model
     from segstudio.core.training import TrainSettings, train
 
-    dataset = _load_dataset(args)
+    dataset = load_dataset_from_args(args)
     loaded = load_model(
         args.model,
         label_map=dataset.label_map,
@@ -108,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     cancel = threading.Event()
-    _cancel_on_sigint(cancel)
+    cancel_on_sigint(cancel)
     started = time.monotonic()
     with ConsoleTrainingListener() as listener:
         result = train(dataset, loaded, settings, listener=listener, cancel=cancel)
@@ -142,7 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from segstudio.core.inference import Predictor
     from segstudio.core.model import load_model
 
-    dataset = _load_dataset(args)
+    dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise _usage(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
     loaded = load_model(args.model)
@@ -151,7 +151,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
     total = len(dataset.splits[args.split]) if args.limit is None else min(args.limit, len(dataset.splits[args.split]))
     cancel = threading.Event()
-    _cancel_on_sigint(cancel)
+    cancel_on_sigint(cancel)
     with progress_bar(total, "evaluating") as bar:
         try:
             result = evaluate_split(

@@ -73,8 +73,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         EXIT_OK,
         EXIT_PARTIAL,
         UsageError,
-        _cancel_on_sigint,
-        _load_dataset,
+        cancel_on_sigint,
+        load_dataset_from_args,
     )
     from segstudio.cli_report import progress_bar
     from segstudio.core.compare import compare_split
@@ -86,7 +86,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"compare needs exactly two models (--model A --model B), got {len(args.model)}")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    dataset = _load_dataset(args)
+    dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
     predictors = [Predictor(_load(spec, dataset), device=args.device, batch_size=args.batch_size)
@@ -94,7 +94,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows = len(dataset.splits[args.split])
     total = rows if args.limit is None else min(args.limit, rows)
     cancel = threading.Event()
-    _cancel_on_sigint(cancel)
+    cancel_on_sigint(cancel)
     with progress_bar(2 * total, "comparing") as bar:
         try:
             comparison = compare_split(dataset, args.split, *predictors, limit=args.limit, cancel=cancel,
