@@ -69,10 +69,12 @@ class GapMeter:
         self.timer = QTimer(interval=10, timerType=Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
-        self.last = 0.0
+        self.ends: list[float] = []  # seconds since start() at the end of each interval
+        self.last = self.first = 0.0
 
     def start(self) -> None:
-        self.gaps, self.last = [], time.perf_counter()
+        self.gaps, self.ends = [], []
+        self.last = self.first = time.perf_counter()
         self.timer.start()
 
     def stop(self) -> np.ndarray:
@@ -82,7 +84,14 @@ class GapMeter:
     def _tick(self) -> None:
         now = time.perf_counter()
         self.gaps.append(now - self.last)
+        self.ends.append(now - self.first)
         self.last = now
+
+    def worst(self) -> dict:
+        """The longest interval: how long, and when it ended (seconds after start, and share of the run)."""
+        index = int(np.argmax(self.gaps))
+        return {"ms": round(self.gaps[index] * 1e3, 1), "ended_at_s": round(self.ends[index], 2),
+                "run_s": round(self.ends[-1], 2)}
 
 
 def wait(app, done, timeout: float) -> None:
@@ -120,6 +129,7 @@ def gui_run(app, window, output: Path, steps: int, meter: GapMeter) -> tuple[flo
     panel.start_button.click()
     wait(app, lambda: window.training.result is not None and not window.training.running(), 1800)
     gaps = meter.stop()
+    print(f"longest GUI-thread interval while training: {meter.worst()}", flush=True)
     panel.on_event = original
     unique = sorted({step: t for t, step in reversed(stamps)}.items())
     return steps_per_second([(t, s) for s, t in unique]), gaps
