@@ -28,6 +28,10 @@ def can_fuse(head: nn.Module) -> bool:
         and isinstance(head.activation, nn.ReLU)
         and isinstance(head.batch_norm, nn.BatchNorm2d)
         and head.batch_norm.track_running_stats
+        and type(head.linear_fuse) is nn.Conv2d
+        and type(head.classifier) is nn.Conv2d
+        # plain float layers only (a quantised or otherwise swapped projection runs as the model defines it)
+        and all(type(getattr(mlp, "proj", None)) is nn.Linear for mlp in head.linear_projections)
     )
 
 

@@ -242,10 +242,12 @@ def test_fused_decode_head_gives_the_models_logits(loaded: LoadedModel) -> None:
     torch.testing.assert_close(predictor.logits([random_image(90, 70)]), reference[:1], rtol=1e-4, atol=1e-4)
 
 
-def test_a_head_in_training_mode_is_not_fused(loaded: LoadedModel) -> None:
-    head = loaded.model.decode_head
+def test_a_head_in_training_mode_or_with_swapped_layers_is_not_fused(loaded: LoadedModel) -> None:
+    head = copy.deepcopy(loaded.model.decode_head)
     assert not can_fuse(head.train())
     assert can_fuse(head.eval())
+    head.linear_projections[0].proj = torch.nn.Sequential(head.linear_projections[0].proj)  # e.g. an adapter
+    assert not can_fuse(head)  # not a plain Linear: nothing to fold safely, the model's own forward runs
 
 
 def test_undecided_logits_take_the_all_class_bands_and_match(monkeypatch) -> None:
