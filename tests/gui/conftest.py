@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
 
 from segstudio.gui.workers import live_threads
 
@@ -83,3 +85,23 @@ def review_window(make_window, tiny_demo, scratch_bundle, qtbot):
     _wait_results(qtbot, window)
     qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.prediction is not None)
     return window
+
+
+def _drop_files(window, paths) -> QDropEvent:
+    """What a drag from a file manager sends: an enter event (which must be accepted), then the drop."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+    return event
+
+
+@pytest.fixture
+def drop_files():
+    """``drop_files(window, paths)``: drag files or folders from outside onto the window."""
+    return _drop_files

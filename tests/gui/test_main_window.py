@@ -11,8 +11,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from segstudio.gui.image_list import COL_RANK
@@ -184,20 +183,8 @@ def test_results_are_cached_so_browsing_back_is_instant(review_window, qtbot, wa
     assert "mean IoU" in window.class_table.totals.text()
 
 
-def drop(window, paths) -> QDropEvent:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, event)
-    return event
-
-
-def test_dropped_images_and_folders_are_predicted_in_their_own_group(review_window, qtbot, tmp_path, wait_results):
+def test_dropped_images_and_folders_are_predicted_in_their_own_group(review_window, qtbot, tmp_path, wait_results,
+                                                                    drop_files):
     window = review_window
     folder = tmp_path / "shots"
     (folder / "more").mkdir(parents=True)
@@ -207,7 +194,7 @@ def test_dropped_images_and_folders_are_predicted_in_their_own_group(review_wind
     single = tmp_path / "c.png"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(single)
     (folder / "broken.png").write_bytes(b"not a png")
-    drop(window, [folder, single])
+    drop_files(window, [folder, single])
     qtbot.waitUntil(lambda: DROPPED in window.review.sources, timeout=10_000)
     wait_results(window)
     source = window.review.sources[DROPPED]
@@ -223,14 +210,14 @@ def test_dropped_images_and_folders_are_predicted_in_their_own_group(review_wind
     assert window.viewer.content.ground_truth is None
 
 
-def test_dropping_a_checkpoint_folder_loads_it(make_window, tiny_demo, scratch_bundle, qtbot, tmp_path):
+def test_dropping_a_checkpoint_folder_loads_it(make_window, tiny_demo, scratch_bundle, qtbot, tmp_path, drop_files):
     from segstudio.core.model import save_checkpoint
 
     loaded = scratch_bundle.loaded
     folder = save_checkpoint(loaded.model, loaded.processor, loaded.label_map, loaded.convention, tmp_path / "ckpt")
     window = make_window()
     window.review.auto_evaluate = False
-    drop(window, [folder])
+    drop_files(window, [folder])
     qtbot.waitUntil(lambda: window.review.bundle is not None, timeout=60_000)
     assert window.review.bundle.spec == str(folder)
     assert str(folder) in window.model_panel.status.text()

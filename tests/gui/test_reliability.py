@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from segstudio.gui.export_dialog import ExportChoice
@@ -255,19 +253,8 @@ def test_an_unexpected_out_of_memory_in_any_job_gets_the_suggestion(qtbot):
     assert info.message == OUT_OF_MEMORY and "batch size" in info.message and info.kind == "OutOfMemoryError"
 
 
-def _drop(window, paths) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, enter)
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, drop)
-
-
 def test_dropped_odd_and_broken_images_are_predicted_or_named(make_window, scratch_bundle, qtbot, tmp_path,
-                                                              wait_results):
+                                                              wait_results, drop_files):
     folder = tmp_path / "dröpped fïles"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -286,7 +273,7 @@ def test_dropped_odd_and_broken_images_are_predicted_or_named(make_window, scrat
     (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
     window = make_window()
     window.review.set_model(scratch_bundle)
-    _drop(window, [folder])
+    drop_files(window, [folder])
     qtbot.waitUntil(lambda: DROPPED in window.review.sources, timeout=10_000)
     wait_results(window)
     source, results = window.review.sources[DROPPED], window.review.results()

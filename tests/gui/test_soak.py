@@ -9,9 +9,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
 
 from segstudio.gui.sources import DROPPED
 
@@ -29,19 +26,7 @@ def resident_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def drop(window, paths: list[Path]) -> None:
-    """What a drag from a file manager sends: an enter event, then the drop, with file URLs."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPointF(40, 40), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    QApplication.sendEvent(window, QDropEvent(QPointF(40, 40), Qt.DropAction.CopyAction, mime,
-                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
-
-
-def test_200_dropped_predictions_in_a_row_keep_memory_flat(make_window, scratch_bundle, qtbot, tmp_path):
+def test_200_dropped_predictions_in_a_row_keep_memory_flat(make_window, scratch_bundle, qtbot, tmp_path, drop_files):
     rng = np.random.default_rng(0)
     files = []
     for i in range(8):
@@ -54,7 +39,7 @@ def test_200_dropped_predictions_in_a_row_keep_memory_flat(make_window, scratch_
     def drop_and_wait(i: int) -> None:
         path = files[i % len(files)]
         previous = window.review.sources.get(DROPPED)
-        drop(window, [path])
+        drop_files(window, [path])
         qtbot.waitUntil(lambda: (s := window.review.sources.get(DROPPED)) is not None and s is not previous,
                         timeout=30_000)
         qtbot.waitUntil(lambda: (r := window.review.results(create=False)) is not None and r.complete
