@@ -131,10 +131,10 @@ def upsample_argmax(
         return upsampled[0].argmax(dim=0).to(_id_dtype(channels)).cpu().numpy()
     tolerance = 1e-4 * max(1.0, float(logits.abs().max()))
     possible = contenders(logits, tolerance)
+    if float(possible.float().mean()) > PRUNE_MAX_SHARE:  # undecided logits (an untrained head): no pruning
+        return _upsample_argmax_all_classes(logits, out_size, max_elements)
     iy = linear_weights(logits.shape[1], out_h, logits.device)
     ix = linear_weights(logits.shape[2], out_w, logits.device)
-    if float(possible.float().mean()) > PRUNE_MAX_SHARE:  # undecided logits (an untrained head): no pruning
-        return _upsample_argmax_all_classes(logits, out_size, iy, max_elements)
     ids = torch.empty(out_size, dtype=_id_dtype(channels), device=logits.device)
     for first, stop, row in _row_groups(iy[0].cpu()):
         classes = possible[:, row].nonzero().flatten()
@@ -150,27 +150,26 @@ def upsample_argmax(
     return ids.cpu().numpy()
 
 
-def interpolation_matrix(in_size: int, out_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(out_size, in_size): 1-D linear interpolation (``align_corners=False``) as a matrix, two weights a row."""
-    index0, index1, weight0, weight1 = linear_weights(in_size, out_size, device)
-    matrix = torch.zeros(out_size, in_size, device=device)
-    rows = torch.arange(out_size, device=device)
+def interpolation_matrix(weights: Weights, in_size: int) -> torch.Tensor:
+    """(out_size, in_size): the 1-D linear interpolation ``weights`` (from linear_weights) as a matrix."""
+    index0, index1, weight0, weight1 = weights
+    matrix = torch.zeros(len(index0), in_size, device=index0.device)
+    rows = torch.arange(len(index0), device=index0.device)
     matrix.index_put_((rows, index0), weight0, accumulate=True)
     matrix.index_put_((rows, index1), weight1, accumulate=True)
     return matrix
 
 
-def _upsample_argmax_all_classes(
-    logits: torch.Tensor, out_size: tuple[int, int], iy: Weights, max_elements: int
-) -> np.ndarray:
+def _upsample_argmax_all_classes(logits: torch.Tensor, out_size: tuple[int, int], max_elements: int) -> np.ndarray:
     """Every class, band by band, as two matrix products on (rows, columns, classes) data: the interpolation
     matrices are mostly zeros, but a GEMM over them is still faster than gathers (~120 vs ~200 ms for 150 classes
     at 683x512), and the argmax then reads contiguous memory."""
-    channels, _height, width = logits.shape
+    channels, height, width = logits.shape
     out_h, out_w = out_size
     pixels = logits.permute(1, 2, 0).contiguous()
-    across_matrix = interpolation_matrix(width, out_w, logits.device)
-    down_matrix = interpolation_matrix(logits.shape[1], out_h, logits.device)
+    iy = linear_weights(height, out_h, logits.device)
+    across_matrix = interpolation_matrix(linear_weights(width, out_w, logits.device), width)
+    down_matrix = interpolation_matrix(iy, height)
     ids = torch.empty(out_size, dtype=_id_dtype(channels), device=logits.device)
     step = max(1, max_elements // (channels * out_w))
     for y0 in range(0, out_h, step):

@@ -9,6 +9,7 @@ from segstudio.core.labels import IGNORE_INDEX
 CORRECT_RGB = (20, 20, 20)
 WRONG_RGB = (230, 30, 30)
 IGNORED_RGB = (128, 128, 128)
+ERROR_RGB = np.array([CORRECT_RGB, WRONG_RGB, IGNORED_RGB], dtype=np.uint8)  # by error code
 
 
 def _table(palette: np.ndarray, size: int, ignore_index: int) -> np.ndarray:
@@ -55,13 +56,16 @@ def overlay(
     return out
 
 
-def error_map(pred: np.ndarray, gt: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """(H, W, 3) uint8: wrong pixels red, correct ones dark, pixels ignored by the ground truth grey."""
+def error_codes(pred: np.ndarray, gt: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """(H, W) uint8: 0 correct, 1 wrong, 2 ignored by the ground truth (indexes into ``ERROR_RGB``)."""
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
-    out = np.empty((*gt.shape, 3), dtype=np.uint8)
-    out[:] = CORRECT_RGB
-    out[pred != gt] = WRONG_RGB
-    out[gt == ignore_index] = IGNORED_RGB
-    return out
+    codes = np.not_equal(pred, gt).view(np.uint8).copy()
+    codes[gt == ignore_index] = 2
+    return codes
+
+
+def error_map(pred: np.ndarray, gt: np.ndarray, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """(H, W, 3) uint8: wrong pixels red, correct ones dark, pixels ignored by the ground truth grey."""
+    return ERROR_RGB[error_codes(pred, gt, ignore_index)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segstudio.core.render import CORRECT_RGB, IGNORED_RGB, WRONG_RGB
+from segstudio.core.render import ERROR_RGB, error_codes
 
 TP_COLOUR, FP_COLOUR, FN_COLOUR = (40, 200, 70), (255, 150, 0), (40, 110, 255)
 FIXED_COLOUR, BROKEN_COLOUR = (40, 200, 70), (230, 30, 30)
@@ -27,12 +27,6 @@ class IndexedLayer:
 
     codes: np.ndarray
     colours: tuple[Colour, ...]
-
-    def rgba(self) -> np.ndarray:
-        """(H, W, 4) uint8, as Qt will show it (for tests and exports)."""
-        table = np.zeros((256, 4), np.uint8)
-        table[: len(self.colours)] = self.colours
-        return table[self.codes]
 
 
 def _opaque(rgb) -> Colour:
@@ -65,13 +59,10 @@ def class_layer(ids: np.ndarray, palette: np.ndarray, ignore_index: int, only: i
 def error_layer(gt: np.ndarray, pred: np.ndarray, ignore_index: int,
                 visible: np.ndarray | None = None) -> IndexedLayer:
     """Wrong red, correct dark, ignored grey (the core's error-map colours); pixels not ``visible`` clear."""
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
-    codes = np.not_equal(pred, gt).view(np.uint8).copy()
-    codes[gt == ignore_index] = 2
+    codes = error_codes(pred, gt, ignore_index)
     if visible is not None:
         codes[~visible] = 3
-    return IndexedLayer(codes, (_opaque(CORRECT_RGB), _opaque(WRONG_RGB), _opaque(IGNORED_RGB), CLEAR))
+    return IndexedLayer(codes, (*(_opaque(rgb) for rgb in ERROR_RGB), CLEAR))
 
 
 def outcome_masks(gt: np.ndarray, pred: np.ndarray, class_id: int,
