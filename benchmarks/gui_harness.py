@@ -11,6 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def open_window(folder: Path):
     """(app, window): the real MainWindow, 1400x900, shown, settings in ``folder``, no autoload."""
+    from segstudio.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as run_app does
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 

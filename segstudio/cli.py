@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from segstudio import __version__
+from segstudio.core.allocator import keep_freed_memory
 
 EXIT_USAGE, EXIT_CANCELLED = 2, 130
 
@@ -102,6 +103,7 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()
     if not argv:
         from segstudio.gui.app import run_app
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from segstudio.core.fused_head import can_fuse, fused_logits
 from segstudio.core.model import LoadedModel, resolve_device
+from segstudio.core.resample import Weights, interpolation_matrix, linear_weights
 
 K = TypeVar("K", bound=Hashable)
 BAND_ELEMENTS = 1 << 22  # floats per band tensor (16 MiB): a few of them are alive at once
@@ -31,21 +32,6 @@ _TORCH_RESAMPLE = {0: "nearest-exact", 2: "bilinear", 3: "bicubic"}
 
 class InferenceError(RuntimeError):
     """Inference cannot run with these settings (unknown precision, out of memory)."""
-
-
-def linear_weights(
-    in_size: int, out_size: int, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source indices and weights of 1-D linear interpolation, ``align_corners=False`` (as torch computes them)."""
-    scale = torch.tensor(in_size, dtype=torch.float32) / out_size
-    src = ((torch.arange(out_size, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
-    index0 = src.floor().long().clamp_(max=in_size - 1)
-    weight1 = (src - index0).clamp_(0, 1)
-    index1 = (index0 + 1).clamp_(max=in_size - 1)
-    return index0.to(device), index1.to(device), (1 - weight1).to(device), weight1.to(device)
-
-
-Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _interpolate_rows(
@@ -148,16 +134,6 @@ def upsample_argmax(
             band = _interpolate_rows(logits, y0, y1, iy, ix, subset)
             ids[y0:y1] = classes[band.argmax(dim=0)].to(ids.dtype)
     return ids.cpu().numpy()
-
-
-def interpolation_matrix(weights: Weights, in_size: int) -> torch.Tensor:
-    """(out_size, in_size): the 1-D linear interpolation ``weights`` (from linear_weights) as a matrix."""
-    index0, index1, weight0, weight1 = weights
-    matrix = torch.zeros(len(index0), in_size, device=index0.device)
-    rows = torch.arange(len(index0), device=index0.device)
-    matrix.index_put_((rows, index0), weight0, accumulate=True)
-    matrix.index_put_((rows, index1), weight1, accumulate=True)
-    return matrix
 
 
 def _upsample_argmax_all_classes(logits: torch.Tensor, out_size: tuple[int, int], max_elements: int) -> np.ndarray:

@@ -242,6 +242,22 @@ def test_fused_decode_head_gives_the_models_logits(loaded: LoadedModel) -> None:
     torch.testing.assert_close(predictor.logits([random_image(90, 70)]), reference[:1], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 100, 70), (3, 3, 45, 131)])
+def test_fused_head_matches_on_sizes_the_strides_do_not_divide(loaded: LoadedModel, shape) -> None:
+    model = loaded.model.eval()
+    pixel_values = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
+    with torch.inference_mode():
+        states = model.segformer(pixel_values, output_hidden_states=True).hidden_states
+        reference = model.decode_head(states)
+        fused = fused_logits(model.decode_head, states)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the head runs in float32 under autocast too
+            under_autocast = fused_logits(model.decode_head, states)
+    assert {state.shape[-2:] for state in states[1:]} != {states[0].shape[-2:]}
+    torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-4)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, fused)
+
+
 def test_a_head_in_training_mode_or_with_swapped_layers_is_not_fused(loaded: LoadedModel) -> None:
     head = copy.deepcopy(loaded.model.decode_head)
     assert not can_fuse(head.train())
