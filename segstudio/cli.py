@@ -7,6 +7,7 @@ traceback), 130 cancelled.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -124,3 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except user_errors() as exc:
         print(f"segstudio: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        skip_exit_collection()
+
+
+def skip_exit_collection() -> None:
+    """Spare the interpreter's collections over every object torch and transformers created (~0.9 s at exit).
+
+    Called when the work is done and its files are closed: frozen objects are never collected, only freed.
+    """
+    gc.freeze()

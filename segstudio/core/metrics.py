@@ -52,9 +52,10 @@ def reference_areas(
         label[label == 0] = 255
         label = label - 1
         label[label == 254] = 255
-    mask = np.not_equal(label, ignore_index)
+    mask = label != ignore_index
+    mask = np.not_equal(label, ignore_index)  # evaluate computes the mask twice
     pred = pred[mask]
-    label = label[mask]
+    label = np.array(label)[mask]  # and copies the labels once more before masking them
     intersect = pred[pred == label]
     bins = {"bins": num_labels, "range": (0, num_labels - 1)}
     area_intersect = np.histogram(intersect, **bins)[0]

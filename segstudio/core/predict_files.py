@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+from PIL import Image
 
 from segstudio.core.export import plan_outputs, staged_export, write_labels_json, write_prediction
 from segstudio.core.imageio import ImageReadError, find_images, read_image
 from segstudio.core.inference import Predictor
+
+READ_AHEAD = 16  # decoded images waiting for the model (two batches of 8)
+WRITES_BEHIND = 8  # masks waiting to be encoded before the model waits for them
 
 
 def predict_files(
@@ -42,29 +50,65 @@ def _predict_into(
     on_error: Callable[[Path, str], None] | None,
     cancel: threading.Event | None,
 ) -> int:
-    """Predict ``found`` into ``folder`` (the staging folder)."""
+    """Predict ``found`` into ``folder`` (the staging folder), reading ahead and writing behind the model.
+
+    Pillow decodes and encodes with the GIL released, so one thread reading the next images and one writing
+    the last masks overlap that work with the model instead of adding to it. Callbacks run on this thread,
+    in input order; a failed write (disk full) is raised here and stops the run.
+    """
     outputs = plan_outputs(found, folder, formats)
     loaded = predictor.loaded
     write_labels_json(folder, loaded.label_map, loaded.convention)
-    images: dict[int, object] = {}
+    images: dict[int, Image.Image] = {}
+    reader = ThreadPoolExecutor(1, thread_name_prefix="segstudio-read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="segstudio-write")
+    writes: deque[tuple[int, Future]] = deque()
+    write_failed = threading.Event()
+    written = 0
 
-    def readable():
-        for index, (path, _relative) in enumerate(found):
-            if cancel is not None and cancel.is_set():
-                return
+    def write(*args) -> None:
+        if write_failed.is_set():  # an earlier write failed (disk full): the run is ending, write no more
+            return
+        try:
+            write_prediction(*args)
+        except BaseException:
+            write_failed.set()
+            raise
+
+    def readable() -> Iterator[tuple[int, Image.Image]]:
+        queued = (  # lazily submitted, READ_AHEAD at a time
+            (index, path, reader.submit(read_image, path)) for index, (path, _relative) in enumerate(found)
+        )
+        reads = deque(itertools.islice(queued, READ_AHEAD))
+        while reads and not (cancel is not None and cancel.is_set()):
+            index, path, future = reads.popleft()
+            reads.extend(itertools.islice(queued, 1))
             try:
-                images[index] = read_image(path)
+                images[index] = future.result()
             except ImageReadError as exc:
                 if on_error:
                     on_error(path, str(exc))
                 continue
             yield index, images[index]
 
-    written = 0
-    for index, ids in predictor.predict_iter(readable()):
-        image = images.pop(index)
-        write_prediction(outputs[index], folder, ids, image, loaded.label_map, loaded.convention, formats)
+    def finish_oldest() -> None:
+        nonlocal written
+        index, future = writes.popleft()
+        future.result()
         written += 1
         if on_done:
             on_done(found[index][0])
+
+    try:
+        for index, ids in predictor.predict_iter(readable()):
+            image = images.pop(index)
+            args = (outputs[index], folder, ids, image, loaded.label_map, loaded.convention, formats)
+            writes.append((index, writer.submit(write, *args)))
+            while len(writes) > WRITES_BEHIND:
+                finish_oldest()
+        while writes:
+            finish_oldest()
+    finally:  # nothing may still write into the staging folder once this returns or raises
+        reader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
     return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -36,4 +37,5 @@ def run_app(argv: Sequence[str] | None = None, settings: QSettings | None = None
     window.show()
     code = app.exec()
     window.shutdown()
+    gc.freeze()  # as the CLI does: no collections over the libraries' objects while the process exits
     return int(code)
