@@ -124,16 +124,31 @@ class SplitResults:
 
 
 class ResultsCache:
-    """``SplitResults`` per (model token, source token): browsing back to a split is instant."""
+    """``SplitResults`` per (model token, source token): browsing back to a split is instant.
 
-    def __init__(self) -> None:
-        self._items: dict[tuple[str, str], SplitResults] = {}
+    At most ``capacity`` pairs are kept; the least recently shown goes first (each group of dropped images is
+    a source of its own, so a long session of drops would otherwise keep every group's predictions).
+    """
+
+    def __init__(self, capacity: int = 12) -> None:
+        self.capacity = max(1, capacity)
+        self._items: dict[tuple[str, str], SplitResults] = {}  # oldest first
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, model_token: str, source_token: str) -> SplitResults | None:
-        return self._items.get((model_token, source_token))
+        key = (model_token, source_token)
+        found = self._items.pop(key, None)
+        if found is not None:
+            self._items[key] = found  # now the most recent
+        return found
 
     def put(self, model_token: str, source_token: str, results: SplitResults) -> None:
+        self._items.pop((model_token, source_token), None)
         self._items[(model_token, source_token)] = results
+        while len(self._items) > self.capacity:
+            del self._items[next(iter(self._items))]
 
     def retain(self, source_tokens: set[str]) -> None:
         """Forget the results of every other source (a new dataset was opened)."""

@@ -223,7 +223,7 @@ class ReviewController(QObject):
         found = self.cache.get(self.bundle.token, self.source.token)
         if found is None and create:
             loaded = self.bundle.loaded
-            found = SplitResults(loaded.label_map.num_labels, loaded.convention.ignore_index, len(self.source))
+            found = SplitResults(loaded.label_map.num_labels, self.ignore_index(), len(self.source))
             self.cache.put(self.bundle.token, self.source.token, found)
         return found
 

@@ -12,7 +12,7 @@ import pytest
 from segstudio.core import allocator
 
 FAULTS = r'''
-import json, resource
+import json, resource, threading
 from segstudio.core.allocator import keep_freed_memory
 import torch
 tuned = keep_freed_memory()
@@ -21,11 +21,21 @@ x = torch.randn(4, 32, 128, 128)  # 8 MiB activations, as in a small forward pas
 def step():
     with torch.inference_mode():
         return float((torch.nn.functional.gelu(conv(x)) + x).sum())
-step(), step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(30):
-    step()
-print(json.dumps({"tuned": tuned, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+def steps(count):
+    for _ in range(count):
+        step()
+def faults_in(run, count):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    run(count)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+def in_worker(count):  # as the GUI's QThread workers run inference and training
+    worker = threading.Thread(target=steps, args=(count,))
+    worker.start()
+    worker.join()
+faults_in(steps, 2)
+main = faults_in(steps, 30)
+faults_in(in_worker, 2)
+print(json.dumps({"tuned": tuned, "faults": main, "worker_faults": faults_in(in_worker, 30)}))
 '''
 
 
@@ -42,7 +52,10 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again() -> None:
     default, tuned = _faults(opt_out=True), _faults(opt_out=False)
     assert default["tuned"] is False and tuned["tuned"] is True
     assert default["faults"] > 15_000  # glibc maps and zero-fills the activations again, step after step
-    assert tuned["faults"] < default["faults"] // 5
+    assert default["worker_faults"] > 15_000
+    two_buffers = 2 * (8 << 20) // 4096  # pages: at most two activations faulted in again over 30 steps
+    assert tuned["faults"] < two_buffers
+    assert tuned["worker_faults"] < two_buffers
 
 
 def test_the_opt_out_leaves_the_allocator_alone(monkeypatch) -> None:

@@ -61,4 +61,5 @@ def test_200_dropped_predictions_in_a_row_keep_memory_flat(make_window, scratch_
     print(f"\n{DROPS} dropped predictions in {elapsed:.1f} s; resident memory {before:.0f} MB -> "
           f"{before + growth:.0f} MB (growth {growth:+.1f} MB)")
     assert window.errors == []
+    assert len(window.review.cache) <= window.review.cache.capacity  # old drop groups' results were let go
     assert growth < MAX_GROWTH_MB, f"resident memory grew by {growth:.0f} MB over {DROPS} drops"

@@ -17,7 +17,7 @@ from segstudio.gui.confusions import ConfusionsPanel
 from segstudio.gui.dataset_panel import DatasetPanel
 from segstudio.gui.image_list import COL_MIOU, COL_RANK, ENTRY_ROLE, ImageListModel
 from segstudio.gui.loaders import AsyncLoader
-from segstudio.gui.results import SplitResults, outcome_from
+from segstudio.gui.results import ResultsCache, SplitResults, outcome_from
 from segstudio.gui.sources import Entry, PackedMask
 
 NAMES = LabelMap.from_names(["sky", "tree", "road"])
@@ -211,3 +211,17 @@ def test_packed_masks_round_trip_and_are_small():
     packed = PackedMask.pack(mask)
     assert np.array_equal(packed.unpack(), mask)
     assert packed.nbytes < mask.nbytes / 50
+
+
+def test_results_cache_lets_the_least_recently_shown_pair_go_first() -> None:
+    cache = ResultsCache(capacity=3)
+    made = {name: SplitResults(3, 255, 1) for name in "abcd"}
+    for name in "abc":
+        cache.put("model", name, made[name])
+    assert cache.get("model", "a") is made["a"]  # "a" is now the most recent; "b" the oldest
+    cache.put("model", "d", made["d"])
+    assert len(cache) == 3
+    assert cache.get("model", "b") is None
+    assert [cache.get("model", name) for name in "acd"] == [made["a"], made["c"], made["d"]]
+    cache.put("model", "a", made["a"])  # putting a kept pair again does not grow the cache
+    assert len(cache) == 3
