@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import threading
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,19 +226,52 @@ def _guarded_trainer(guard: IgnoredBatchGuard):
     """A Trainer class that trains on nothing from a batch whose pixels are all ignored (its loss is NaN).
 
     The model still runs and the loss is 0 times its logits, so every parameter gets a (zero) gradient and
-    distributed ranks stay in step.
+    distributed ranks stay in step. The optimizer step after it is skipped too (AdamW would still apply weight
+    decay and move its moments), on every rank at once: under DDP only when all ranks' batches were ignored,
+    else the others' gradients (averaged with the zeros) are applied everywhere. With gradient accumulation
+    the step also carries the other micro-batches, so it is not skipped.
     """
     from transformers import Trainer
 
     class GuardedTrainer(Trainer):
+        _skip_optimizer_step = False
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training and guard.should_skip(inputs.get("labels"), self.state.global_step + 1):
+            skip = model.training and guard.should_skip(inputs.get("labels"), self.state.global_step + 1)
+            if model.training and self.args.gradient_accumulation_steps == 1:
+                self._skip_optimizer_step = _on_every_rank(skip, self.args.device)
+            if skip:
                 outputs = model(pixel_values=inputs["pixel_values"])
                 loss = outputs.logits.sum() * 0.0
                 return (loss, outputs) if return_outputs else loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
+        def create_optimizer(self, model=None):
+            optimizer = super().create_optimizer(model)
+            if not getattr(optimizer, "_segstudio_guarded", False):
+                step, trainer = optimizer.step, self
+
+                def guarded_step(_optimizer, *args, **kwargs):
+                    if trainer._skip_optimizer_step:
+                        trainer._skip_optimizer_step = False
+                        return None
+                    return step(*args, **kwargs)
+
+                # a bound method, as torch's LR schedulers wrap ``optimizer.step.__func__``
+                optimizer.step = types.MethodType(guarded_step, optimizer)
+                optimizer._segstudio_guarded = True
+            return optimizer
+
     return GuardedTrainer
+
+
+def _on_every_rank(flag: bool, device: torch.device) -> bool:
+    """``flag`` and-ed over all distributed ranks (just ``flag`` in one process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return flag
+    value = torch.tensor([1 if flag else 0], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+    return bool(value.item())
 
 
 def _processor_to_save(loaded: LoadedModel, dataset: SegDataset, size: int):

@@ -160,3 +160,29 @@ def test_training_skips_batches_whose_pixels_are_all_ignored(tmp_path, caplog):
     assert result.skipped_batches == 2 and caplog.text.count("every pixel is ignored") == 2
     losses = [log["loss"] for log in result.history if "loss" in log]
     assert len(losses) == 4 and all(np.isfinite(losses))
+
+
+def test_an_all_ignored_batch_moves_no_weight_even_with_weight_decay(tmp_path):
+    data = dataset(tmp_path, {"train": [[255], [255]]})
+    loaded = load_model("scratch", label_map=data.label_map, reduce_labels=False, image_size=32)
+    before = {name: value.detach().clone() for name, value in loaded.model.state_dict().items()}
+    settings = TrainSettings(output_dir=tmp_path / "run", max_steps=2, batch_size=1, image_size=32, device="cpu",
+                             logging_steps=1, save_steps=100, weight_decay=0.1)
+    result = train(data, loaded, settings)
+    after = loaded.model.state_dict()
+    assert result.skipped_batches == 2
+    # the optimizer steps were skipped: no decay, no moments; only batch-norm statistics may follow the batches
+    moved = [name for name, value in before.items()
+             if not torch.equal(value, after[name]) and "running_" not in name and "num_batches" not in name]
+    assert moved == []
+
+
+def test_a_labelled_batch_after_an_ignored_one_still_trains(tmp_path):
+    data = dataset(tmp_path, {"train": [[255], [0, 1, 2]]})
+    loaded = load_model("scratch", label_map=data.label_map, reduce_labels=False, image_size=32)
+    before = loaded.model.decode_head.classifier.weight.detach().clone()
+    settings = TrainSettings(output_dir=tmp_path / "run", max_steps=2, batch_size=1, image_size=32, device="cpu",
+                             logging_steps=1, save_steps=100, weight_decay=0.1)
+    result = train(data, loaded, settings)
+    assert result.skipped_batches == 1
+    assert not torch.equal(before, loaded.model.decode_head.classifier.weight)
