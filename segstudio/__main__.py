@@ -1,12 +1,11 @@
 """`python -m segstudio`: with no arguments the desktop app, with a command the CLI."""
 
-import sys
 
 
 def main() -> int:
-    from segstudio.cli import main as cli_main
+    from segstudio.cli import entry_point
 
-    return cli_main(sys.argv[1:])
+    return entry_point()
 
 
 if __name__ == "__main__":

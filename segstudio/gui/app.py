@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -37,5 +36,4 @@ def run_app(argv: Sequence[str] | None = None, settings: QSettings | None = None
     window.show()
     code = app.exec()
     window.shutdown()
-    gc.freeze()  # as the CLI does: no collections over the libraries' objects while the process exits
     return int(code)

@@ -110,3 +110,20 @@ def test_cross_check_says_clearly_when_evaluate_cannot_load(demo_folder, capsys)
     assert code == 0
     assert "cross-check:" in err
     assert "could not be loaded" in err or "agree" in err
+
+
+def test_only_the_command_entry_point_freezes_the_gc_on_its_way_out() -> None:
+    script = (
+        "import gc, sys\n"
+        "from segstudio.cli import entry_point, main\n"
+        "sys.argv = ['segstudio', '--version']\n"
+        "for run in (main, entry_point):\n"
+        "    try:\n"
+        "        run()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    print(run.__name__, gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    lines = [line for line in done.stdout.splitlines() if line.endswith(("True", "False"))]
+    assert lines == ["main False", "entry_point True"]
