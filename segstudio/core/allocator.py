@@ -3,7 +3,7 @@
 glibc hands allocations above a (dynamic, at most 32 MiB) threshold to mmap and gives them back on free, and
 trims the heap's top once 128 KiB of it are free. PyTorch's CPU tensors are plain malloc'd buffers, so every
 forward pass maps, zero-fills (page faults) and unmaps its activations again: on the 2-core benchmark machine
-that was 1.2 million page faults and ~40% of SegFormer-b0's encoder time at batch 8 (105 -> 62 ms per image).
+that was 1.25 million page faults over six batches of 8 and ~40% of SegFormer-b0's encoder time (105 -> 62 ms per image).
 PyTorch's CPU tuning guide recommends jemalloc or tcmalloc for this; ``mallopt`` gets the same effect from the
 allocator already loaded, without LD_PRELOAD. Cost: the heap keeps up to ``TRIM_THRESHOLD`` of free memory, and threads share one arena.
 """
