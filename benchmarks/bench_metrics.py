@@ -10,6 +10,7 @@ regions. Both methods run in the same process on the same masks (best of N repea
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -149,6 +150,7 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
         f"{figures['speedup_cpu_time']}x CPU time)\n"
         f"ConfusionMatrix and reference agree exactly (mean IoU {fast['mean_iou']:.4f})"
     )
+    print(json.dumps(figures, default=float))
     return figures
 
 
