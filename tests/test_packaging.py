@@ -44,3 +44,6 @@ def test_wheel_install_has_label_map_and_demo_model(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert str(target) in proc.stdout
+    command = subprocess.run([str(target / "bin" / "segstudio"), "--version"], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, timeout=120)  # the console script's entry point resolves
+    assert command.returncode == 0 and command.stdout.startswith("segstudio "), command.stderr
