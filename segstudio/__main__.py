@@ -1,7 +1,6 @@
 """`python -m segstudio`: with no arguments the desktop app, with a command the CLI."""
 
 
-
 def main() -> int:
     from segstudio.cli import entry_point
 

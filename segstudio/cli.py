@@ -104,11 +104,11 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    keep_freed_memory()
     if not argv:
         from segstudio.gui.app import run_app
 
-        return run_app([sys.argv[0]])
+        return run_app([sys.argv[0]])  # which keeps freed memory itself
+    keep_freed_memory()
     args = build_parser().parse_args(argv)
     if args.command is None:
         build_parser().print_help()

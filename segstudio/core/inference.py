@@ -19,7 +19,7 @@ from PIL import Image
 
 from segstudio.core.fused_head import can_fuse, fused_logits
 from segstudio.core.model import LoadedModel, resolve_device
-from segstudio.core.resample import Weights, interpolation_matrix, linear_weights
+from segstudio.core.resample import Weights, interpolation_matrix, linear_weights, upsampling_matrix
 
 K = TypeVar("K", bound=Hashable)
 BAND_ELEMENTS = 1 << 22  # floats per band tensor (16 MiB): a few of them are alive at once
@@ -144,7 +144,7 @@ def _upsample_argmax_all_classes(logits: torch.Tensor, out_size: tuple[int, int]
     out_h, out_w = out_size
     pixels = logits.permute(1, 2, 0).contiguous()
     iy = linear_weights(height, out_h, logits.device)
-    across_matrix = interpolation_matrix(linear_weights(width, out_w, logits.device), width)
+    across_matrix = upsampling_matrix(width, out_w, logits.device)
     down_matrix = interpolation_matrix(iy, height)
     ids = torch.empty(out_size, dtype=_id_dtype(channels), device=logits.device)
     step = max(1, max_elements // (channels * out_w))

@@ -7,9 +7,7 @@ import torch
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def linear_weights(
-    in_size: int, out_size: int, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def linear_weights(in_size: int, out_size: int, device: torch.device | str = "cpu") -> Weights:
     """Source indices and weights of 1-D linear interpolation, ``align_corners=False`` (as torch computes them)."""
     scale = torch.tensor(in_size, dtype=torch.float32) / out_size
     src = ((torch.arange(out_size, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
