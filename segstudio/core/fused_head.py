@@ -8,21 +8,28 @@ norm fold into one (C_i, hidden) matrix applied at the stage's own resolution, a
 concatenation and its 1x1 convolution are never built.
 
 Bilinear upsampling is separable: one small matrix per axis. The coarse stages are widened by a batched matrix
-product each, stacked row-wise, and all three are then upsampled in height *and summed* by one matrix product
-(K = the sum of their heights) that accumulates onto the full-resolution stage. That writes the 256-channel
-map once instead of three interpolations and three additions over it (about half the head's time on a 2-core
-CPU, where these passes are memory-bound). Images go one at a time so the map stays in the CPU's cache.
-The weights are folded on every call (microseconds), so a model trained in place is always seen as it is now.
+product each; the full-resolution map is then built a block of rows at a time (1 MiB): the first stage's
+projection, plus each coarse stage upsampled in height by a matrix product over only the few source rows that
+block needs (an output row mixes two), then ReLU and the classifier, while the block is still in the CPU's
+cache. The 256-channel map is never written out whole, and the height products skip the interpolation
+matrices' zeros (one dense product over all 112 coarse rows cost a third of the head). The folded bias is added
+once, to the first coarse stage before it is widened: interpolation weights sum to 1, so it reaches every pixel
+unchanged. The weights are folded on every call (microseconds), so a model trained in place is seen as it is now.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from segstudio.core.resample import upsampling_matrix
+from segstudio.core.resample import interpolation_matrix, linear_weights, upsampling_matrix
+
+# Floats in one block of the full-resolution hidden map (1 MiB): it is summed, rectified and classified while it
+# is still in the CPU's cache, instead of writing and re-reading the whole 256-channel map (16 MiB at 512).
+BLOCK_FLOATS = 1 << 18
 
 
 def can_fuse(head: nn.Module) -> bool:
@@ -67,8 +74,31 @@ def fused_logits(head: nn.Module, hidden_states: Sequence[torch.Tensor]) -> torc
 
 
 def _pixel_rows(state: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, h * w, C)."""
+    """(B, C, h, w) -> (B, h * w, C): a view for the channels-last maps the fused encoder returns."""
     return state.permute(0, 2, 3, 1).reshape(state.shape[0], -1, state.shape[1])
+
+
+class _RowBlock(NamedTuple):
+    """Output rows ``start:stop`` and, per coarse stage, the source rows ``first:last`` and their weights."""
+
+    start: int
+    stop: int
+    sources: list[tuple[int, int, torch.Tensor]]
+
+
+def _row_blocks(heights: Sequence[int], height: int, rows: int, device: torch.device) -> list[_RowBlock]:
+    """Output rows in blocks of ``rows``; each block needs only a few rows of each coarse stage (2 per output row)."""
+    stages = [linear_weights(h, height, device) for h in heights]
+    matrices = [interpolation_matrix(weights, h) for weights, h in zip(stages, heights, strict=True)]
+    blocks = []
+    for start in range(0, height, rows):
+        stop = min(height, start + rows)
+        sources = []
+        for (index0, index1, _w0, _w1), matrix in zip(stages, matrices, strict=True):
+            first, last = int(index0[start]), int(index1[stop - 1]) + 1
+            sources.append((first, last, matrix[start:stop, first:last].contiguous()))
+        blocks.append(_RowBlock(start, stop, sources))
+    return blocks
 
 
 def _fused_logits(head: nn.Module, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -76,23 +106,32 @@ def _fused_logits(head: nn.Module, hidden_states: Sequence[torch.Tensor]) -> tor
     first, coarse = hidden_states[0], list(zip(hidden_states[1:], matrices[1:], strict=True))
     batch, _, height, width = first.shape
     hidden, device = bias.numel(), first.device
-    heights = [state.shape[2] for state, _ in coarse]
-    down = torch.cat([upsampling_matrix(h, height, device) for h in heights], dim=1)  # (H, sum of heights)
+    rows = max(1, min(height, BLOCK_FLOATS // (width * hidden)))
+    blocks = _row_blocks([state.shape[2] for state, _ in coarse], height, rows, device)
     across = [upsampling_matrix(state.shape[3], width, device) for state, _ in coarse]
     classifier = head.classifier.weight[:, :, 0, 0].T
-    stacked = torch.empty(sum(heights), width, hidden, device=device)
-    total = torch.empty(height * width, hidden, device=device)
+    widened = [torch.empty(state.shape[2], width, hidden, device=device) for state, _ in coarse]
+    total = torch.empty(rows * width, hidden, device=device)
     logits = torch.empty(batch, height, width, classifier.shape[1], device=device)
     first_rows, coarse_rows = _pixel_rows(first), [_pixel_rows(state) for state, _ in coarse]
     for image in range(batch):
-        row = 0
-        for (state, matrix), rows, widen in zip(coarse, coarse_rows, across, strict=True):
-            stage_h, stage_w = state.shape[2], state.shape[3]
-            projected = torch.mm(rows[image], matrix).view(stage_h, stage_w, hidden)
-            torch.matmul(widen, projected, out=stacked[row:row + stage_h])  # (h, W, hidden)
-            row += stage_h
-        torch.addmm(bias, first_rows[image], matrices[0], out=total)
-        total.view(height, width * hidden).addmm_(down, stacked.view(row, width * hidden))
-        total.relu_()
-        torch.addmm(head.classifier.bias, total, classifier, out=logits[image].view(height * width, -1))
+        for stage, ((state, matrix), pixels, widen) in enumerate(zip(coarse, coarse_rows, across, strict=True)):
+            projected = torch.mm(pixels[image], matrix)
+            if stage == 0:
+                projected += bias  # passes through the interpolation unchanged (see the module's docstring)
+            torch.matmul(widen, projected.view(state.shape[2], state.shape[3], hidden), out=widened[stage])
+        for block in blocks:
+            pixels = (block.stop - block.start) * width
+            summed = total[:pixels]
+            rows_in = first_rows[image, block.start * width:block.stop * width]
+            if coarse:
+                torch.mm(rows_in, matrices[0], out=summed)
+            else:
+                torch.addmm(bias, rows_in, matrices[0], out=summed)
+            flat = summed.view(block.stop - block.start, width * hidden)
+            for (first_row, last_row, weights), stage_map in zip(block.sources, widened, strict=True):
+                flat.addmm_(weights, stage_map[first_row:last_row].view(last_row - first_row, width * hidden))
+            summed.relu_()
+            out = logits[image, block.start:block.stop].view(pixels, -1)
+            torch.addmm(head.classifier.bias, summed, classifier, out=out)
     return logits.permute(0, 3, 1, 2)

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from segstudio.core.fused_encoder import can_run as can_run_encoder
+from segstudio.core.fused_encoder import fused_hidden_states
 from segstudio.core.fused_head import can_fuse, fused_logits
 from segstudio.core.model import LoadedModel, resolve_device
 from segstudio.core.resample import Weights, interpolation_matrix, linear_weights, upsampling_matrix
@@ -259,12 +261,20 @@ class Predictor:
             ) from None
 
     def _forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Encoder, then the re-associated decode head where it applies (see fused_head), else the model's."""
+        """Encoder and decode head, each through its fused version where it applies, else the model's own."""
+        segformer = getattr(self.model, "segformer", None)
         head = getattr(self.model, "decode_head", None)
-        if head is None or not can_fuse(head):
+        if segformer is None or head is None:
             return self.model(pixel_values=pixel_values).logits
-        states = self.model.segformer(pixel_values, output_hidden_states=True).hidden_states
-        if len(states) != len(head.linear_projections) or any(state.ndim != 4 for state in states):
+        if can_run_encoder(segformer, pixel_values):
+            states = fused_hidden_states(segformer, pixel_values)
+        else:
+            states = segformer(pixel_values, output_hidden_states=True).hidden_states
+        if (
+            not can_fuse(head)
+            or len(states) != len(head.linear_projections)
+            or any(state.ndim != 4 for state in states)
+        ):
             return head(states)
         return fused_logits(head, states)
 

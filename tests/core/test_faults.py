@@ -15,7 +15,7 @@ from PIL import Image
 from transformers import SegformerModel, Trainer
 
 from segstudio.cli import main
-from segstudio.core import export
+from segstudio.core import export, fused_encoder
 from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints
 from segstudio.core.demo_data import make_demo
 from segstudio.core.model import DEMO_MODEL_DIR, load_model
@@ -47,6 +47,12 @@ def _error_lines(err: str) -> list[str]:
 def _oom(*args, **kwargs):
     """Stands in for the SegFormer encoder's forward (every inference and training path runs it)."""
     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.8 GiB total)")
+
+
+def _encoders_run_out_of_memory(monkeypatch) -> None:
+    """transformers' encoder (training, other devices) and the fused CPU one fail as a full GPU would."""
+    monkeypatch.setattr(SegformerModel, "forward", _oom)
+    monkeypatch.setattr(fused_encoder, "_block", _oom)
 
 
 # --- training interrupted ----------------------------------------------------------------------------------
@@ -128,7 +134,7 @@ def test_out_of_memory_in_cli_predict_is_one_line_with_a_suggestion(tmp_path, mo
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(src / "a.png")
-    monkeypatch.setattr(SegformerModel, "forward", _oom)
+    _encoders_run_out_of_memory(monkeypatch)
     out = tmp_path / "out"
     code = main(["predict", "--model", "demo", str(src), "--output", str(out)])
     err = capsys.readouterr().err
@@ -140,7 +146,7 @@ def test_out_of_memory_in_cli_predict_is_one_line_with_a_suggestion(tmp_path, mo
 
 @needs_demo_model
 def test_out_of_memory_in_cli_evaluate_is_one_line_with_a_suggestion(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(SegformerModel, "forward", _oom)
+    _encoders_run_out_of_memory(monkeypatch)
     code = main(["evaluate", "--dataset", "demo", "--model", "demo", "--limit", "2", "--json", str(tmp_path / "m.json")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
@@ -150,7 +156,7 @@ def test_out_of_memory_in_cli_evaluate_is_one_line_with_a_suggestion(tmp_path, m
 
 
 def test_out_of_memory_in_cli_train_is_one_line_with_a_suggestion(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(SegformerModel, "forward", _oom)
+    _encoders_run_out_of_memory(monkeypatch)
     code = main(["train", "--dataset", "demo", "--model", "scratch", "--output", str(tmp_path / "run"),
                  "--max-steps", "2", "--batch-size", "2", "--image-size", "64", "--device", "cpu"])
     err = capsys.readouterr().err

@@ -32,13 +32,7 @@ from segstudio.core.model import LoadedModel, LoadReport, new_processor
 TINY = {"hidden_sizes": [8, 16, 32, 64], "decoder_hidden_size": 32, "depths": [1, 1, 1, 1]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many small tensor ops: one thread is faster than two on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -242,9 +236,14 @@ def test_fused_decode_head_gives_the_models_logits(loaded: LoadedModel) -> None:
     torch.testing.assert_close(predictor.logits([random_image(90, 70)]), reference[:1], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("block_rows", [1, 3, None])
 @pytest.mark.parametrize("shape", [(1, 3, 100, 70), (3, 3, 45, 131)])
-def test_fused_head_matches_on_sizes_the_strides_do_not_divide(loaded: LoadedModel, shape) -> None:
+def test_fused_head_matches_on_sizes_the_strides_do_not_divide(loaded: LoadedModel, shape, block_rows,
+                                                                monkeypatch) -> None:
     model = loaded.model.eval()
+    if block_rows is not None:  # blocks of 1 or 3 output rows (the last one shorter): each reads its own sources
+        width, hidden = -(-shape[3] // 4), model.config.decoder_hidden_size
+        monkeypatch.setattr("segstudio.core.fused_head.BLOCK_FLOATS", block_rows * width * hidden)
     pixel_values = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
     with torch.inference_mode():
         states = model.segformer(pixel_values, output_hidden_states=True).hidden_states

@@ -210,12 +210,15 @@ def test_out_of_memory_while_predicting_is_a_message_and_the_window_lives(make_w
                                                                          qtbot, monkeypatch):
     from transformers import SegformerModel
 
+    from segstudio.core import fused_encoder
+
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     window = make_window()
     window.set_dataset(tiny_demo)
     monkeypatch.setattr(SegformerModel, "forward", oom)
+    monkeypatch.setattr(fused_encoder, "_block", oom)  # the CPU inference path's encoder
     window.review.set_model(scratch_bundle)
     qtbot.waitUntil(lambda: bool(window.errors), timeout=60_000)
     qtbot.waitUntil(lambda: not window.jobs.is_running(), timeout=60_000)
