@@ -7,6 +7,7 @@ is wrong and the concrete fix. ``refuse_double_reduction`` is the cheap check tr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import asdict, dataclass, field
@@ -304,11 +305,21 @@ def check_labels(dataset: SegDataset, loaded: Any, splits: list[str] | None = No
     return GuardReport(dataset.source, str(getattr(loaded, "source", "")), findings, scans)
 
 
-def refuse_double_reduction(dataset: SegDataset, split: str, sample: int = QUICK_SAMPLE) -> None:
-    """Raise :class:`LabelConventionError` when ``split``'s masks are already reduced and reduce_labels is on."""
+def refuse_double_reduction(dataset: SegDataset, split: str, sample: int = QUICK_SAMPLE,
+                            confirm_sample: int = DEFAULT_SAMPLE) -> None:
+    """Raise :class:`LabelConventionError` when ``split``'s masks are already reduced and reduce_labels is on.
+
+    A quick look at ``sample`` masks; what looks reduced there is confirmed on ``confirm_sample`` masks before
+    refusing, since a rare last class can simply be missing from a few masks.
+    """
     if not dataset.convention.reduce_labels or split not in dataset.splits:
         return
     finding = _double_reduction(dataset, [scan_split(dataset, split, sample)])
+    if finding is not None and confirm_sample > sample:
+        scan = scan_split(dataset, split, confirm_sample)
+        finding = _double_reduction(dataset, [scan])
+        if finding is not None:
+            finding = dataclasses.replace(finding, message=f"{finding.message} (in {scan.annotated} {split} masks)")
     if finding is not None:
         raise LabelConventionError(f"{finding.message}; {finding.fix}")
 

@@ -101,6 +101,18 @@ def test_already_reduced_masks_with_reduce_labels_are_a_double_reduction(tmp_pat
     refuse_double_reduction(dataset(tmp_path / "ok", {"train": [[0, 1, 2, 3]]}, reduce_labels=True), "train")
 
 
+def test_a_rare_last_class_missing_from_the_quick_look_is_confirmed_before_refusing(tmp_path):
+    # 3 classes read with reduce_labels: dataset ids 1..3, 0 'other', 255 boundaries; id 3 in one mask of 40
+    masks = [[0, 1, 2, 255]] * 40
+    masks[7] = [0, 1, 3, 255]
+    data = dataset(tmp_path, {"train": masks}, reduce_labels=True)
+    assert 7 not in sample_indices(40, 16)  # the quick look misses it
+    refuse_double_reduction(data, "train")  # the confirming look finds it: not refused
+    with pytest.raises(LabelConventionError, match=r"\(in 40 train masks\)"):
+        refuse_double_reduction(dataset(tmp_path / "reduced", {"train": [[0, 1, 2, 255]] * 40},
+                                        reduce_labels=True), "train")
+
+
 def test_stray_values_beyond_the_label_map_are_listed(tmp_path, model3):
     report = check_labels(dataset(tmp_path, {"train": [[0, 1, 2], [0, 7, 9]]}), model3)
     assert codes(report, "error") == ["stray_values"]
