@@ -25,16 +25,26 @@ from torch import nn
 
 @functools.cache
 def kernels_available() -> bool:
-    """True where this PyTorch build has oneDNN and its fused ops give F.linear's numbers (checked once)."""
+    """True where this PyTorch build has oneDNN and its fused ops give eager PyTorch's numbers (checked once)."""
     try:
         if not torch.backends.mkldnn.is_available():
             return False
-        x, weight, bias = torch.randn(4, 3), torch.randn(5, 3), torch.randn(5)
+        generator = torch.Generator().manual_seed(0)
+        x, weight, bias = (torch.randn(shape, generator=generator) for shape in ((4, 3), (5, 3), (5,)))
+        maps, kernel = torch.randn(1, 4, 5, 6, generator=generator), torch.randn(4, 1, 3, 3, generator=generator)
         with torch.inference_mode():
             fused = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
             summed = torch.ops.mkldnn._linear_pointwise.binary(x, fused, weight, bias, "add")
-        expected = F.linear(x, weight, bias)
-        return bool(torch.allclose(fused, expected, atol=1e-5) and torch.allclose(summed, 2 * expected, atol=1e-5))
+            activated = torch.ops.mkldnn._convolution_pointwise(
+                maps, kernel.contiguous(memory_format=torch.channels_last), bias[:4], [1, 1], [1, 1], [1, 1], 4,
+                "gelu", [], "none",
+            )
+            expected = F.linear(x, weight, bias)
+            expected_map = F.gelu(F.conv2d(maps, kernel, bias[:4], padding=1, groups=4))
+        return all(
+            torch.allclose(got, want, atol=1e-5)
+            for got, want in ((fused, expected), (summed, 2 * expected), (activated, expected_map))
+        )
     except (AttributeError, RuntimeError):  # an op missing from this build, or not built for this CPU
         return False
 

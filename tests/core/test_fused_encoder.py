@@ -123,3 +123,19 @@ def test_without_the_kernels_the_predictor_falls_back_to_transformers(monkeypatc
         torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
     finally:
         kernels_available.cache_clear()
+
+
+@pytest.mark.parametrize("broken", ["raises", "wrong numbers"])
+def test_a_fused_kernel_that_fails_its_check_turns_the_fused_encoder_off(monkeypatch, broken) -> None:
+    def convolution(*args):
+        if broken == "raises":
+            raise RuntimeError("could not create a primitive")
+        return torch.zeros(1, 4, 5, 6)
+
+    kernels_available.cache_clear()
+    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", convolution)
+    try:
+        with torch.inference_mode():
+            assert not can_run(tiny_model().segformer, torch.randn(1, 3, 64, 64))
+    finally:
+        kernels_available.cache_clear()
