@@ -115,13 +115,13 @@ def _fused_logits(head: nn.Module, hidden_states: Sequence[torch.Tensor]) -> tor
     logits = torch.empty(batch, height, width, classifier.shape[1], device=device)
     first_rows, coarse_rows = _pixel_rows(first), [_pixel_rows(state) for state, _ in coarse]
     for image in range(batch):
-        for stage, ((state, matrix), pixels, widen) in enumerate(zip(coarse, coarse_rows, across, strict=True)):
-            projected = torch.mm(pixels[image], matrix)
+        for stage, ((state, matrix), stage_rows, widen) in enumerate(zip(coarse, coarse_rows, across, strict=True)):
+            projected = torch.mm(stage_rows[image], matrix)
             if stage == 0:
                 projected += bias  # passes through the interpolation unchanged (see the module's docstring)
             torch.matmul(widen, projected.view(state.shape[2], state.shape[3], hidden), out=widened[stage])
         for block in blocks:
-            pixels = (block.stop - block.start) * width
+            pixels = (block.stop - block.start) * width  # in this block
             summed = total[:pixels]
             rows_in = first_rows[image, block.start * width:block.stop * width]
             if coarse:
