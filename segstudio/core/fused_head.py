@@ -78,6 +78,14 @@ def _pixel_rows(state: torch.Tensor) -> torch.Tensor:
     return state.permute(0, 2, 3, 1).reshape(state.shape[0], -1, state.shape[1])
 
 
+def block_rows(height: int, row_floats: int, device: torch.device) -> int:
+    """Output rows per block: a cache-sized block on the CPU; elsewhere all rows at once (a GPU gains nothing from
+    blocking and would pay a kernel launch per block and stage)."""
+    if device.type != "cpu":
+        return height
+    return max(1, min(height, BLOCK_FLOATS // row_floats))
+
+
 class _RowBlock(NamedTuple):
     """Output rows ``start:stop`` and, per coarse stage, the source rows ``first:last`` and their weights."""
 
@@ -106,7 +114,7 @@ def _fused_logits(head: nn.Module, hidden_states: Sequence[torch.Tensor]) -> tor
     first, coarse = hidden_states[0], list(zip(hidden_states[1:], matrices[1:], strict=True))
     batch, _, height, width = first.shape
     hidden, device = bias.numel(), first.device
-    rows = max(1, min(height, BLOCK_FLOATS // (width * hidden)))
+    rows = block_rows(height, width * hidden, device)
     blocks = _row_blocks([state.shape[2] for state, _ in coarse], height, rows, device)
     across = [upsampling_matrix(state.shape[3], width, device) for state, _ in coarse]
     classifier = head.classifier.weight[:, :, 0, 0].T

@@ -16,7 +16,7 @@ from PIL import Image
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
 from segstudio.core import inference
-from segstudio.core.fused_head import can_fuse, fused_logits
+from segstudio.core.fused_head import BLOCK_FLOATS, block_rows, can_fuse, fused_logits
 from segstudio.core.imageio import read_image
 from segstudio.core.inference import (
     InferenceError,
@@ -255,6 +255,13 @@ def test_fused_head_matches_on_sizes_the_strides_do_not_divide(loaded: LoadedMod
     torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-4)
     assert under_autocast.dtype == torch.float32
     torch.testing.assert_close(under_autocast, fused)
+
+
+def test_head_blocks_are_cache_sized_on_the_cpu_and_whole_elsewhere() -> None:
+    assert block_rows(128, 128 * 256, torch.device("cpu")) == BLOCK_FLOATS // (128 * 256) == 8
+    assert block_rows(128, 4096 * 256, torch.device("cpu")) == 1
+    assert block_rows(3, 8 * 32, torch.device("cpu")) == 3
+    assert block_rows(128, 128 * 256, torch.device("cuda")) == 128
 
 
 def test_a_head_in_training_mode_or_with_swapped_layers_is_not_fused(loaded: LoadedModel) -> None:
