@@ -6,6 +6,8 @@ launch`` (Trainer handles the distributed part; only rank 0 reports and writes t
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import math
 import os
@@ -151,6 +153,22 @@ def _prepare_model(loaded: LoadedModel, dataset: SegDataset) -> None:
         )
 
 
+@contextlib.contextmanager
+def _collector_skips_what_is_loaded():
+    """Trainer.train() starts with accelerate's free_memory(), a full gc.collect(): ~190 ms over the objects of
+    torch, transformers and datasets, with the GIL held, so the GUI thread froze when training started. Frozen
+    objects (everything alive now) are skipped by collections meanwhile; unfrozen after, so nothing leaks. A process
+    that froze them itself (an embedding server, say) is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def train(
     dataset: SegDataset,
     loaded: LoadedModel,
@@ -198,7 +216,7 @@ def train(
     trainer.remove_callback(PrinterCallback)  # our listener reports; Trainer would print raw dicts too
     cancelled = False
     try:
-        with save_errors(settings.output_dir, TrainingError):
+        with save_errors(settings.output_dir, TrainingError), _collector_skips_what_is_loaded():
             trainer.train()
     except TrainingCancelled:
         cancelled = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -141,3 +142,26 @@ def test_a_nan_loss_stops_training_with_a_message(tiny_demo, tmp_path, monkeypat
     with pytest.raises(TrainingError, match="loss became nan at step 1"):
         train(tiny_demo, loaded, settings, listener=recorder)
     assert recorder.progress == [1]
+
+
+def test_collections_during_training_skip_what_was_loaded_before_and_nothing_stays_frozen(tiny_demo, tmp_path,
+                                                                                          monkeypatch):
+    # Trainer.train() begins with accelerate's free_memory() -> gc.collect(), which held the GIL ~190 ms over the
+    # libraries' objects and froze the GUI thread at Start: those objects must be frozen (skipped) by then.
+    frozen_at_collect = []
+    collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: frozen_at_collect.append(gc.get_freeze_count()) or collect(*args))
+    gc.unfreeze()  # as in a process that never froze the collector (the GUI's imports may have, in this one)
+    train(tiny_demo, _scratch(tiny_demo), TrainSettings(output_dir=tmp_path, max_steps=1, batch_size=4, image_size=64))
+    assert frozen_at_collect and min(frozen_at_collect) > 10_000  # torch's and transformers' objects, at least
+    assert gc.get_freeze_count() == 0  # unfrozen after: later garbage cycles are collected as usual
+
+
+def test_a_process_that_froze_the_collector_itself_stays_frozen(tiny_demo, tmp_path):
+    gc.freeze()
+    try:
+        train(tiny_demo, _scratch(tiny_demo), TrainSettings(output_dir=tmp_path, max_steps=1, batch_size=4,
+                                                            image_size=64))
+        assert gc.get_freeze_count() > 0  # not unfrozen behind the process's back
+    finally:
+        gc.unfreeze()
