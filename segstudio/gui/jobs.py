@@ -6,9 +6,7 @@ Progress payloads are small dataclasses of plain values.
 
 from __future__ import annotations
 
-import gc
 import itertools
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,27 +35,13 @@ def import_core(*groups: str) -> None:
 
     Two threads importing torch and datasets for the first time at once can trip Python's import-lock
     deadlock detection ("deadlock detected by _ModuleLock"); every job calls this first, so only one does.
-
-    The collector is paused while they import and what they built is frozen after (``gc.freeze``): with torch,
-    transformers and datasets loaded, each full collection walks their ~400k objects for ~200 ms with the GIL
-    held, freezing the GUI thread (twice while transformers' SegFormer imported, once at each training start).
-    Those objects live as long as the process; models and datasets are freed by reference counting anyway.
     """
     import importlib
 
     with _IMPORT_LOCK:
-        missing = [name for group in groups for name in _GROUPS[group] if name not in sys.modules]
-        if not missing:
-            return
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            for name in missing:
+        for group in groups:
+            for name in _GROUPS[group]:
                 importlib.import_module(name)
-        finally:
-            gc.freeze()
-            if collecting:
-                gc.enable()
 
 
 @dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import sys
 import threading
 import time
 
@@ -157,24 +155,3 @@ def test_busy_changed_reports_idle_after_the_last_job(qtbot, count):
     assert log.values[0] is True
     assert runner.wait_all(5000)
 
-
-def test_core_imports_run_without_collections_and_what_they_built_is_frozen(tmp_path, monkeypatch):
-    # Full collections over torch's and transformers' objects held the GIL ~200 ms each: the GUI thread froze.
-    from segstudio.gui import jobs
-
-    (tmp_path / "gc_probe_module.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n", encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(jobs._GROUPS, "probe", ("gc_probe_module",))
-    gc.unfreeze()
-    try:
-        jobs.import_core("probe")
-        import gc_probe_module
-
-        assert gc_probe_module.COLLECTING is False  # paused while importing
-        assert gc.isenabled() and gc.get_freeze_count() > 0  # resumed; what exists now is skipped by collections
-        frozen = gc.get_freeze_count()
-        jobs.import_core("probe")  # nothing left to import: nothing more is frozen
-        assert gc.get_freeze_count() <= frozen
-    finally:
-        gc.unfreeze()
-        sys.modules.pop("gc_probe_module", None)
