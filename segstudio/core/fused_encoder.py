@@ -159,7 +159,7 @@ def fused_hidden_states(segformer: nn.Module, pixel_values: torch.Tensor) -> lis
     inputs = pixel_values
     for stage in segformer.stages:
         embedded = _conv(inputs, stage.patch_embeddings.proj)
-        batch, channels, height, width = embedded.shape
+        height, width = embedded.shape[2:]
         tokens = _layer_norm(embedded.flatten(2).transpose(1, 2), stage.patch_embeddings.layer_norm)
         for block in stage.blocks:
             tokens = _block(block, tokens, height, width)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from segstudio.core.resample import interpolation_matrix, linear_weights, upsampling_matrix
+from segstudio.core.resample import interpolation_matrix, linear_weights, source_span, upsampling_matrix
 
 # Floats in one block of the full-resolution hidden map (1 MiB): it is summed, rectified and classified while it
 # is still in the CPU's cache, instead of writing and re-reading the whole 256-channel map (16 MiB at 512).
@@ -102,8 +102,8 @@ def _row_blocks(heights: Sequence[int], height: int, rows: int, device: torch.de
     for start in range(0, height, rows):
         stop = min(height, start + rows)
         sources = []
-        for (index0, index1, _w0, _w1), matrix in zip(stages, matrices, strict=True):
-            first, last = int(index0[start]), int(index1[stop - 1]) + 1
+        for weights, matrix in zip(stages, matrices, strict=True):
+            first, last = source_span(weights, start, stop)
             sources.append((first, last, matrix[start:stop, first:last].contiguous()))
         blocks.append(_RowBlock(start, stop, sources))
     return blocks

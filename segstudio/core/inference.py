@@ -21,7 +21,13 @@ from segstudio.core.fused_encoder import can_run as can_run_encoder
 from segstudio.core.fused_encoder import fused_hidden_states
 from segstudio.core.fused_head import can_fuse, fused_logits
 from segstudio.core.model import LoadedModel, resolve_device
-from segstudio.core.resample import Weights, interpolation_matrix, linear_weights, upsampling_matrix
+from segstudio.core.resample import (
+    Weights,
+    interpolation_matrix,
+    linear_weights,
+    source_span,
+    upsampling_matrix,
+)
 
 K = TypeVar("K", bound=Hashable)
 BAND_ELEMENTS = 1 << 22  # floats per band tensor (16 MiB): a few of them are alive at once
@@ -43,7 +49,7 @@ def _interpolate_rows(
     horizontally, then combined vertically."""
     iy0, iy1, wy0, wy1 = iy
     ix0, ix1, wx0, wx1 = ix
-    first, last = int(iy0[y0]), int(iy1[y1 - 1]) + 1
+    first, last = source_span(iy, y0, y1)
     source = logits[:, first:last]
     if classes is not None:
         source = source.index_select(0, classes)
@@ -152,7 +158,7 @@ def _upsample_argmax_all_classes(logits: torch.Tensor, out_size: tuple[int, int]
     step = max(1, max_elements // (channels * out_w))
     for y0 in range(0, out_h, step):
         y1 = min(out_h, y0 + step)
-        first, last = int(iy[0][y0]), int(iy[1][y1 - 1]) + 1
+        first, last = source_span(iy, y0, y1)
         across = torch.matmul(across_matrix, pixels[first:last])  # (rows, out_w, classes)
         band = torch.mm(down_matrix[y0:y1, first:last], across.view(last - first, -1))
         ids[y0:y1] = band.view(y1 - y0, out_w, channels).argmax(dim=2).to(ids.dtype)

@@ -17,6 +17,11 @@ def linear_weights(in_size: int, out_size: int, device: torch.device | str = "cp
     return index0.to(device), index1.to(device), (1 - weight1).to(device), weight1.to(device)
 
 
+def source_span(weights: Weights, start: int, stop: int) -> tuple[int, int]:
+    """``(first, last)``: the source indices ``first:last`` that outputs ``start:stop`` read (two each)."""
+    return int(weights[0][start]), int(weights[1][stop - 1]) + 1
+
+
 def interpolation_matrix(weights: Weights, in_size: int) -> torch.Tensor:
     """(out_size, in_size): the 1-D linear interpolation ``weights`` (from linear_weights) as a matrix."""
     index0, index1, weight0, weight1 = weights
