@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import threading
-import types
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,20 +267,39 @@ def _guarded_trainer(guard: IgnoredBatchGuard):
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
             if not getattr(optimizer, "_segstudio_guarded", False):
-                step, trainer = optimizer.step, self
+                # Weak references only: a closure or bound method holding the trainer or the optimizer would
+                # make a reference cycle that keeps the optimizer (the model's parameters and AdamW's moments)
+                # alive after train() until the next full collection: in the GUI, one set per finished run.
+                step_function, trainer_ref = optimizer.step.__func__, weakref.ref(self)
 
-                def guarded_step(_optimizer, *args, **kwargs):
-                    if trainer._skip_optimizer_step:
+                def guarded_step(optimizer_, *args, **kwargs):
+                    trainer = trainer_ref()
+                    if trainer is not None and trainer._skip_optimizer_step:
                         trainer._skip_optimizer_step = False
                         return None
-                    return step(*args, **kwargs)
+                    return step_function(optimizer_, *args, **kwargs)
 
-                # a bound method, as torch's LR schedulers wrap ``optimizer.step.__func__``
-                optimizer.step = types.MethodType(guarded_step, optimizer)
+                optimizer.step = _WeakBoundMethod(guarded_step, optimizer)
                 optimizer._segstudio_guarded = True
             return optimizer
 
     return GuardedTrainer
+
+
+class _WeakBoundMethod:
+    """``function`` bound to ``obj`` through a weak reference, for storing in ``obj.__dict__`` without a cycle.
+
+    It has ``__func__`` like a bound method, as torch's LR schedulers wrap ``optimizer.step.__func__``.
+    """
+
+    def __init__(self, function: Any, obj: Any) -> None:
+        self.__func__, self._ref = function, weakref.ref(obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        obj = self._ref()
+        if obj is None:
+            raise ReferenceError("the object this method was bound to no longer exists")
+        return self.__func__(obj, *args, **kwargs)
 
 
 def _on_every_rank(flag: bool, device: torch.device) -> bool:

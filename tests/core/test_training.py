@@ -6,7 +6,8 @@ import gc
 import threading
 
 import pytest
-from transformers import SegformerForSemanticSegmentation
+import torch
+from transformers import SegformerForSemanticSegmentation, Trainer
 
 from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints
 from segstudio.core.demo_data import make_demo
@@ -165,3 +166,18 @@ def test_a_process_that_froze_the_collector_itself_stays_frozen(tiny_demo, tmp_p
         assert gc.get_freeze_count() > 0  # not unfrozen behind the process's back
     finally:
         gc.unfreeze()
+
+
+def test_a_finished_run_leaves_nothing_for_the_collector_to_free(tiny_demo, tmp_path):
+    # The guarded optimizer step once held the trainer and the optimizer in closures: reference cycles that kept the
+    # optimizer (the model's parameters and AdamW's moments) and the Trainer alive after train() until a full
+    # collection. In the GUI that was one more model's worth of memory per finished run.
+    gc.collect()
+    gc.disable()
+    try:
+        train(tiny_demo, _scratch(tiny_demo), TrainSettings(output_dir=tmp_path, max_steps=2, batch_size=4,
+                                                            image_size=64))
+        left = [type(o).__name__ for o in gc.get_objects() if isinstance(o, (torch.optim.Optimizer, Trainer))]
+    finally:
+        gc.enable()
+    assert left == []
