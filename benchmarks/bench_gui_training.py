@@ -98,7 +98,7 @@ class GapMeter:
                 "run_s": round(self.ends[-1], 2)}
 
 
-def wait(app, done, timeout: float) -> None:
+def wait(done, timeout: float) -> None:
     """Run the GUI's event loop, as ``app.exec()`` would, until ``done()``; checked 10 times a second.
 
     A processEvents()/sleep(2 ms) loop here took the GIL 500 times a second and cost the worker several percent
@@ -124,7 +124,7 @@ def wait(app, done, timeout: float) -> None:
 
 
 def gui_run(
-    app, window, output: Path, steps: int, meter: GapMeter | None
+    window, output: Path, steps: int, meter: GapMeter | None
 ) -> tuple[float, float, np.ndarray | None]:
     """Steps per second of the training panel's run, the share of one core the GUI thread used meanwhile, and
     the GUI thread's tick intervals (if metered)."""
@@ -152,7 +152,7 @@ def gui_run(
         meter.start()
     wall, cpu = time.perf_counter(), time.thread_time()  # this thread is the GUI thread
     panel.start_button.click()
-    wait(app, lambda: window.training.result is not None and not window.training.running(), 1800)
+    wait(lambda: window.training.result is not None and not window.training.running(), 1800)
     gui_share = (time.thread_time() - cpu) / (time.perf_counter() - wall)
     gaps = None
     if meter is not None:
@@ -183,24 +183,25 @@ def main(steps: int = 40, rounds: int = 2) -> dict:
         cli, gui, shares = [], [], []
         for index in range(rounds):
             cli.append(cli_run(tmp / f"cli{index}", steps))
-            rate, share, _gaps = gui_run(app, window, tmp / f"gui{index}", steps, None)
+            rate, share, _gaps = gui_run(window, tmp / f"gui{index}", steps, None)
             gui.append(rate)
             shares.append(share)
-        _rate, _share, training_gaps = gui_run(app, window, tmp / "metered", steps, meter)
+        _rate, _share, training_gaps = gui_run(window, tmp / "metered", steps, meter)
         bundle = load_model_bundle("demo", dataset, "cpu")
         window.review.auto_evaluate = True
         meter.start()
         window.review.set_model(bundle)  # predicts and scores the validation split in the worker
-        wait(app, lambda: (r := window.review.results(create=False)) is not None and r.complete
+        wait(lambda: (r := window.review.results(create=False)) is not None and r.complete
              and not window.jobs.is_running(), 600)
         predicting_gaps = meter.stop()
         close_window(app, window)
+    per_round = [g / c for g, c in zip(gui, cli, strict=True)]
     result = {
         "steps": steps, **SETTINGS,
         "cli_steps_per_s": [round(x, 3) for x in cli], "gui_steps_per_s": [round(x, 3) for x in gui],
         "gui_vs_cli": round(max(gui) / max(cli), 3),
-        "gui_vs_cli_per_round": [round(g / c, 3) for g, c in zip(gui, cli, strict=True)],
-        "gui_vs_cli_median_round": round(float(np.median([g / c for g, c in zip(gui, cli, strict=True)])), 3),
+        "gui_vs_cli_per_round": [round(r, 3) for r in per_round],
+        "gui_vs_cli_median_round": round(float(np.median(per_round)), 3),
         "gui_thread_cpu_share": round(float(np.median(shares)), 4),
         "gui_stall_ms_training": percentiles(training_gaps),
         "gui_stall_ms_predicting": percentiles(predicting_gaps),

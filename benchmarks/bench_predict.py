@@ -62,7 +62,7 @@ def _model_at_512(folder: Path) -> Path:
 
 
 def _timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one whole process; CPU time is not stretched by the host's other guests."""
+    """(wall seconds, CPU seconds) of one whole process; the host's other load stretches CPU time less than wall."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
