@@ -140,12 +140,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
     from segstudio.core.export import write_metrics_csv, write_metrics_json
     from segstudio.core.inference import Predictor
-    from segstudio.core.model import load_model
+    from segstudio.core.model import load_for_inference
 
     dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise _usage(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
-    loaded = load_model(args.model)
+    loaded = load_for_inference(args.model, args.device)
     _print_report(loaded)
     _check_model_fits(dataset, loaded)
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
@@ -202,10 +202,10 @@ def _usage(message: str) -> Exception:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from segstudio.core.inference import Predictor
-    from segstudio.core.model import load_model
+    from segstudio.core.model import load_for_inference
     from segstudio.core.predict_files import predict_files
 
-    loaded = load_model(args.model)
+    loaded = load_for_inference(args.model, args.device)
     _print_report(loaded)
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
     inputs = [Path(p) for p in args.inputs]

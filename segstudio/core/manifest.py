@@ -9,6 +9,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,6 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest of one export; ``label_map`` / ``convention`` default to the model's (those of the masks)."""
     import torch
-    import transformers
 
     label_map = label_map or loaded.label_map
     convention = convention or loaded.convention
@@ -110,13 +110,21 @@ def build_manifest(
         "dataset": {"source": dataset, "split": split} if dataset is not None else None,
         "inputs": inputs,
         "counts": {"images": int(images), "written": int(written), "skipped": int(skipped)},
-        "versions": {"segstudio": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": {"segstudio": __version__, "torch": torch.__version__, "transformers": _version("transformers")},
         "device": str(getattr(predictor, "device", "cpu")),
         "precision": precision_name(predictor),
     }
     if extra:
         manifest.update(extra)
     return manifest
+
+
+def _version(package: str) -> str | None:
+    """An installed package's version, read from its metadata (importing transformers takes seconds)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def write_manifest(output_dir: str | Path, manifest: dict[str, Any]) -> Path:

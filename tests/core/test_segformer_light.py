@@ -1,0 +1,202 @@
+"""The transformers-free SegFormer for prediction: same weights and numbers as transformers', or no load at all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+from segstudio.core.inference import Predictor
+from segstudio.core.labels import LabelConvention, LabelMap
+from segstudio.core.model import load_for_inference, load_model, new_processor, save_checkpoint
+from segstudio.core.segformer_light import LightSegformer, load_light, module_name
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Another shape than mit-b0 in every list, so a hard-coded b0 detail would show.
+ODD = {
+    "hidden_sizes": [8, 16, 24, 40], "decoder_hidden_size": 24, "depths": [1, 2, 1, 2], "num_attention_heads": [1, 2, 3, 4],
+    "sr_ratios": [4, 2, 2, 1], "patch_sizes": [5, 3, 3, 3], "strides": [2, 2, 2, 2], "mlp_ratios": [2, 3, 4, 2],
+    "num_channels": 3,
+}
+NAMES = ["sky", "road", "tree", "car", "person"]
+
+
+def odd_model() -> SegformerForSemanticSegmentation:
+    label_map = LabelMap.from_names(NAMES)
+    config = SegformerConfig(**ODD, id2label=dict(label_map.id2label), label2id=label_map.label2id)
+    torch.manual_seed(0)
+    model = SegformerForSemanticSegmentation(config).eval()
+    with torch.no_grad():  # non-trivial norms and statistics, so a skipped or misplaced one shows
+        for module in model.modules():
+            if isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def odd_folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "odd"
+    return save_checkpoint(odd_model(), new_processor(48), LabelMap.from_names(NAMES), LabelConvention(False), out)
+
+
+def copy_folder(folder: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "copy"
+    out.mkdir()
+    for path in folder.iterdir():
+        (out / path.name).write_bytes(path.read_bytes())
+    return out
+
+
+def edit_json(path: Path, **changes) -> None:
+    raw = json.loads(path.read_text())
+    raw.update(changes)
+    path.write_text(json.dumps(raw))
+
+
+@pytest.mark.parametrize("spec", ["demo", "odd"])
+def test_logits_equal_transformers_fused_and_plain(spec, odd_folder) -> None:
+    folder = odd_folder if spec == "odd" else "demo"
+    light, full = load_for_inference(str(folder), "cpu"), load_model(str(folder))
+    assert isinstance(light.model, LightSegformer) and isinstance(full.model, SegformerForSemanticSegmentation)
+    pixel_values = torch.randn(2, 3, 61, 83, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # the modules' own forward (autograd mode: the fused kernels stay out)
+        torch.testing.assert_close(
+            light.model(pixel_values=pixel_values).logits, full.model(pixel_values=pixel_values).logits,
+            rtol=0, atol=1e-6,  # the same operations in the same order: equal but for the attention kernel's choice
+        )
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 256, (70, 90, 3), dtype=np.uint8))
+    ours, theirs = Predictor(light, "cpu"), Predictor(full, "cpu")
+    torch.testing.assert_close(ours.logits([image]), theirs.logits([image]), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(ours.predict([image])[0], theirs.predict([image])[0])
+    assert ours.size == theirs.size and ours.resample == theirs.resample and ours.scale == theirs.scale
+    torch.testing.assert_close(ours.mean, theirs.mean)
+    torch.testing.assert_close(ours.std, theirs.std)
+
+
+def test_the_loaded_model_carries_what_load_model_gives(odd_folder, tmp_path) -> None:
+    for folder in ("demo", str(odd_folder)):
+        light, full = load_for_inference(folder, "cpu"), load_model(folder)
+        assert light.label_map == full.label_map and light.convention == full.convention
+        assert light.image_size == full.image_size and light.source == full.source == folder
+        assert light.report.summary() == full.report.summary()
+        assert light.processor.do_reduce_labels is False
+        assert light.model.config.num_labels == full.model.config.num_labels
+    reduced = copy_folder(odd_folder, tmp_path)
+    edit_json(reduced / "preprocessor_config.json", do_reduce_labels=True)
+    assert load_for_inference(str(reduced), "cpu").convention == load_model(str(reduced)).convention
+
+
+def test_saved_names_map_onto_the_modules_as_transformers_maps_them(odd_folder) -> None:
+    saved = load_file(str(odd_folder / "model.safetensors"))
+    assert any(".attention.self.query." in name for name in saved)  # checkpoints keep the original names
+    full = load_model(str(odd_folder)).model
+    assert {module_name(name) for name in saved} == set(full.state_dict())
+    assert module_name("segformer.stages.0.blocks.0.attention.q_proj.weight") == (
+        "segformer.stages.0.blocks.0.attention.q_proj.weight"
+    )
+
+
+def test_a_checkpoint_saved_with_module_names_loads_too(odd_folder, tmp_path) -> None:
+    folder = copy_folder(odd_folder, tmp_path)
+    saved = load_file(str(folder / "model.safetensors"))
+    save_file({module_name(k): v for k, v in saved.items()}, str(folder / "model.safetensors"))
+    assert load_light(folder) is not None
+
+
+def test_half_precision_weights_load_as_float32(odd_folder, tmp_path) -> None:
+    folder = copy_folder(odd_folder, tmp_path)
+    saved = load_file(str(folder / "model.safetensors"))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in saved.items()}, str(folder / "model.safetensors"))
+    model = load_for_inference(str(folder), "cpu").model
+    assert isinstance(model, LightSegformer)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def _drop_weight(folder: Path) -> None:
+    saved = load_file(str(folder / "model.safetensors"))
+    saved.pop("decode_head.classifier.bias")
+    save_file(saved, str(folder / "model.safetensors"))
+
+
+def _add_weight(folder: Path) -> None:
+    saved = load_file(str(folder / "model.safetensors"))
+    saved["decode_head.extra.weight"] = torch.zeros(2)
+    save_file(saved, str(folder / "model.safetensors"))
+
+
+def _reshape_weight(folder: Path) -> None:
+    saved = load_file(str(folder / "model.safetensors"))
+    saved["decode_head.classifier.bias"] = torch.zeros(7)
+    save_file(saved, str(folder / "model.safetensors"))
+
+
+def _truncate(folder: Path) -> None:
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda f: edit_json(f / "config.json", hidden_act="relu"),
+        lambda f: edit_json(f / "config.json", reshape_last_stage=False),
+        lambda f: edit_json(f / "config.json", architectures=["SegformerForImageClassification"]),
+        lambda f: edit_json(f / "config.json", depths=[1, 2, 1]),
+        lambda f: edit_json(f / "preprocessor_config.json", image_processor_type="BeitImageProcessor"),
+        lambda f: edit_json(f / "preprocessor_config.json", do_resize=False),
+        lambda f: edit_json(f / "preprocessor_config.json", size={"shortest_edge": 48}),
+        lambda f: (f / "preprocessor_config.json").unlink(),
+        lambda f: (f / "model.safetensors").rename(f / "pytorch_model.bin"),
+        _drop_weight,
+        _add_weight,
+        _reshape_weight,
+        _truncate,
+    ],
+    ids=["relu", "tokens-last-stage", "classifier", "depths", "processor-type", "no-resize", "shortest-edge",
+         "no-processor", "bin-weights", "missing-weight", "extra-weight", "other-shape", "truncated"],
+)
+def test_anything_it_does_not_mirror_exactly_is_left_to_transformers(spoil, odd_folder, tmp_path) -> None:
+    folder = copy_folder(odd_folder, tmp_path)
+    spoil(folder)
+    assert load_light(folder) is None
+
+
+def test_what_it_declines_loads_through_transformers(odd_folder, tmp_path) -> None:
+    folder = copy_folder(odd_folder, tmp_path)
+    _drop_weight(folder)
+    loaded = load_for_inference(str(folder), "cpu")
+    assert isinstance(loaded.model, SegformerForSemanticSegmentation)
+    assert loaded.report.newly_initialized == ["decode_head.classifier.bias"]  # transformers' report, as before
+    assert isinstance(load_for_inference("scratch", "cpu").model, SegformerForSemanticSegmentation)
+
+
+def test_predict_never_imports_transformers(odd_folder, tmp_path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "a.png")
+    code = (
+        "import sys; from segstudio.cli import main; "
+        f"status = main(['predict', '--model', {str(odd_folder)!r}, '--device', 'cpu', {str(images)!r}, "
+        f"'--output', {str(tmp_path / 'out')!r}]); "
+        "print('transformers' in sys.modules, status)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split()[-2:] == ["False", "0"], result.stdout + result.stderr
+    assert (tmp_path / "out" / "a.png").is_file()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    import transformers
+
+    assert manifest["versions"]["transformers"] == transformers.__version__
