@@ -22,7 +22,7 @@ import torch
 
 from segstudio.core.labels import LabelConvention, LabelMap, LabelMapError
 
-if TYPE_CHECKING:  # imported where used: transformers takes ~2.5 s to import, which predict can skip
+if TYPE_CHECKING:  # imported where used: transformers takes 2.5-3 s to import, which predict can skip
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessorPil
 
 DEMO_MODEL_DIR = resources.files("segstudio.resources") / "models" / "segformer-b0-demo"
@@ -193,7 +193,7 @@ def load_model(
 
 def load_for_inference(spec: str, device: str = "auto") -> LoadedModel:
     """``load_model(spec)`` for prediction only. On the CPU, a local folder holding a plain SegFormer loads without
-    importing transformers (``segformer_light``: the same weights and numbers, ~2.5 s sooner); anything that
+    importing transformers (``segformer_light``: the same weights and numbers, 2.5-3 s sooner); anything that
     module does not mirror exactly, and every other device, loads through :func:`load_model`."""
     spec = str(spec).strip()
     if spec != "scratch" and resolve_device(device).type == "cpu":

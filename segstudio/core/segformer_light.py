@@ -1,9 +1,9 @@
-"""SegFormer for inference without importing transformers: a start-up ~2.5 s shorter for ``segstudio predict``.
+"""SegFormer for inference without importing transformers: a start 2.5-3 s shorter for ``segstudio predict``.
 
-Importing transformers costs about as much as a 48-image prediction's model work on a 2-core CPU: its modeling
+Importing transformers takes 2.5-3 s on a 2-core CPU, the model work of ~30 images at 512x512: its modeling
 utilities import ``torch._dynamo`` (through the hub-kernels and flash-attention integrations) and
-``torch.distributed.tensor`` (through its weight-conversion machinery), ~2.5-3 s in all, whatever the model.
-Inference needs none of it. The modules here mirror transformers 5's ``SegformerForSemanticSegmentation``: the
+``torch.distributed.tensor`` (through its weight-conversion machinery), whatever the model. Inference needs none
+of it. The modules here mirror transformers 5's ``SegformerForSemanticSegmentation``: the
 same attribute names (so ``fused_encoder`` and ``fused_head`` run them unchanged), the same state-dict names
 after the renaming transformers applies to saved checkpoints, and the same arithmetic in ``forward`` (checked
 against transformers in ``tests/core/test_segformer_light.py``).
