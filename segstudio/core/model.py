@@ -158,20 +158,31 @@ def new_processor(image_size: int = DEFAULT_IMAGE_SIZE) -> SegformerImageProcess
 
 
 @contextlib.contextmanager
+def transformers_bars_off() -> Iterator[None]:
+    """No progress bars from transformers (and the Hub) inside: ours report, and theirs would break into them."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Silence transformers' load report and progress bars; we print our own report."""
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     try:
-        yield
+        with transformers_bars_off():
+            yield
     finally:
         hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def load_model(

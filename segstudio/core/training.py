@@ -24,7 +24,7 @@ import torch
 from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints, mark_complete, save_errors
 from segstudio.core.label_guard import IgnoredBatchGuard, LabelConventionError, refuse_double_reduction
 from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.model import LoadedModel, resolve_device
+from segstudio.core.model import LoadedModel, resolve_device, transformers_bars_off
 from segstudio.core.seg_dataset import SegDataset
 from segstudio.core.training_events import ProgressCallback, TrainingCancelled, TrainingListener
 from segstudio.core.transforms import SegmentationTransform, collate_batch, logits_to_labels
@@ -216,7 +216,11 @@ def train(
     trainer.remove_callback(PrinterCallback)  # our listener reports; Trainer would print raw dicts too
     cancelled = False
     try:
-        with save_errors(settings.output_dir, TrainingError), _collector_skips_what_is_loaded():
+        with (
+            save_errors(settings.output_dir, TrainingError),
+            _collector_skips_what_is_loaded(),
+            transformers_bars_off(),  # transformers draws "Writing model shards" on every checkpoint save
+        ):
             trainer.train()
     except TrainingCancelled:
         cancelled = True
@@ -227,7 +231,7 @@ def train(
     cancelled = cancelled or cancel.is_set()
     if callback.nan_loss:
         raise TrainingError(callback.nan_loss)
-    with save_errors(settings.output_dir, TrainingError):
+    with save_errors(settings.output_dir, TrainingError), transformers_bars_off():
         final = _save_final(trainer, settings.output_dir)
     loaded.model.eval()
     return TrainResult(

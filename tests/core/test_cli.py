@@ -127,3 +127,19 @@ def test_only_the_command_entry_point_freezes_the_gc_on_its_way_out() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     lines = [line for line in done.stdout.splitlines() if line.endswith(("True", "False"))]
     assert lines == ["main False", "entry_point True"]
+
+
+def test_cli_train_prints_only_its_own_progress_and_leaves_checkpoints_predict_loads_lightly(tmp_path, capsys):
+    from segstudio.core.model import load_for_inference
+    from segstudio.core.segformer_light import LightSegformer
+
+    code = main(["train", "--dataset", "demo", "--model", "scratch", "--output", str(tmp_path / "run"), "--max-steps",
+                 "2", "--batch-size", "2", "--image-size", "64", "--save-steps", "1", "--eval-limit", "2",
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "shards" not in err  # transformers' own bar, drawn on every checkpoint save, broke into ours
+    folders = sorted((tmp_path / "run").glob("checkpoint-*")) + [tmp_path / "run" / "final"]
+    assert len(folders) == 3
+    for folder in folders:  # what Trainer saves is what predict loads without transformers
+        assert isinstance(load_for_inference(str(folder), "cpu").model, LightSegformer)
