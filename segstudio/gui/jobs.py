@@ -23,7 +23,9 @@ _MODEL_TOKENS = itertools.count(1)
 
 _GROUPS = {
     "data": ("segstudio.core.datasources", "segstudio.core.demo_data"),
-    "model": ("segstudio.core.model", "segstudio.core.inference"),
+    # core.model imports transformers only where it loads (predict skips it), so name what loading will import
+    "model": ("segstudio.core.model", "segstudio.core.inference", "transformers.models.segformer.modeling_segformer",
+              "transformers.models.segformer.image_processing_pil_segformer"),
     "evaluate": ("segstudio.core.evaluation", "segstudio.core.metrics"),
     "export": ("segstudio.core.export",),
     "training": ("segstudio.core.training", "transformers.trainer"),

@@ -155,3 +155,19 @@ def test_busy_changed_reports_idle_after_the_last_job(qtbot, count):
     assert log.values[0] is True
     assert runner.wait_all(5000)
 
+
+
+def test_the_model_import_group_imports_what_loading_a_model_imports() -> None:
+    """Jobs import torch and transformers under one lock (two threads' first imports can trip Python's import-lock
+    deadlock detection); core.model no longer imports transformers itself, so the group must name it."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from segstudio.gui.jobs import import_core; import_core('model'); "
+        "before = set(sys.modules); from segstudio.core.model import load_model; load_model('scratch'); load_model('demo'); "
+        "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('torch', 'transformers'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
