@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -83,8 +84,17 @@ def review_window(make_window, tiny_demo, scratch_bundle, qtbot):
     window.set_dataset(tiny_demo)
     window.review.set_model(scratch_bundle)
     _wait_results(qtbot, window)
-    qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.prediction is not None)
+    qtbot.waitUntil(lambda: _shows_selected_image(window))
     return window
+
+
+def _shows_selected_image(window) -> bool:
+    """The viewer shows the selected image with its prediction: once the split is predicted the window selects
+    the worst image and decodes it in the background, so a check of the content alone can still see the last one."""
+    content, review = window.viewer.content, window.review
+    if content is None or content.prediction is None or review.row is None:
+        return False
+    return np.array_equal(content.ground_truth, review.source.ground_truth(review.row))
 
 
 def _drop_files(window, paths) -> QDropEvent:
