@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -73,10 +73,6 @@ class LightConfig:
     def num_encoder_blocks(self) -> int:
         return len(self.depths)
 
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {name: index for index, name in self.id2label.items()}
-
     @classmethod
     def from_raw(cls, raw: dict) -> LightConfig | None:
         """The config, or None when it is not a plain SegFormer this module mirrors."""
@@ -113,7 +109,6 @@ class ProcessorSettings:
     image_mean: list[float]
     image_std: list[float]
     do_reduce_labels: bool = False
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_raw(cls, raw: dict) -> ProcessorSettings | None:

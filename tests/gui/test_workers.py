@@ -156,7 +156,6 @@ def test_busy_changed_reports_idle_after_the_last_job(qtbot, count):
     assert runner.wait_all(5000)
 
 
-
 def test_the_model_import_group_imports_what_loading_a_model_imports() -> None:
     """Jobs import torch and transformers under one lock (two threads' first imports can trip Python's import-lock
     deadlock detection); core.model no longer imports transformers itself, so the group must name it."""
