@@ -3,8 +3,10 @@
 200 pairs of 512x512 uint8 masks: blobby regions of 10-30 classes out of 150, some ignored (255) pixels along
 boundaries and in an "other" region, and predictions that differ from the labels on ~15% of the pixels, in
 regions. Both methods run in the same process on the same masks (best of N repeats) and must agree exactly.
+``--classes 847 --dtype int32`` spreads the same masks over a larger label set (ignore index -1, or 65535 for
+uint16), as datasets with more than 255 classes store them.
 
-    .venv/bin/python benchmarks/bench_metrics.py [--images 200] [--size 512]
+    .venv/bin/python benchmarks/bench_metrics.py [--images 200] [--size 512] [--classes 150] [--dtype uint8]
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def blob_partition(rng: np.random.Generator, regions: int, size: int, low: int =
     return index
 
 
+def ignore_for(num_labels: int, dtype: np.dtype) -> int:
+    """255 while classes fit below it; else the largest uint16, or -1 for signed masks."""
+    if num_labels <= IGNORE:
+        return IGNORE
+    return int(np.iinfo(dtype).max) if np.dtype(dtype).kind == "u" else -1
+
+
 def make_pair(rng: np.random.Generator, size: int = 512, error_share: float = 0.15):
     """(prediction, label) as uint8 model ids; the prediction is wrong on ~error_share of the pixels."""
     regions = int(rng.integers(10, 31))
@@ -80,30 +89,45 @@ def _timed(run) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.thread_time() - cpu, result
 
 
-def _streaming(preds, labels) -> dict:
-    matrix = ConfusionMatrix(NUM_LABELS, IGNORE)
+def widen(pair, rng: np.random.Generator, num_labels: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The pair's 150 ids mapped onto distinct ids of a ``num_labels`` set, stored as ``dtype``."""
+    pred, label = pair
+    ids = rng.choice(num_labels, size=NUM_LABELS, replace=False)
+    ignore = ignore_for(num_labels, dtype)
+    wide_label = np.where(label == IGNORE, ignore, ids[np.minimum(label, NUM_LABELS - 1)])
+    return ids[pred].astype(dtype), wide_label.astype(dtype)
+
+
+def _streaming(preds, labels, num_labels: int = NUM_LABELS, ignore: int = IGNORE) -> dict:
+    matrix = ConfusionMatrix(num_labels, ignore)
     for pred, label in zip(preds, labels, strict=True):
         matrix.update(pred, label)
     return matrix.compute()
 
 
-def _plain_bincount(preds, labels) -> np.ndarray:
-    """The obvious fast path, for calibration: one int64 bincount over label * 256 + pred per image."""
-    table = np.zeros(65536, np.int64)
+def _plain_bincount(preds, labels, num_labels: int = NUM_LABELS) -> np.ndarray:
+    """The obvious fast path, for timing calibration only: one int64 bincount over label * W + pred per image
+    (W = 256 for the default masks). It folds nothing (ignored and out-of-range values keep rows of their own, or
+    for wide masks wrap onto other rows), so it does less than the others and its counts are not checked."""
+    width = 256 if num_labels <= 255 else num_labels + 1
+    table = None
     for pred, label in zip(preds, labels, strict=True):
         code = label.astype(np.intp).ravel()
-        code *= 256
+        if width != 256:
+            code %= width
+        code *= width
         code += pred.ravel()
-        table += np.bincount(code, minlength=65536)
+        counts = np.bincount(code, minlength=width * width)
+        table = counts if table is None else table + counts
     return table
 
 
-def _measure(preds, labels, rounds: int, fast_per_round: int) -> tuple[dict, dict, dict]:
+def _measure(preds, labels, rounds: int, fast_per_round: int, num_labels: int, ignore: int) -> tuple[dict, dict, dict]:
     """Best (wall, cpu) seconds per method, interleaved so all methods see the same load; and both results."""
     methods = {
-        "reference": (1, lambda: reference_mean_iou(preds, labels, NUM_LABELS, IGNORE)),
-        "bincount": (1, lambda: _plain_bincount(preds, labels)),
-        "confusion": (fast_per_round, lambda: _streaming(preds, labels)),
+        "reference": (1, lambda: reference_mean_iou(preds, labels, num_labels, ignore)),
+        "bincount": (1, lambda: _plain_bincount(preds, labels, num_labels)),
+        "confusion": (fast_per_round, lambda: _streaming(preds, labels, num_labels, ignore)),
     }
     best = {name: (float("inf"), float("inf")) for name in methods}
     results = {}
@@ -115,25 +139,33 @@ def _measure(preds, labels, rounds: int, fast_per_round: int) -> tuple[dict, dic
     return best, results["reference"], results["confusion"]
 
 
-def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: int = 3) -> dict:
+def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: int = 3,
+         num_labels: int = NUM_LABELS, dtype: str = "uint8") -> dict:
     """Build the masks, time the methods, check ConfusionMatrix agrees exactly, print and return the figures.
 
     Rounds interleave the methods so that all see the same machine load; each figure is the best pass. CPU time
     (this thread) is reported beside wall time because shared machines stretch wall time unevenly.
     """
     rng = np.random.default_rng(2024)
+    if num_labels < NUM_LABELS:
+        raise SystemExit(f"--classes must be at least {NUM_LABELS} (the masks are drawn from {NUM_LABELS} ids)")
     pairs = [make_pair(rng, size) for _ in range(images)]
+    ignore = ignore_for(num_labels, np.dtype(dtype))
+    if (num_labels, dtype) != (NUM_LABELS, "uint8"):
+        pairs = [widen(pair, rng, num_labels, dtype) for pair in pairs]
     preds, labels = [p for p, _ in pairs], [lbl for _, lbl in pairs]
-    valid = sum(int((lbl != IGNORE).sum()) for lbl in labels)
-    wrong = sum(int(((p != lbl) & (lbl != IGNORE)).sum()) for p, lbl in pairs)
-    best, ref, fast = _measure(preds, labels, rounds, fast_per_round)
+    valid = sum(int((lbl != ignore).sum()) for lbl in labels)
+    wrong = sum(int(((p != lbl) & (lbl != ignore)).sum()) for p, lbl in pairs)
+    best, ref, fast = _measure(preds, labels, rounds, fast_per_round, num_labels, ignore)
     for key in ref:
         np.testing.assert_array_equal(np.asarray(fast[key]), np.asarray(ref[key]), err_msg=key)
     ms = {name: round(wall / images * 1e3, 3) for name, (wall, _cpu) in best.items()}
     figures = {
         "images": images,
         "size": size,
-        "classes_per_image": round(float(np.mean([np.unique(x[x != IGNORE]).size for x in labels])), 1),
+        "num_labels": num_labels,
+        "dtype": dtype,
+        "classes_per_image": round(float(np.mean([np.unique(x[x != ignore]).size for x in labels])), 1),
         "wrong_pixel_share": round(wrong / valid, 3),
         **{f"{name}_ms_per_image": value for name, value in ms.items()},
         "speedup": round(best["reference"][0] / best["confusion"][0], 1),
@@ -142,7 +174,7 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
         "mean_iou": fast["mean_iou"],
     }
     print(
-        f"{images} masks {size}x{size}, {figures['classes_per_image']} classes each, "
+        f"{images} {dtype} masks {size}x{size}, {num_labels} classes, {figures['classes_per_image']} in each, "
         f"{figures['wrong_pixel_share']:.1%} of labelled pixels wrong\n"
         f"reference_mean_iou          {ms['reference']:8.3f} ms/image\n"
         f"plain np.bincount (no fold) {ms['bincount']:8.3f} ms/image  ({figures['plain_bincount_speedup']}x)\n"
@@ -158,5 +190,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=NUM_LABELS)
+    parser.add_argument("--dtype", default="uint8", choices=["uint8", "uint16", "int16", "int32", "int64"])
     args = parser.parse_args()
-    main(args.images, args.size)
+    main(args.images, args.size, num_labels=args.classes, dtype=args.dtype)

@@ -203,15 +203,28 @@ def test_both_kernel_paths_and_word_scan_agree(monkeypatch) -> None:
         assert_same_metrics(matrix.compute(), expected)
 
 
-def test_wide_values_and_many_classes() -> None:
+@pytest.mark.parametrize("dense_max", [metrics._DENSE_TABLE_MAX, 0])
+@pytest.mark.parametrize("runs", [1, 16])
+def test_wide_values_and_many_classes(monkeypatch, dense_max, runs) -> None:
+    monkeypatch.setattr(metrics, "_DENSE_TABLE_MAX", dense_max)  # 0: sparse counting, as for huge label sets
     rng = np.random.default_rng(3)
-    label = rng.integers(-5, 1200, size=(30, 40)).astype(np.int32)
-    pred = rng.integers(0, 1100, size=(30, 40)).astype(np.int64)
+    label = np.repeat(rng.integers(-5, 1200, size=(30, 40)).astype(np.int32), runs, axis=1)
+    pred = np.repeat(rng.integers(0, 1100, size=(30, 40)).astype(np.int64), runs, axis=1)
     label[::4] = pred[::4]
     for k in (3, 300, 1000):
         matrix = ConfusionMatrix(k, ignore_index=1000)
         matrix.update(pred, label)
         assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], k, 1000))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+def test_negative_ignore_index_in_signed_masks(dtype) -> None:
+    label = np.array([[-1, 0, 1, -1, -3, 2, 2, 0]], dtype)
+    pred = np.array([[0, 0, 1, 2, 1, -3, 2, 0]], dtype)
+    matrix = ConfusionMatrix(3, ignore_index=-1)
+    image = matrix.update(pred, label)
+    assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], 3, -1))
+    assert image.out_of_range == 2  # the -3 label and the -3 prediction; the two -1 labels are ignored
 
 
 def test_bool_masks_and_bad_inputs() -> None:
