@@ -203,23 +203,44 @@ def load_model(
 
 
 def load_for_inference(spec: str, device: str = "auto") -> LoadedModel:
-    """``load_model(spec)`` for prediction only. On the CPU, a local folder holding a plain SegFormer loads without
-    importing transformers (``segformer_light``: the same weights and numbers, 2.5-3 s sooner); anything that
-    module does not mirror exactly, and every other device, loads through :func:`load_model`."""
+    """``load_model(spec)`` for prediction only. On the CPU, a local folder or a Hub model holding a plain
+    SegFormer loads without importing transformers (``segformer_light``: the same weights and numbers, 2.5-3 s
+    sooner); anything that module does not mirror exactly, and every other device, loads through
+    :func:`load_model`."""
     spec = str(spec).strip()
     if spec != "scratch" and resolve_device(device).type == "cpu":
         location = _locate(spec)
-        if Path(location).is_dir():
-            loaded = _load_light(spec, location)
+        folder = location if Path(location).is_dir() else _hub_snapshot(location)
+        if folder is not None:
+            loaded = _load_light(spec, folder, location)
             if loaded is not None:
                 return loaded
     return load_model(spec)
 
 
-def _load_light(spec: str, location: str) -> LoadedModel | None:
+# What segformer_light reads. A Hub model without one of them (only pytorch_model.bin, say) loads through
+# transformers, which also gives the error message when a file cannot be had.
+_LIGHT_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+
+
+def _hub_snapshot(repo_id: str) -> str | None:
+    """The local snapshot folder holding a Hub model's current ``_LIGHT_FILES``, checked or fetched as
+    transformers does (huggingface_hub's cache; no request when offline), or None if any cannot be had."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        folders = {Path(hf_hub_download(repo_id, name)).parent for name in _LIGHT_FILES}
+    except (OSError, ValueError, EntryNotFoundError):  # not cached while offline, no such file or repo, ...
+        return None
+    return str(folders.pop()) if len(folders) == 1 else None
+
+
+def _load_light(spec: str, folder: str, location: str) -> LoadedModel | None:
+    """``folder``'s model through segformer_light; labels chosen as ``load_model`` chooses them for ``location``."""
     from segstudio.core.segformer_light import load_light
 
-    found = load_light(location)
+    found = load_light(folder)
     if found is None:
         return None
     model, processor, raw = found

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +202,73 @@ def test_predict_never_imports_transformers(odd_folder, tmp_path) -> None:
     import transformers
 
     assert manifest["versions"]["transformers"] == transformers.__version__
+
+
+HUB_REPO = "someone/tiny-segformer"
+COMPARE_WITH_LOAD_MODEL = """
+import json, sys, torch
+from segstudio.core.model import load_for_inference, load_model
+light = load_for_inference(sys.argv[1], "cpu")
+imported = "transformers" in sys.modules
+full = load_model(sys.argv[1])
+torch.set_grad_enabled(False)
+x = torch.randn(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+gap = (light.model(pixel_values=x).logits - full.model(pixel_values=x).logits).abs().max().item()
+print(json.dumps({"light": type(light.model).__name__, "full": type(full.model).__name__, "imported": imported,
+                  "gap": gap, "labels": light.label_map == full.label_map
+                  and light.label_map.palette.tolist() == full.label_map.palette.tolist(), "convention": light.convention == full.convention,
+                  "report": light.report.summary() == full.report.summary(), "size": light.image_size == full.image_size}))
+"""
+
+
+def hub_cache(tmp_path: Path, source: Path, rename: dict[str, str] | None = None) -> Path:
+    """A huggingface_hub cache holding ``source``'s files as the main revision of HUB_REPO."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / ("models--" + HUB_REPO.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for path in source.iterdir():
+        shutil.copy(path, snapshot / (rename or {}).get(path.name, path.name))
+    return tmp_path / "hub"
+
+
+def offline_run(code: str, cache: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=180, env=env)
+
+
+def test_a_cached_hub_model_loads_light_with_what_load_model_gives(odd_folder, tmp_path) -> None:
+    cache = hub_cache(tmp_path, odd_folder)
+    edit_json(next(cache.glob("*/snapshots/*/labels.json")), palette=[[i, i, i] for i in range(len(NAMES))])
+    result = offline_run(COMPARE_WITH_LOAD_MODEL, cache, HUB_REPO)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["light"] == "LightSegformer" and found["full"] == "SegformerForSemanticSegmentation"
+    assert found["imported"] is False  # transformers came in only with load_model
+    assert found["gap"] <= 1e-6
+    # labels.json (the palette save_checkpoint keeps) is read from local folders only, by both loaders alike
+    assert found["labels"] and found["convention"] and found["report"] and found["size"]
+
+
+def test_a_cached_hub_model_the_light_loader_declines_loads_through_transformers(odd_folder, tmp_path) -> None:
+    cache = hub_cache(tmp_path, odd_folder, rename={"model.safetensors": "pytorch_model.bin"})
+    torch.save(load_file(odd_folder / "model.safetensors"), next(cache.glob("*/snapshots/*")) / "pytorch_model.bin")
+    result = offline_run(COMPARE_WITH_LOAD_MODEL, cache, HUB_REPO)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["light"] == "SegformerForSemanticSegmentation" and found["imported"] is True
+    assert found["gap"] == 0 and found["labels"] and found["report"]
+
+
+def test_an_uncached_hub_model_offline_is_one_clear_line(tmp_path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "a.png")
+    code = "import sys; from segstudio.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = offline_run(code, tmp_path / "empty-cache", "predict", "--model", HUB_REPO, "--device", "cpu",
+                         str(images), "--output", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert f"{HUB_REPO} is not in the local cache and the Hugging Face Hub is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
