@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from segstudio.core.metrics import ConfusionMatrix, reference_mean_iou
+from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.metrics_reference import reference_mean_iou
 
 NUM_LABELS = 150
 IGNORE = 255

@@ -1,8 +1,8 @@
 """Segmentation metrics from a streaming confusion matrix, with the keys and numbers of evaluate's ``mean_iou``.
 
-``reference_mean_iou`` re-implements evaluate's algorithm line by line (it is the baseline for tests and the
-benchmark); ``ConfusionMatrix`` gives bit-identical numbers from per-image sparse confusions, 15-20x faster on
-512x512 masks (``benchmarks/bench_metrics.py``).
+``ConfusionMatrix`` gives bit-identical numbers to ``metrics_reference.reference_mean_iou`` (evaluate's algorithm
+line by line) from per-image sparse confusions (``pixel_counts``), 15-20x faster on 512x512 masks
+(``benchmarks/bench_metrics.py``).
 Pixels whose prediction or (non-ignored) label lies outside ``0..K-1`` are handled exactly as evaluate's
 ``np.histogram(..., range=(0, K - 1))`` handles them, and counted in ``out_of_range`` so callers can report them.
 """
@@ -18,95 +18,21 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from segstudio.core.labels import IGNORE_INDEX, LabelConvention
+from segstudio.core.pixel_counts import RunCounter
 
 METRIC_KEYS = ("mean_iou", "mean_accuracy", "overall_accuracy", "per_category_iou", "per_category_accuracy")
-# Above this share of run starts among pixels, run-length grouping costs more than a plain bincount.
-RUNS_MAX_FRACTION = 0.25
-# Above this many grid cells ((K+2) x (K+1): past ~510 classes), tables cover only the classes an image holds
-# (measured: a dense table was faster at 300 classes, 1.3x slower at 847).
-_DENSE_TABLE_MAX = 1 << 18
 _EMPTY_I32 = np.zeros(0, np.int32)
 _EMPTY_I64 = np.zeros(0, np.int64)
 _EMPTY_I32.flags.writeable = False
 _EMPTY_I64.flags.writeable = False
 
 
-# --- the reference: evaluate's metrics/mean_iou/mean_iou.py, step by step ---------------------------------------
-# As in current evaluate, every label_map entry reads the original labels (older scripts applied them in turn).
+# --- metrics from totals -----------------------------------------------------------------------------------------
 
 
-def reference_areas(
-    pred: Any,
-    label: Any,
-    num_labels: int,
-    ignore_index: int = IGNORE_INDEX,
-    label_map: Mapping[int, int] | None = None,
-    reduce_labels: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """evaluate's ``intersect_and_union`` for one image: (intersect, union, pred area, label area)."""
-    pred = np.array(pred)
-    label = np.array(label)
-    if label_map is not None:
-        original = label.copy()
-        for old_id, new_id in label_map.items():
-            label[original == old_id] = new_id
-    if reduce_labels:
-        label[label == 0] = 255
-        label = label - 1
-        label[label == 254] = 255
-    mask = label != ignore_index
-    mask = np.not_equal(label, ignore_index)  # evaluate computes the mask twice
-    pred = pred[mask]
-    label = np.array(label)[mask]  # and copies the labels once more before masking them
-    intersect = pred[pred == label]
-    bins = {"bins": num_labels, "range": (0, num_labels - 1)}
-    area_intersect = np.histogram(intersect, **bins)[0]
-    area_pred = np.histogram(pred, **bins)[0]
-    area_label = np.histogram(label, **bins)[0]
-    return area_intersect, area_pred + area_label - area_intersect, area_pred, area_label
-
-
-def _nanmean(values: np.ndarray) -> np.float64:
+def quiet_nanmean(values: np.ndarray) -> np.float64:
     """np.nanmean without its all-NaN warning (warnings filters are process-wide, so none are touched)."""
     return np.nanmean(values) if not np.isnan(values).all() else np.float64(np.nan)
-
-
-def reference_mean_iou(
-    preds: Iterable,
-    labels: Iterable,
-    num_labels: int,
-    ignore_index: int = IGNORE_INDEX,
-    nan_to_num: float | None = None,
-    label_map: Mapping[int, int] | None = None,
-    reduce_labels: bool = False,
-) -> dict:
-    """Hugging Face evaluate's ``mean_iou`` re-implemented faithfully (the slow baseline)."""
-    totals = [np.zeros(num_labels, dtype=np.float64) for _ in range(4)]
-    for pred, label in zip(preds, labels, strict=False):
-        for total, area in zip(
-            totals,
-            reference_areas(pred, label, num_labels, ignore_index, label_map, reduce_labels),
-            strict=True,
-        ):
-            total += area
-    intersect, union, _pred, label_area = totals
-    with np.errstate(divide="ignore", invalid="ignore"):
-        all_acc = intersect.sum() / label_area.sum()
-        iou = intersect / union
-        acc = intersect / label_area
-    metrics = {
-        "mean_iou": _nanmean(iou),
-        "mean_accuracy": _nanmean(acc),
-        "overall_accuracy": all_acc,
-        "per_category_iou": iou,
-        "per_category_accuracy": acc,
-    }
-    if nan_to_num is not None:
-        metrics = {key: np.nan_to_num(value, nan=nan_to_num) for key, value in metrics.items()}
-    return metrics
-
-
-# --- metrics from totals -----------------------------------------------------------------------------------------
 
 
 def metrics_from_areas(
@@ -121,8 +47,8 @@ def metrics_from_areas(
         iou = intersect / (pred_area + label_area - intersect)
         acc = intersect / label_area
     result = {
-        "mean_iou": float(_nanmean(iou)),
-        "mean_accuracy": float(_nanmean(acc)),
+        "mean_iou": float(quiet_nanmean(iou)),
+        "mean_accuracy": float(quiet_nanmean(acc)),
         "overall_accuracy": float(overall),
         "per_category_iou": iou,
         "per_category_accuracy": acc,
@@ -142,194 +68,6 @@ def metrics_from_matrix(matrix: np.ndarray, nan_to_num: float | None = None) -> 
     """evaluate's keys from a (K, K) confusion matrix (rows ground truth, columns prediction)."""
     matrix = np.asarray(matrix, dtype=np.int64)
     return metrics_from_areas(np.diagonal(matrix), matrix.sum(axis=0), matrix.sum(axis=1), nan_to_num)
-
-
-# --- the fast per-image kernel -----------------------------------------------------------------------------------
-# Hand-written because the obvious `np.bincount(label * K + pred)` first widens every pixel to int64 and scans the
-# result twice for its min and max: measured at 7-10x the reference, and np.unique / torch.bincount were slower
-# still. Real masks are blobby: in row-major order a 512x512 (label, prediction) pair changes only every ~13
-# pixels. So we compare neighbours (SIMD passes into reusable buffers; masks whose values all fit a byte are
-# narrowed to uint8 first), keep one pixel per run and bincount the ~20k run heads weighted by run length.
-# Every pixel of a run has its head's values, so only heads are placed on the grid: a label becomes row 0..K-1,
-# K (outside 0..K-1) or K+1 (ignored), a prediction column 0..K-1 or K (through lookup tables for 8/16-bit
-# values). The first K+1 rows of that (K+2) x (K+1) grid are ImageConfusion's layout, so nothing is masked out
-# or folded pixel by pixel: for label sets over 255 classes 1.6x (int64) to 3x (uint16) faster than masking and
-# widening every pixel (`bench_metrics.py --classes 300 --dtype uint16`). Noisy masks place every pixel instead.
-
-# Finding the ~20k run ends among 262k change flags is the costliest step. numpy's nonzero() takes ~1 ns per
-# flag at this density; viewing the flags as uint64 words, finding the non-zero words (about a third) and
-# expanding only those takes half that. Very sparse flags are faster with nonzero() itself (it skips by memchr).
-_WORD_SCAN_MIN_DENSITY = 0.01
-
-
-def _places(values: np.ndarray, num_labels: int, ignore_index: int | None) -> np.ndarray:
-    """Grid index of each value, as intp: the value for 0..K-1, K outside that range, K+1 for ``ignore_index``."""
-    out = values.astype(np.intp)
-    out[(values < 0) | (values >= num_labels)] = num_labels
-    if ignore_index is not None:
-        out[values == ignore_index] = num_labels + 1
-    return out
-
-
-class _RunCounter:
-    """One image's confusion by run-length grouping; owns scratch buffers and lookup tables (one thread)."""
-
-    def __init__(self, num_labels: int, ignore_index: int) -> None:
-        self.num_labels = num_labels
-        self.ignore_index = ignore_index
-        self._change = np.zeros(0, bool)
-        self._other = np.zeros(0, bool)
-        self._tables: dict[object, np.ndarray] = {}
-
-    def _buffers(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._other.size < m:
-            self._change = np.empty(m, bool)
-            self._other = np.empty(m, bool)
-        return self._change, self._other[:m]
-
-    def _run_ends(self, change: np.ndarray, m: int, k: int) -> np.ndarray:
-        """np.flatnonzero(change[:m]), which holds k true values (word by word where that is faster)."""
-        whole = m - m % 8
-        if m == 0 or k / m < _WORD_SCAN_MIN_DENSITY or whole == 0:
-            return np.flatnonzero(change[:m])
-        words = change[:whole].view(np.uint64)
-        busy = np.flatnonzero(words != 0)
-        bits = np.flatnonzero(words[busy].view(np.bool_))
-        ends = busy[bits >> 3]
-        ends <<= 3
-        ends += bits & 7
-        if whole < m:
-            ends = np.concatenate([ends, np.flatnonzero(change[whole:m]) + whole])
-        return ends
-
-    def _runs(self, label: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(first pixel, length as float) of each run of equal (label, pred); None when runs are too short."""
-        n = label.size
-        change, other = self._buffers(n - 1)
-        np.not_equal(label[1:], label[:-1], out=change[: n - 1])
-        np.not_equal(pred[1:], pred[:-1], out=other)
-        np.logical_or(change[: n - 1], other, out=change[: n - 1])
-        k = int(np.count_nonzero(change[: n - 1]))
-        if k + 1 > n * RUNS_MAX_FRACTION:
-            return None
-        heads = np.empty(k + 1, np.intp)
-        heads[0] = 0
-        np.add(self._run_ends(change, n - 1, k), 1, out=heads[1:])
-        lengths = np.empty(k + 1, np.float64)
-        np.subtract(heads[1:], heads[:-1], out=lengths[:-1])
-        lengths[-1] = n - heads[-1]
-        return heads, lengths
-
-    def _place(self, values: np.ndarray, is_label: bool) -> np.ndarray:
-        """Rows (0..K+1) of labels or columns (0..K) of predictions; through a table for 8/16-bit values."""
-        ignore = self.ignore_index if is_label else None
-        if values.dtype.itemsize > 2:
-            return _places(values, self.num_labels, ignore)
-        bits = np.dtype(f"u{values.dtype.itemsize}")  # signed values index the table by their bit pattern
-        key = (is_label, values.dtype)
-        if key not in self._tables:
-            every = np.arange(np.iinfo(bits).max + 1, dtype=bits).view(values.dtype)
-            self._tables[key] = _places(every, self.num_labels, ignore)
-        # intp indices: numpy's fancy indexing by uint8 / uint16 arrays runs 2-3x slower (measured)
-        return self._tables[key][values.view(bits).astype(np.intp)]
-
-    def _joint_table(self) -> np.ndarray:
-        """Grid code ``row * (K + 1) + column`` of every (uint8 label, uint8 prediction), at label * 256 + pred."""
-        if "joint" not in self._tables:
-            every = np.arange(256, dtype=np.uint8)
-            rows, cols = self._place(every, is_label=True), self._place(every, is_label=False)
-            self._tables["joint"] = (rows[:, None] * (self.num_labels + 1) + cols[None, :]).reshape(-1)
-        return self._tables["joint"]
-
-    def confusion(self, label: np.ndarray, pred: np.ndarray) -> ImageConfusion:
-        """The confusion of two flat integer arrays of one size."""
-        k = self.num_labels
-        if label.size == 0:
-            return _image_confusion(np.zeros(0, np.intp), np.zeros(0, np.int64), k)
-        dense = (k + 2) * (k + 1) <= _DENSE_TABLE_MAX
-        label, pred = _narrowed(label), _narrowed(pred)
-        runs = self._runs(label, pred)
-        lengths = None
-        if runs is not None:
-            heads, lengths = runs
-            if dense and label.dtype == pred.dtype == np.uint8:  # both bytes looked up at once, as a uint16
-                pair = np.empty((heads.size, 2), np.uint8)
-                pair[:, 0] = pred[heads]
-                pair[:, 1] = label[heads]
-                code = self._joint_table()[pair.view("<u2")[:, 0].astype(np.intp)]
-                return _image_confusion(*_dense_counts(code, lengths, k), k)
-            label, pred = label[heads], pred[heads]
-        rows, cols = self._place(label, is_label=True), self._place(pred, is_label=False)
-        if dense:
-            rows *= k + 1
-            rows += cols
-            return _image_confusion(*_dense_counts(rows, lengths, k), k)
-        return _image_confusion(*_compact_counts(rows, cols, lengths, k), k)
-
-
-def _narrowed(values: np.ndarray) -> np.ndarray:
-    """``values`` as uint8 when all lie in 0..255, so that the neighbour comparisons read 1 byte a pixel instead
-    of 2-8 (int64 argmax output, Trainer's label ids)."""
-    if values.dtype.itemsize == 1 or int(values.max()) > 255 or int(values.min()) < 0:
-        return values
-    return values.astype(np.uint8)
-
-
-def _dense_counts(code: np.ndarray, weights: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted non-zero grid codes below the ignore row, their pixel counts) through a (K+2)(K+1) table."""
-    table = np.bincount(code, weights=weights, minlength=(k + 2) * (k + 1))[: (k + 1) * (k + 1)]
-    index = np.flatnonzero(table != 0)  # (np.flatnonzero on floats takes ~4 ns a value, on booleans ~0.3)
-    return index, table[index].astype(np.int64)
-
-
-def _compact_counts(
-    rows: np.ndarray, cols: np.ndarray, weights: np.ndarray | None, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``_dense_counts`` for large label sets: a table over only the rows and columns that occur (an image holds
-    a few dozen classes; a dense table for 847 classes is 720k cells to clear and scan)."""
-    used_rows = np.flatnonzero(np.bincount(rows, minlength=k + 2)[: k + 1])  # the ignore row is dropped here
-    used_cols = np.flatnonzero(np.bincount(cols, minlength=k + 1))
-    row_rank = np.full(k + 2, -1, np.intp)
-    row_rank[used_rows] = np.arange(used_rows.size)
-    col_rank = np.zeros(k + 1, np.intp)
-    col_rank[used_cols] = np.arange(used_cols.size)
-    compact = row_rank[rows]
-    keep = compact >= 0
-    if not keep.all():
-        compact, cols = compact[keep], cols[keep]
-        weights = None if weights is None else weights[keep]
-    compact *= used_cols.size
-    compact += col_rank[cols]
-    table = np.bincount(compact, weights=weights, minlength=used_rows.size * used_cols.size)
-    found = np.flatnonzero(table != 0)
-    row, col = np.divmod(found, max(1, used_cols.size))
-    return used_rows[row] * (k + 1) + used_cols[col], table[found].astype(np.int64)
-
-
-def _image_confusion(index: np.ndarray, counts: np.ndarray, num_labels: int) -> ImageConfusion:
-    """ImageConfusion from sorted codes over the (K+1) x (K+1) grid (index K: outside 0..K-1) and their counts."""
-    k = num_labels
-    cell_dtype = _cell_dtype(k)
-    rows, cols = np.divmod(index, k + 1)
-    inside = (rows < k) & (cols < k)
-    cells = (rows[inside] * k + cols[inside]).astype(cell_dtype)
-    if inside.all():
-        return ImageConfusion(k, cells, counts)
-    outside = ~inside
-    return ImageConfusion(k, cells, counts[inside], index[outside].astype(cell_dtype), counts[outside])
-
-
-def _as_int_array(values: Any, name: str) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype == np.bool_:
-        return array.view(np.uint8)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class ids, got dtype {array.dtype}")
-    return array
-
-
-def _cell_dtype(num_labels: int) -> type:
-    return np.int32 if (num_labels + 1) ** 2 < 2**31 else np.int64
 
 
 # --- per-image and streaming confusion ----------------------------------------------------------------------------
@@ -410,6 +148,32 @@ class ImageConfusion:
         return out.reshape(self.num_labels, self.num_labels)
 
 
+def _image_confusion(index: np.ndarray, counts: np.ndarray, num_labels: int) -> ImageConfusion:
+    """ImageConfusion from sorted codes over the (K+1) x (K+1) grid (index K: outside 0..K-1) and their counts."""
+    k = num_labels
+    cell_dtype = _cell_dtype(k)
+    rows, cols = np.divmod(index, k + 1)
+    inside = (rows < k) & (cols < k)
+    cells = (rows[inside] * k + cols[inside]).astype(cell_dtype)
+    if inside.all():
+        return ImageConfusion(k, cells, counts)
+    outside = ~inside
+    return ImageConfusion(k, cells, counts[inside], index[outside].astype(cell_dtype), counts[outside])
+
+
+def _as_int_array(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == np.bool_:
+        return array.view(np.uint8)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class ids, got dtype {array.dtype}")
+    return array
+
+
+def _cell_dtype(num_labels: int) -> type:
+    return np.int32 if (num_labels + 1) ** 2 < 2**31 else np.int64
+
+
 class ConfusionMatrix:
     """A streaming (K, K) confusion matrix (rows ground truth, columns prediction) with evaluate's numbers.
 
@@ -426,7 +190,7 @@ class ConfusionMatrix:
         self.ignore_index = int(ignore_index)
         self.label_map = dict(label_map) if label_map else None
         self._ext = np.zeros((self.num_labels + 1, self.num_labels + 1), np.int64)
-        self._counter = _RunCounter(self.num_labels, self.ignore_index)
+        self._counter = RunCounter(self.num_labels, self.ignore_index)
         self.images = 0
 
     def update(self, pred: Any, label: Any) -> ImageConfusion:
@@ -437,7 +201,7 @@ class ConfusionMatrix:
             raise ValueError(f"prediction shape {pred.shape} differs from label shape {label.shape}")
         if self.label_map:
             label = apply_label_map(label, self.label_map)
-        confusion = self._counter.confusion(label.ravel(), pred.ravel())
+        confusion = _image_confusion(*self._counter.counts(label.ravel(), pred.ravel()), self.num_labels)
         self.add(confusion)
         return confusion
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segstudio.core import metrics
+from segstudio.core import metrics, pixel_counts
 from segstudio.core.metrics import (
     METRIC_KEYS,
     ClassStats,
@@ -23,10 +23,9 @@ from segstudio.core.metrics import (
     json_safe,
     mean_iou,
     metrics_from_matrix,
-    reference_areas,
-    reference_mean_iou,
     top_confusions,
 )
+from segstudio.core.metrics_reference import reference_areas, reference_mean_iou
 
 DTYPES = (np.uint8, np.uint16, np.int16, np.int64)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -195,18 +194,18 @@ def test_both_kernel_paths_and_word_scan_agree(monkeypatch) -> None:
     label = np.where(rng.random(blobby.shape) < 0.01, 255, blobby).astype(np.uint8)
     expected = reference_mean_iou([pred, noisy], [label, label], 10)
     for fraction, word_min in [(0.25, 0.01), (0.25, 1.0), (0.25, 0.0), (0.0, 0.01), (1.0, 0.0)]:
-        monkeypatch.setattr(metrics, "RUNS_MAX_FRACTION", fraction)
-        monkeypatch.setattr(metrics, "_WORD_SCAN_MIN_DENSITY", word_min)
+        monkeypatch.setattr(pixel_counts, "RUNS_MAX_FRACTION", fraction)
+        monkeypatch.setattr(pixel_counts, "WORD_SCAN_MIN_DENSITY", word_min)
         matrix = ConfusionMatrix(10)
         matrix.update(pred, label)
         matrix.update(noisy, label)
         assert_same_metrics(matrix.compute(), expected)
 
 
-@pytest.mark.parametrize("dense_max", [metrics._DENSE_TABLE_MAX, 0])
+@pytest.mark.parametrize("dense_max", [pixel_counts.DENSE_TABLE_MAX, 0])
 @pytest.mark.parametrize("runs", [1, 16])
 def test_wide_values_and_many_classes(monkeypatch, dense_max, runs) -> None:
-    monkeypatch.setattr(metrics, "_DENSE_TABLE_MAX", dense_max)  # 0: sparse counting, as for huge label sets
+    monkeypatch.setattr(pixel_counts, "DENSE_TABLE_MAX", dense_max)  # 0: sparse counting, as for huge label sets
     rng = np.random.default_rng(3)
     label = np.repeat(rng.integers(-5, 1200, size=(30, 40)).astype(np.int32), runs, axis=1)
     pred = np.repeat(rng.integers(0, 1100, size=(30, 40)).astype(np.int64), runs, axis=1)
