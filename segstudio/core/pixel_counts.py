@@ -40,7 +40,8 @@ def _places(values: np.ndarray, num_labels: int, ignore_index: int | None) -> np
 
 
 class RunCounter:
-    """One image's confusion by run-length grouping; owns scratch buffers and lookup tables (one thread)."""
+    """Counts one image's (label, prediction) pairs by run-length grouping; owns scratch buffers and lookup
+    tables, so one per thread."""
 
     def __init__(self, num_labels: int, ignore_index: int) -> None:
         self.num_labels = num_labels

@@ -216,6 +216,17 @@ def test_wide_values_and_many_classes(monkeypatch, dense_max, runs) -> None:
         assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], k, 1000))
 
 
+@pytest.mark.parametrize("dtype", [">u2", ">i2", ">i4", "<u2"])
+def test_byte_order_of_wide_masks_does_not_matter(dtype) -> None:
+    rng = np.random.default_rng(5)
+    label = np.repeat(rng.integers(0, 320, size=(12, 10)), 6, axis=1).astype(dtype)
+    pred = np.where(rng.random(label.shape) < 0.2, rng.integers(250, 330, size=label.shape), label).astype(dtype)
+    label[0, :7] = 300  # ignored
+    matrix = ConfusionMatrix(310, ignore_index=300)
+    matrix.update(pred, label)
+    assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], 310, 300))
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
 def test_negative_ignore_index_in_signed_masks(dtype) -> None:
     label = np.array([[-1, 0, 1, -1, -3, 2, 2, 0]], dtype)
