@@ -21,19 +21,25 @@ from segstudio.cli_report import (
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that carry a one-line message for the person at the terminal."""
-    from segstudio.core.datasources import DataSourceError
-    from segstudio.core.export import ExportError
-    from segstudio.core.imageio import ImageReadError
-    from segstudio.core.inference import InferenceError
-    from segstudio.core.label_guard import LabelConventionError
-    from segstudio.core.labels import LabelMapError
-    from segstudio.core.model import ModelLoadError
-    from segstudio.core.training import TrainingError
+# Where each exception with a one-line message for the person at the terminal is defined.
+_USER_ERRORS = {
+    "segstudio.core.seg_dataset": "DataSourceError",
+    "segstudio.core.export": "ExportError",
+    "segstudio.core.imageio": "ImageReadError",
+    "segstudio.core.inference": "InferenceError",
+    "segstudio.core.label_guard": "LabelConventionError",
+    "segstudio.core.labels": "LabelMapError",
+    "segstudio.core.model": "ModelLoadError",
+    "segstudio.core.training": "TrainingError",
+}
 
-    return (UsageError, DataSourceError, ExportError, ImageReadError, InferenceError, LabelMapError, ModelLoadError,
-            TrainingError, LabelConventionError)
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that carry a one-line message for the person at the terminal: those of the modules imported so
+    far, since no other can have been raised (importing them all, for a mistyped path, took 2-3 s more:
+    training imports transformers, data sources import datasets)."""
+    loaded = (getattr(sys.modules[name], error) for name, error in _USER_ERRORS.items() if name in sys.modules)
+    return (UsageError, *loaded)
 
 
 def _source_options(args: argparse.Namespace):

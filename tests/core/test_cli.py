@@ -143,3 +143,28 @@ def test_cli_train_prints_only_its_own_progress_and_leaves_checkpoints_predict_l
     assert len(folders) == 3
     for folder in folders:  # what Trainer saves is what predict loads without transformers
         assert isinstance(load_for_inference(str(folder), "cpu").model, LightSegformer)
+
+
+def test_user_errors_name_every_error_class_once_its_module_is_loaded() -> None:
+    import importlib
+
+    from segstudio.cli_commands import _USER_ERRORS, user_errors
+
+    for module in _USER_ERRORS:
+        importlib.import_module(module)
+    caught = user_errors()
+    for module, name in _USER_ERRORS.items():
+        error = getattr(sys.modules[module], name)
+        assert issubclass(error, Exception) and error in caught and error.__module__ == module
+
+
+def test_a_mistyped_model_folder_is_reported_without_loading_the_heavy_libraries(tmp_path) -> None:
+    code = (
+        "import sys; from segstudio.cli import main; "
+        f"status = main(['predict', '--model', {str(tmp_path / 'nope')!r}, {str(tmp_path)!r}, "
+        f"'--output', {str(tmp_path / 'out')!r}]); "
+        "print(status, sorted(m for m in ('transformers', 'datasets') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split("\n")[-2] == "2 []", result.stdout + result.stderr
+    assert "model folder not found" in result.stderr and "Traceback" not in result.stderr

@@ -266,9 +266,10 @@ def test_an_uncached_hub_model_offline_is_one_clear_line(tmp_path) -> None:
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "a.png")
-    code = "import sys; from segstudio.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from segstudio.cli import main; status = main(sys.argv[1:]); print('transformers' in sys.modules); sys.exit(status)"
     result = offline_run(code, tmp_path / "empty-cache", "predict", "--model", HUB_REPO, "--device", "cpu",
                          str(images), "--output", str(tmp_path / "out"))
     assert result.returncode == 2
+    assert result.stdout.split()[-1] == "False"  # said at once: no second attempt through transformers
     assert f"{HUB_REPO} is not in the local cache and the Hugging Face Hub is unreachable" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
