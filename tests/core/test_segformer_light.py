@@ -185,10 +185,16 @@ def test_what_it_declines_loads_through_transformers(odd_folder, tmp_path) -> No
     assert isinstance(load_for_inference("scratch", "cpu").model, SegformerForSemanticSegmentation)
 
 
-def test_predict_never_imports_transformers(odd_folder, tmp_path) -> None:
+def one_image_folder(tmp_path: Path) -> Path:
+    """A folder holding one small image, a.png, to predict."""
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "a.png")
+    return images
+
+
+def test_predict_never_imports_transformers(odd_folder, tmp_path) -> None:
+    images = one_image_folder(tmp_path)
     code = (
         "import sys; from segstudio.cli import main; "
         f"status = main(['predict', '--model', {str(odd_folder)!r}, '--device', 'cpu', {str(images)!r}, "
@@ -263,9 +269,7 @@ def test_a_cached_hub_model_the_light_loader_declines_loads_through_transformers
 
 
 def test_an_uncached_hub_model_offline_is_one_clear_line(tmp_path) -> None:
-    images = tmp_path / "images"
-    images.mkdir()
-    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "a.png")
+    images = one_image_folder(tmp_path)
     code = "import sys; from segstudio.cli import main; status = main(sys.argv[1:]); print('transformers' in sys.modules); sys.exit(status)"
     result = offline_run(code, tmp_path / "empty-cache", "predict", "--model", HUB_REPO, "--device", "cpu",
                          str(images), "--output", str(tmp_path / "out"))
