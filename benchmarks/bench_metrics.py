@@ -4,9 +4,11 @@
 boundaries and in an "other" region, and predictions that differ from the labels on ~15% of the pixels, in
 regions. Both methods run in the same process on the same masks (best of N repeats) and must agree exactly.
 ``--classes 847 --dtype int32`` spreads the same masks over a larger label set (ignore index -1, or 65535 for
-uint16), as datasets with more than 255 classes store them.
+uint16), as datasets with more than 255 classes store them. ``--untrained`` swaps each prediction for noise: a
+random class per 4x4 cell, as an untrained model's argmax over quarter-resolution logits looks once upsampled.
 
     .venv/bin/python benchmarks/bench_metrics.py [--images 200] [--size 512] [--classes 150] [--dtype uint8]
+                                                [--untrained]
 """
 
 from __future__ import annotations
@@ -83,6 +85,14 @@ def make_pair(rng: np.random.Generator, size: int = 512, error_share: float = 0.
     return np.where(wrong[errors], other[errors], pred), label
 
 
+def untrained(pair, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The pair with its prediction replaced by a random class per 4x4 cell (an untrained model's output)."""
+    _pred, label = pair
+    cells = rng.integers(NUM_LABELS, size=((label.shape[0] + 3) // 4, (label.shape[1] + 3) // 4), dtype=np.uint8)
+    noise = np.repeat(np.repeat(cells, 4, axis=0), 4, axis=1)[: label.shape[0], : label.shape[1]]
+    return np.ascontiguousarray(noise), label
+
+
 def _timed(run) -> tuple[float, float, object]:
     """(wall seconds, CPU seconds of this thread, result) of one call."""
     wall, cpu = time.perf_counter(), time.thread_time()
@@ -141,7 +151,7 @@ def _measure(preds, labels, rounds: int, fast_per_round: int, num_labels: int, i
 
 
 def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: int = 3,
-         num_labels: int = NUM_LABELS, dtype: str = "uint8") -> dict:
+         num_labels: int = NUM_LABELS, dtype: str = "uint8", noisy: bool = False) -> dict:
     """Build the masks, time the methods, check ConfusionMatrix agrees exactly, print and return the figures.
 
     Rounds interleave the methods so that all see the same machine load; each figure is the best pass. CPU time
@@ -151,6 +161,8 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
     if num_labels < NUM_LABELS:
         raise SystemExit(f"--classes must be at least {NUM_LABELS} (the masks are drawn from {NUM_LABELS} ids)")
     pairs = [make_pair(rng, size) for _ in range(images)]
+    if noisy:
+        pairs = [untrained(pair, rng) for pair in pairs]
     ignore = ignore_for(num_labels, np.dtype(dtype))
     if (num_labels, dtype) != (NUM_LABELS, "uint8"):
         pairs = [widen(pair, rng, num_labels, dtype) for pair in pairs]
@@ -166,6 +178,7 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
         "size": size,
         "num_labels": num_labels,
         "dtype": dtype,
+        "untrained": noisy,
         "classes_per_image": round(float(np.mean([np.unique(x[x != ignore]).size for x in labels])), 1),
         "wrong_pixel_share": round(wrong / valid, 3),
         **{f"{name}_ms_per_image": value for name, value in ms.items()},
@@ -176,7 +189,7 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
     }
     print(
         f"{images} {dtype} masks {size}x{size}, {num_labels} classes, {figures['classes_per_image']} in each, "
-        f"{figures['wrong_pixel_share']:.1%} of labelled pixels wrong\n"
+        f"{figures['wrong_pixel_share']:.1%} of labelled pixels wrong{' (untrained: noise)' if noisy else ''}\n"
         f"reference_mean_iou          {ms['reference']:8.3f} ms/image\n"
         f"plain np.bincount (no fold) {ms['bincount']:8.3f} ms/image  ({figures['plain_bincount_speedup']}x)\n"
         f"ConfusionMatrix.update      {ms['confusion']:8.3f} ms/image  ({figures['speedup']}x wall time, "
@@ -193,5 +206,6 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--classes", type=int, default=NUM_LABELS)
     parser.add_argument("--dtype", default="uint8", choices=["uint8", "uint16", "int16", "int32", "int64"])
+    parser.add_argument("--untrained", action="store_true", help="noisy predictions, as from an untrained model")
     args = parser.parse_args()
-    main(args.images, args.size, num_labels=args.classes, dtype=args.dtype)
+    main(args.images, args.size, num_labels=args.classes, dtype=args.dtype, noisy=args.untrained)

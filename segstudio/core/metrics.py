@@ -153,11 +153,11 @@ def _image_confusion(index: np.ndarray, counts: np.ndarray, num_labels: int) -> 
     k = num_labels
     cell_dtype = _cell_dtype(k)
     rows, cols = np.divmod(index, k + 1)
+    if index.size == 0 or (rows[-1] < k and cols.max() < k):  # no strays (rows are sorted): the usual case
+        return ImageConfusion(k, (index - rows).astype(cell_dtype), counts)  # r * (K+1) + c - r = r * K + c
     inside = (rows < k) & (cols < k)
-    cells = (rows[inside] * k + cols[inside]).astype(cell_dtype)
-    if inside.all():
-        return ImageConfusion(k, cells, counts)
     outside = ~inside
+    cells = (rows[inside] * k + cols[inside]).astype(cell_dtype)
     return ImageConfusion(k, cells, counts[inside], index[outside].astype(cell_dtype), counts[outside])
 
 
@@ -201,9 +201,10 @@ class ConfusionMatrix:
             raise ValueError(f"prediction shape {pred.shape} differs from label shape {label.shape}")
         if self.label_map:
             label = apply_label_map(label, self.label_map)
-        confusion = _image_confusion(*self._counter.counts(label.ravel(), pred.ravel()), self.num_labels)
-        self.add(confusion)
-        return confusion
+        index, counts = self._counter.counts(label.ravel(), pred.ravel())
+        self._ext.reshape(-1)[index] += counts  # the grid codes index the (K+1) x (K+1) matrix; all distinct
+        self.images += 1
+        return _image_confusion(index, counts, self.num_labels)
 
     def add(self, confusion: ImageConfusion) -> None:
         """Add one image's confusion (e.g. to regroup stored images by scene)."""
