@@ -51,7 +51,7 @@ def _make_inputs(folder: Path, count: int = 48) -> None:
 
 
 def _model_at_512(folder: Path) -> Path:
-    from segstudio.core.model import DEMO_MODEL_DIR
+    from segstudio.core.model_location import DEMO_MODEL_DIR
 
     model = folder / "model"
     shutil.copytree(str(DEMO_MODEL_DIR), model)

@@ -29,7 +29,7 @@ _USER_ERRORS = {
     "segstudio.core.inference": "InferenceError",
     "segstudio.core.label_guard": "LabelConventionError",
     "segstudio.core.labels": "LabelMapError",
-    "segstudio.core.model": "ModelLoadError",
+    "segstudio.core.model_location": "ModelLoadError",
     "segstudio.core.training": "TrainingError",
 }
 
@@ -87,7 +87,16 @@ def cancel_on_sigint(cancel: threading.Event) -> None:
         signal.signal(signal.SIGINT, handler)
 
 
+def _check_model_spec(spec: str) -> None:
+    """A model path that cannot be a model is reported before torch (~1.5 s) and the model are loaded."""
+    from segstudio.core.model_location import locate_model
+
+    if str(spec).strip() != "scratch":
+        locate_model(str(spec).strip())
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    _check_model_spec(args.model)
     from segstudio.core.model import load_model
     from segstudio.core.training import TrainSettings, train
 
@@ -143,6 +152,7 @@ def _check_model_fits(dataset, loaded) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_model_spec(args.model)
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
     from segstudio.core.export import write_metrics_csv, write_metrics_json
     from segstudio.core.inference import Predictor
@@ -207,6 +217,11 @@ def _usage(message: str) -> Exception:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    inputs = [Path(p) for p in args.inputs]
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:  # before any model loads
+        raise _usage(f"no such file or folder: {', '.join(missing)}")
+    _check_model_spec(args.model)
     from segstudio.core.inference import Predictor
     from segstudio.core.model import load_for_inference
     from segstudio.core.predict_files import predict_files
@@ -214,10 +229,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     loaded = load_for_inference(args.model, args.device)
     _print_report(loaded)
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
-    inputs = [Path(p) for p in args.inputs]
-    missing = [str(p) for p in inputs if not p.exists()]
-    if missing:
-        raise _usage(f"no such file or folder: {', '.join(missing)}")
     formats = args.format or ["index"]
     failures: list[tuple[str, str]] = []
     with progress_bar(None, "predicting") as bar:

@@ -9,31 +9,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from segstudio.core.labels import LabelConvention, LabelMap, LabelMapError
+from segstudio.core.model_location import TRY_INSTEAD as _TRY_INSTEAD
+from segstudio.core.model_location import ModelLoadError, locate_model
 
 if TYPE_CHECKING:  # imported where used: transformers takes 2.5-3 s to import, which predict can skip
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessorPil
 
-DEMO_MODEL_DIR = resources.files("segstudio.resources") / "models" / "segformer-b0-demo"
 DEFAULT_IMAGE_SIZE = 512
 _SEGMENTATION_ARCH = "SegformerForSemanticSegmentation"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TRY_INSTEAD = "use --model demo, --model scratch or a local model folder"
-
-
-class ModelLoadError(Exception):
-    """A model cannot be loaded; the message is one line a person can act on."""
 
 
 class DeviceError(ModelLoadError):
@@ -197,7 +190,7 @@ def load_model(
     spec = str(spec).strip()
     if spec == "scratch":
         return _load_scratch(label_map, reduce_labels, image_size)
-    location = _locate(spec)
+    location = locate_model(spec)
     with _quiet_transformers():
         return _load_pretrained(spec, location, label_map, reduce_labels, image_size, revision)
 
@@ -209,7 +202,7 @@ def load_for_inference(spec: str, device: str = "auto") -> LoadedModel:
     :func:`load_model`."""
     spec = str(spec).strip()
     if spec != "scratch" and resolve_device(device).type == "cpu":
-        location = _locate(spec)
+        location = locate_model(spec)
         folder = location if Path(location).is_dir() else _hub_snapshot(location)
         if folder is not None:
             loaded = _load_light(spec, folder, location)
@@ -262,25 +255,6 @@ def _load_light(spec: str, folder: str, location: str) -> LoadedModel | None:
         source=spec, num_labels=chosen.num_labels, notes=notes, checkpoint_num_labels=len(raw["id2label"])
     )
     return LoadedModel(model, processor, chosen, LabelConvention(recorded), report, spec)
-
-
-def _locate(spec: str) -> str:
-    """The folder or Hub id to load from, or a ModelLoadError for paths that cannot be a model."""
-    if spec == "demo":
-        folder = Path(str(DEMO_MODEL_DIR))
-        if not (folder / "config.json").is_file():
-            raise ModelLoadError(
-                f"the demo model is not installed (expected in {folder}); use --model scratch"
-            )
-        return str(folder)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return str(path)
-    if path.exists():
-        raise ModelLoadError(f"{spec} is a file: a model folder (written by save_pretrained) is expected")
-    if spec.startswith((".", "/", "~")) or "\\" in spec or not _HUB_ID.match(spec):
-        raise ModelLoadError(f"model folder not found: {spec}")
-    return spec
 
 
 def _hub_error(spec: str, location: str, exc: BaseException) -> ModelLoadError:

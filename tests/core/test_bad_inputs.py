@@ -13,7 +13,7 @@ from PIL import Image
 
 from segstudio.cli import main
 from segstudio.core.imageio import ImageReadError, find_images, read_image
-from segstudio.core.model import DEMO_MODEL_DIR
+from segstudio.core.model_location import DEMO_MODEL_DIR
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"

@@ -14,7 +14,7 @@ from PIL import Image
 from segstudio.cli import main
 from segstudio.core.labels import LabelConvention
 from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.model import DEMO_MODEL_DIR
+from segstudio.core.model_location import DEMO_MODEL_DIR
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -158,13 +158,32 @@ def test_user_errors_name_every_error_class_once_its_module_is_loaded() -> None:
         assert issubclass(error, Exception) and error in caught and error.__module__ == module
 
 
-def test_a_mistyped_model_folder_is_reported_without_loading_the_heavy_libraries(tmp_path) -> None:
+def _run_cli_in_fresh_process(argv: list[str]) -> tuple[str, str]:
+    """('status [heavy libraries imported]', stderr) of ``segstudio <argv>`` in a new interpreter."""
     code = (
-        "import sys; from segstudio.cli import main; "
-        f"status = main(['predict', '--model', {str(tmp_path / 'nope')!r}, {str(tmp_path)!r}, "
-        f"'--output', {str(tmp_path / 'out')!r}]); "
-        "print(status, sorted(m for m in ('transformers', 'datasets') if m in sys.modules))"
+        f"import sys; from segstudio.cli import main; status = main({argv!r}); "
+        "print(status, sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stdout.split("\n")[-2] == "2 []", result.stdout + result.stderr
-    assert "model folder not found" in result.stderr and "Traceback" not in result.stderr
+    return result.stdout.split("\n")[-2], result.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "train"])
+def test_a_mistyped_model_folder_is_reported_before_torch_loads(tmp_path, command) -> None:
+    nope, out = str(tmp_path / "nope"), str(tmp_path / "out")
+    argv = {
+        "predict": ["predict", "--model", nope, str(tmp_path), "--output", out],
+        "evaluate": ["evaluate", "--dataset", "demo", "--model", nope],
+        "train": ["train", "--dataset", "demo", "--model", nope, "--output", out],
+    }[command]
+    status, stderr = _run_cli_in_fresh_process(argv)
+    assert status == "2 []", status + stderr
+    assert "model folder not found" in stderr and "Traceback" not in stderr
+
+
+def test_a_missing_input_is_reported_before_the_model_loads(tmp_path) -> None:
+    status, stderr = _run_cli_in_fresh_process(
+        ["predict", "--model", "demo", str(tmp_path / "missing.png"), "--output", str(tmp_path / "out")]
+    )
+    assert status == "2 []", status + stderr
+    assert "no such file or folder" in stderr and "missing.png" in stderr and "Traceback" not in stderr

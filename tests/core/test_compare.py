@@ -15,7 +15,8 @@ from segstudio.cli import main
 from segstudio.core.compare import BROKEN, FIXED, by_delta, compare_split, flip_counts, flip_map, ground_truth
 from segstudio.core.evaluation import evaluate_split
 from segstudio.core.inference import Predictor
-from segstudio.core.model import DEMO_MODEL_DIR, load_model, save_checkpoint
+from segstudio.core.model import load_model, save_checkpoint
+from segstudio.core.model_location import DEMO_MODEL_DIR
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"

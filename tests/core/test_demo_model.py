@@ -8,7 +8,8 @@ from pathlib import Path
 from segstudio.core.datasources import load_source
 from segstudio.core.evaluation import evaluate_split
 from segstudio.core.inference import Predictor
-from segstudio.core.model import DEMO_MODEL_DIR, load_model
+from segstudio.core.model import load_model
+from segstudio.core.model_location import DEMO_MODEL_DIR
 
 DEMO_DIR = Path(str(DEMO_MODEL_DIR))
 

@@ -18,7 +18,8 @@ from segstudio.cli import main
 from segstudio.core import export, fused_encoder
 from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints
 from segstudio.core.demo_data import make_demo
-from segstudio.core.model import DEMO_MODEL_DIR, load_model
+from segstudio.core.model import load_model
+from segstudio.core.model_location import DEMO_MODEL_DIR
 from segstudio.core.seg_dataset import SegDataset
 from segstudio.core.training import TrainingError, TrainSettings, train
 

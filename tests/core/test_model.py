@@ -17,7 +17,6 @@ from transformers import (
 
 from segstudio.core.labels import LabelConvention, LabelMap
 from segstudio.core.model import (
-    DEMO_MODEL_DIR,
     DeviceError,
     LoadReport,
     ModelLoadError,
@@ -26,6 +25,7 @@ from segstudio.core.model import (
     resolve_device,
     save_checkpoint,
 )
+from segstudio.core.model_location import DEMO_MODEL_DIR
 
 TINY = {"hidden_sizes": [8, 16, 32, 64], "decoder_hidden_size": 32, "depths": [1, 1, 1, 1]}
 
