@@ -4,7 +4,7 @@ Both fine-tune the demo model on the demo data with the same settings (steps, ba
 CPU, no evaluation). `segstudio train` runs as its own process; its steps are timed from its progress bar as
 they arrive. The GUI run is the real MainWindow (offscreen) with its training panel, the job on a QThread;
 its steps are timed as the panel receives them. Steps per second are taken after the first WARMUP steps, runs
-alternate (CLI, GUI, CLI, GUI) and the best of each is kept, so both see the same machine load; single rounds
+alternate (CLI, GUI, GUI, CLI, ...) and the best of each is kept, so both see the same machine load; single rounds
 spread by +-15% on this shared machine, so the GUI thread's own CPU time during the GUI runs (the cost the GUI adds,
 as a share of one core) is reported too: it does not depend on the machine's speed.
 Then one more GUI training run, and a prediction of the 48-image validation split, with a 10 ms QTimer on the
@@ -182,8 +182,12 @@ def main(steps: int = 40, rounds: int = 2) -> dict:
         meter = GapMeter()
         cli, gui, shares = [], [], []
         for index in range(rounds):
-            cli.append(cli_run(tmp / f"cli{index}", steps))
-            rate, share, _gaps = gui_run(window, tmp / f"gui{index}", steps, None)
+            if index % 2:  # every other round the GUI goes first, so neither side always follows the other
+                rate, share, _gaps = gui_run(window, tmp / f"gui{index}", steps, None)
+                cli.append(cli_run(tmp / f"cli{index}", steps))
+            else:
+                cli.append(cli_run(tmp / f"cli{index}", steps))
+                rate, share, _gaps = gui_run(window, tmp / f"gui{index}", steps, None)
             gui.append(rate)
             shares.append(share)
         _rate, _share, training_gaps = gui_run(window, tmp / "metered", steps, meter)
