@@ -91,8 +91,9 @@ def _check_model_spec(spec: str) -> None:
     """A model path that cannot be a model is reported before torch (~1.5 s) and the model are loaded."""
     from segstudio.core.model_location import locate_model
 
-    if str(spec).strip() != "scratch":
-        locate_model(str(spec).strip())
+    spec = str(spec).strip()
+    if spec != "scratch":
+        locate_model(spec)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
