@@ -171,8 +171,10 @@ def _narrowed(values: np.ndarray) -> np.ndarray:
 def _dense_counts(code: np.ndarray, weights: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted non-zero grid codes below the ignore row, their pixel counts) through a (K+2)(K+1) table."""
     table = np.bincount(code, weights=weights, minlength=(k + 2) * (k + 1))[: (k + 1) * (k + 1)]
-    index = (table != 0).nonzero()[0]  # (np.flatnonzero on floats takes ~4 ns a value, on booleans ~0.3)
+    index = (table != 0).nonzero()[0]  # (nonzero() on floats takes ~4 ns a value, on booleans ~0.3)
     return index, table[index].astype(np.int64)
+
+
 def _compact_counts(
     rows: np.ndarray, cols: np.ndarray, weights: np.ndarray | None, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
