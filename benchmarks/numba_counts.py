@@ -16,7 +16,7 @@ from segstudio.core.pixel_counts import RunCounter
 
 
 @njit(nogil=True, boundscheck=False, cache=False)
-def _count_runs(label, pred, label_words, pred_words, joint, table, busy, ends):  # pragma: no cover - compiled
+def _count_runs(label, pred, label_words, pred_words, joint, table, busy, ends):
     n = label.size
     words = n // 8
     listed = 0
