@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from segstudio.core.pixel_counts import RunCounter
+from segstudio.core.pixel_counts import DENSE_TABLE_MAX, RunCounter
 
 
 @njit(nogil=True, boundscheck=False, cache=False)
@@ -60,7 +60,7 @@ class NumbaRunCounter(RunCounter):
     def counts(self, label: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = self.num_labels
         byte_masks = label.dtype == pred.dtype == np.uint8 and label.flags.c_contiguous and pred.flags.c_contiguous
-        if not byte_masks or label.size < 16 or label.size % 8 or (k + 2) * (k + 1) > 1 << 18:
+        if not byte_masks or label.size < 16 or label.size % 8 or (k + 2) * (k + 1) > DENSE_TABLE_MAX:
             return super().counts(label, pred)
         if self._ends.size < label.size + 1:
             self._busy = np.empty(label.size // 4 + 2, np.uint64)
