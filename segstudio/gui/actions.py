@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
+from segstudio.gui.viewer import LAYOUTS
+
 Key = QKeySequence.StandardKey
+# The one-pane layout's panes, keys 1-4 (the viewer's SINGLE_PANES order).
+SINGLE_PANE_NAMES = {"gt": "Ground Truth Pane", "pred": "Prediction Pane", "error": "Third Pane", "image": "Image Pane"}
 
 
 @dataclass
@@ -35,11 +39,18 @@ class Actions:
     compare: QAction
     about: QAction
     shortcuts: QAction
+    layouts: dict[str, QAction]
+    panes: dict[str, QAction]
 
 
 def _action(window: QMainWindow, text: str, *shortcuts, tip: str = "") -> QAction:
     action = QAction(text, window)
-    keys = [key for key in (QKeySequence(s) for s in shortcuts) if not key.isEmpty()]  # some platforms lack one
+    keys: list[QKeySequence] = []
+    for key in (QKeySequence(s) for s in shortcuts):
+        # Some platforms lack a standard key; where a standard key equals the explicit one (Quit is Ctrl+Q on
+        # Linux), two equal shortcuts on one action make Qt refuse both as ambiguous.
+        if not key.isEmpty() and key not in keys:
+            keys.append(key)
     if keys:
         action.setShortcuts(keys)
     if tip:
@@ -81,7 +92,15 @@ def build_actions(window: QMainWindow) -> Actions:
         compare=_action(window, "Com&pare with Checkpoint…", tip="score the split with a second checkpoint (B)"),
         about=_action(window, "&About SegStudio"),
         shortcuts=_action(window, "&Keyboard Shortcuts", Key.HelpContents),
+        layouts={key: _action(window, text) for key, text in LAYOUTS.items()},
+        panes={key: _action(window, f"Show {text}", str(number))
+               for number, (key, text) in enumerate(SINGLE_PANE_NAMES.items(), start=1)},
     )
+    group = QActionGroup(window)
+    for key, action in actions.layouts.items():
+        action.setCheckable(True)
+        action.setActionGroup(group)
+        action.setStatusTip(f"Viewer layout: {LAYOUTS[key].lower()}")
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
     for item in (actions.open_dataset, actions.open_dataset_folder, actions.open_dataset_options, actions.open_model,
@@ -95,6 +114,12 @@ def build_actions(window: QMainWindow) -> Actions:
     view = bar.addMenu("&View")
     for item in (actions.fit, actions.actual_size, actions.zoom_in, actions.zoom_out):
         view.addAction(item)
+    layout_menu = view.addMenu("&Layout")
+    for item in actions.layouts.values():
+        layout_menu.addAction(item)
+    layout_menu.addSeparator()
+    for item in actions.panes.values():
+        layout_menu.addAction(item)
     view.addSeparator()
     for item in layers.values():
         view.addAction(item)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import html
+from collections.abc import Callable, Iterable
+from importlib import metadata
 
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -62,24 +65,36 @@ def ask(parent: QWidget | None, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-ABOUT = """<h3>SegStudio</h3>
+ABOUT = """<h3>SegStudio {version}</h3>
 <p>Fine-tune SegFormer semantic-segmentation models and see exactly where they are wrong.</p>
+<p>Model device: {device}</p>
 <p>Drop images or folders on the window to predict them; drop a checkpoint folder to load it.</p>"""
 
-SHORTCUTS = """<table>
-<tr><td>Right / Page Down</td><td>next image</td></tr>
-<tr><td>Left / Page Up</td><td>previous image</td></tr>
-<tr><td>Ctrl+0 / Ctrl+1</td><td>fit / actual size</td></tr>
-<tr><td>Ctrl++ / Ctrl+-</td><td>zoom in / out (or the mouse wheel; drag to pan)</td></tr>
-<tr><td>Ctrl+O / Ctrl+Shift+O</td><td>open dataset / open model</td></tr>
-<tr><td>F5 / Esc</td><td>evaluate the split / cancel</td></tr>
-<tr><td>Ctrl+E</td><td>export</td></tr>
-</table>"""
+
+def about_text(device: str | None) -> str:
+    """The About box: SegStudio's installed version and the device the loaded model runs on."""
+    try:
+        version = metadata.version("segstudio")
+    except metadata.PackageNotFoundError:
+        version = "(not installed)"
+    return ABOUT.format(version=version, device=html.escape(device or "no model loaded"))
 
 
-def about(parent: QWidget | None) -> None:
-    QMessageBox.about(parent, "About SegStudio", ABOUT)
+def shortcuts_text(actions: Iterable[QAction]) -> str:
+    """A table of every action that has a shortcut, built from the actions so it can never miss one."""
+    rows = []
+    for action in actions:
+        keys = " / ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+        if keys:
+            name = action.text().replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…")
+            rows.append(f"<tr><td>{html.escape(keys)}</td><td>&nbsp;&nbsp;{html.escape(name)}</td></tr>")
+    rows.append("<tr><td>Mouse wheel / drag</td><td>&nbsp;&nbsp;zoom / pan (all panes together)</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
 
 
-def shortcuts(parent: QWidget | None) -> None:
-    QMessageBox.information(parent, "Keyboard shortcuts", SHORTCUTS)
+def about(parent: QWidget | None, device: str | None = None) -> None:
+    QMessageBox.about(parent, "About SegStudio", about_text(device))
+
+
+def shortcuts(parent: QWidget | None, actions: Iterable[QAction]) -> None:
+    QMessageBox.information(parent, "Keyboard shortcuts", shortcuts_text(actions))

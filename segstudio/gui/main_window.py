@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
-    QPushButton,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -37,7 +36,7 @@ from segstudio.gui.review import ReviewController
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.training import TrainingController
 from segstudio.gui.training_panel import TrainingPanel, format_eta
-from segstudio.gui.viewer import ANALYSES, ImageViewer
+from segstudio.gui.viewer import ANALYSES, LAYOUTS, ImageViewer
 from segstudio.gui.workers import ErrorInfo, JobRunner
 
 TITLE = "SegStudio"
@@ -97,19 +96,23 @@ class MainWindow(QMainWindow):
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(int(self.settings.get("view/opacity", 50, int)))
+        self.opacity.setMinimumWidth(70)  # never a stub on a small screen
         self.opacity.setMaximumWidth(200)
         self.viewer.set_opacity(self.opacity.value() / 100)
         self.viewer.set_confidence_threshold(float(self.settings.get("view/confidence_threshold", 0.2, float)))
         analysis = str(self.settings.get("view/analysis", "errors"))
         self.viewer.set_analysis(analysis if analysis in ANALYSES else "errors")
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Overlay opacity"))
+        bar.addWidget(QLabel("Opacity"))
         bar.addWidget(self.opacity)
-        for text, slot in (("Fit", self.viewer.fit), ("1:1", self.viewer.actual_size)):
-            button = QPushButton(text, self)
+        for text, slot, tip in (("Fit", self.viewer.fit, "Fit the image (Ctrl+0)"),
+                                ("1:1", self.viewer.actual_size, "One image pixel per screen pixel (Ctrl+1)")):
+            button = QToolButton(self)  # compact: the toolbar must fit a 1280-pixel screen beside the docks
+            button.setText(text)
+            button.setToolTip(tip)
             button.clicked.connect(slot)
             bar.addWidget(button)
-        bar.addSpacing(16)
+        bar.addSpacing(6)
         bar.addWidget(self.viewer.analysis_controls)
         bar.addStretch(1)
         central = QWidget(self)
@@ -193,8 +196,18 @@ class MainWindow(QMainWindow):
         a.compare.triggered.connect(self.compare.choose_checkpoint)
         a.train.triggered.connect(self.training.start_from_panel)
         a.cancel_training.triggered.connect(self.training.cancel)
-        a.about.triggered.connect(lambda: dialogs.about(self))
-        a.shortcuts.triggered.connect(lambda: dialogs.shortcuts(self))
+        a.about.triggered.connect(lambda: dialogs.about(self, review.bundle.device if review.bundle else None))
+        a.shortcuts.triggered.connect(lambda: dialogs.shortcuts(self, QWidget.actions(self)))
+        for key, action in a.layouts.items():
+            action.triggered.connect(lambda _=False, k=key: self.viewer.set_layout(k))
+        for key, action in a.panes.items():
+            action.triggered.connect(lambda _=False, k=key: self.show_pane(k))
+        self.viewer.layout_box.currentIndexChanged.connect(self._sync_layout_actions)
+        layout = str(self.settings.get("view/layout", "auto"))
+        self.viewer.set_layout(layout if layout in LAYOUTS else "auto")
+        self._sync_layout_actions()
+        self.jobs.jobs_changed.connect(self._update_cancel_actions)
+        self._update_cancel_actions()
         for dock in self.docks.values():
             self.docks_menu.addAction(dock.toggleViewAction())
         self.opacity.valueChanged.connect(lambda v: self.viewer.set_opacity(v / 100))
@@ -241,6 +254,20 @@ class MainWindow(QMainWindow):
 
     def open_model(self, spec: str, device: str = "auto", image_size: int | None = None) -> None:
         self.review.open_model(spec, device, image_size)
+
+    def show_pane(self, key: str) -> None:
+        """Keys 1-4: that pane alone, large (the one-pane layout)."""
+        if self.viewer.layout_mode != "single":
+            self.viewer.set_layout("single")
+        self.viewer.show_single(key)
+
+    def _sync_layout_actions(self, _index: int = 0) -> None:
+        self.actions.layouts[self.viewer.layout_mode].setChecked(True)
+
+    def _update_cancel_actions(self) -> None:
+        """Cancel items are enabled only while there is something to cancel."""
+        self.actions.cancel.setEnabled(self.jobs.is_running("evaluate") or self.jobs.is_running("compare"))
+        self.actions.cancel_training.setEnabled(self.training.running())
 
     def show_status(self, text: str) -> None:
         self.message_label.setText(text)
@@ -352,6 +379,7 @@ class MainWindow(QMainWindow):
             return
         self.settings.set("view/opacity", self.opacity.value())
         self.settings.set("view/analysis", self.viewer.analysis)
+        self.settings.set("view/layout", self.viewer.layout_mode)
         self.settings.set("view/confidence_threshold", self.viewer.threshold_box.value())
         self.settings.save_window(self)
         self.loader.shutdown()

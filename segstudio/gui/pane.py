@@ -28,6 +28,7 @@ class Pane(QGraphicsView):
     clicked = Signal(int, int)
     wheel_zoom = Signal(float, QPoint)
     scrolled = Signal()
+    resized = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -45,6 +46,10 @@ class Pane(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.setMouseTracking(True)
         self.setMinimumSize(120, 120)
+        # QGraphicsView takes drops for its scene by default and refuses files: dropping on a pane would do
+        # nothing. Without it, a file dragged over a pane goes to the window, which predicts or loads it.
+        self.setAcceptDrops(False)
+        self.viewport().setAcceptDrops(False)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.horizontalScrollBar().valueChanged.connect(self.scrolled)
@@ -60,6 +65,10 @@ class Pane(QGraphicsView):
             item.setVisible(x is not None)
             if x is not None:
                 item.setPos(QPointF(x + 0.5, y + 0.5))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.resized.emit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
         steps = event.angleDelta().y() / 120.0

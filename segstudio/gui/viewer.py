@@ -1,8 +1,10 @@
-"""Three synchronised panes: image + ground truth | image + prediction | an analysis layer.
+"""Synchronised panes: image + ground truth | image + prediction | an analysis layer | the image alone.
 
 Each pane is a QGraphicsView over its own scene (image pixmap below, colour overlay above); they share one
-transform and one scroll position, so wheel zoom, drag, fit and 1:1 act on all three. The third pane shows the
+transform and one scroll position, so wheel zoom, drag, fit and 1:1 act on all of them. The third pane shows the
 error map, or (picked above it) one class's TP/FP/FN, the pixels checkpoint B fixed or broke, or low confidence.
+Layouts: side by side (three panes in a row), a 2x2 grid (with the plain image), one large pane with a switcher,
+and Auto, which picks whichever of the first two shows the image larger, and one pane when there is no ground truth.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFrame,
     QGraphicsView,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
+    QTabBar,
     QVBoxLayout,
     QWidget,
 )
@@ -38,7 +42,12 @@ from segstudio.gui.qimages import indexed_pixmap, to_pixmap
 MIN_SCALE, MAX_SCALE = 0.02, 64.0
 LAYERS = ("image", "gt", "pred", "error")
 ERROR_MIN_OPACITY = 0.6  # the error map stays readable with the class overlays faded out
+TITLE_HEIGHT = 20  # a pane title's height, for Auto's arithmetic
 ANALYSES = {"errors": "Errors", "tpfpfn": "TP / FP / FN", "flips": "Flips A→B", "confidence": "Low confidence"}
+LAYOUTS = {"auto": "Auto", "side": "Side by side", "grid": "2 × 2", "single": "One pane"}
+PANE_TITLES = {"gt": "Ground truth", "pred": "Prediction", "error": "Third pane", "image": "Image"}
+SINGLE_PANES = ("gt", "pred", "error", "image")  # the switcher's tabs, keys 1-4
+GRID_CELLS = {"gt": (0, 0), "pred": (0, 1), "error": (1, 0), "image": (1, 1)}
 
 
 @dataclass
@@ -79,25 +88,50 @@ class ImageViewer(QWidget):
         self.fit_mode = True  # refit on resize until the person zooms
         self.panes: dict[str, Pane] = {}
         self.titles: dict[str, QLabel] = {}
+        self.cells: dict[str, QWidget] = {}
+        self.layout_mode = "auto"
+        self.single_pane = "pred"
+        self.arrangement = "side"  # what "auto" chose, or the mode itself
+        self._placement: tuple = ()
         self._build_analysis_controls()
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        for key, title in (("gt", "Ground truth"), ("pred", "Prediction"), ("error", "Errors")):
-            column = QVBoxLayout()
-            label = QLabel(title)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        self.pane_switch = QTabBar(self)
+        self.pane_switch.setObjectName("pane-switch")
+        self.pane_switch.setExpanding(False)
+        self.pane_switch.setDocumentMode(True)
+        for key in SINGLE_PANES:
+            self.pane_switch.addTab(ANALYSES[self.analysis] if key == "error" else PANE_TITLES[key])
+            self.pane_switch.setTabToolTip(self.pane_switch.count() - 1, f"Show {PANE_TITLES[key].lower()} "
+                                           f"(key {self.pane_switch.count()})")
+        self.pane_switch.currentChanged.connect(lambda i: self.show_single(SINGLE_PANES[i]))
+        column.addWidget(self.pane_switch)
+        self._grid = QGridLayout()
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setSpacing(4)
+        column.addLayout(self._grid, 1)
+        for key, title in PANE_TITLES.items():
+            cell = QWidget(self)
+            cell_column = QVBoxLayout(cell)
+            cell_column.setContentsMargins(0, 0, 0, 0)
+            cell_column.setSpacing(2)
+            label = QLabel(title, cell)
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # panes stay equal
-            pane = Pane(self)
+            pane = Pane(cell)
             pane.setFrameShape(QFrame.Shape.NoFrame)
             pane.setObjectName(f"pane-{key}")
             pane.wheel_zoom.connect(self._on_wheel)
             pane.hovered.connect(self._on_hover)
             pane.scrolled.connect(self._on_scrolled)
             pane.clicked.connect(self._on_click)
-            column.addWidget(label)
-            column.addWidget(pane, 1)
-            row.addLayout(column, 1)
-            self.panes[key], self.titles[key] = pane, label
+            pane.resized.connect(self._on_pane_resized)
+            cell_column.addWidget(label)
+            cell_column.addWidget(pane, 1)
+            self.panes[key], self.titles[key], self.cells[key] = pane, label, cell
+        self.panes["image"].overlay.setVisible(False)
+        self._arrange()
 
     def _build_analysis_controls(self) -> None:
         """``analysis_controls``: what the third pane shows, and the low-confidence threshold. The window puts
@@ -121,9 +155,95 @@ class ImageViewer(QWidget):
         self.threshold_box.setToolTip("Low confidence: top-1 minus top-2 class probability below this")
         self.threshold_box.setVisible(False)
         self.threshold_box.valueChanged.connect(lambda _v: self._render_overlays())
+        self.layout_box = QComboBox(self.analysis_controls)
+        self.layout_box.setObjectName("layout")
+        for key, text in LAYOUTS.items():
+            self.layout_box.addItem(text, key)
+        self.layout_box.setToolTip("How the panes share the space: Auto picks side by side or a 2x2 grid, "
+                                   "whichever shows the image larger, and one pane for images without ground truth")
+        self.layout_box.currentIndexChanged.connect(lambda _i: self.set_layout(self.layout_box.currentData()))
+        for box in (self.layout_box, self.analysis_box):  # compact: the toolbar must fit beside the docks at 1280 px
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(7)
+        row.addWidget(QLabel("Layout", self.analysis_controls))
+        row.addWidget(self.layout_box)
+        row.addSpacing(8)
         row.addWidget(QLabel("Third pane", self.analysis_controls))
         row.addWidget(self.analysis_box)
         row.addWidget(self.threshold_box)
+
+    # --- layout ------------------------------------------------------------------------------------------
+
+    def set_layout(self, mode: str) -> None:
+        """One of ``LAYOUTS``: "auto", "side", "grid" or "single"."""
+        if mode not in LAYOUTS:
+            raise ValueError(f"unknown layout {mode!r}")
+        self.layout_mode = mode
+        self.layout_box.setCurrentIndex(list(LAYOUTS).index(mode))
+        self._arrange()
+
+    def show_single(self, key: str) -> None:
+        """The pane that the one-pane layout shows (the switcher's tabs; keys 1-4 in the window)."""
+        if key not in SINGLE_PANES:
+            raise ValueError(f"unknown pane {key!r}")
+        self.single_pane = key
+        self.pane_switch.setCurrentIndex(SINGLE_PANES.index(key))
+        if self.arrangement == "single":
+            self._arrange()
+
+    def visible_panes(self) -> list[str]:
+        """The panes the current arrangement shows, in reading order."""
+        if self.arrangement == "single":
+            return [self.single_pane]
+        return ["gt", "pred", "error", "image"] if self.arrangement == "grid" else ["gt", "pred", "error"]
+
+    def _choose_arrangement(self) -> str:
+        """Auto: one pane without ground truth; else the layout whose panes show the image at the larger scale."""
+        if self.layout_mode != "auto":
+            return self.layout_mode
+        c = self.content
+        if c is None:
+            return "side"
+        if c.ground_truth is None:
+            return "single"
+        height, width = c.image.shape[:2]
+        room_w, room_h = max(self.width(), 1), max(self.height() - 2 * TITLE_HEIGHT, 1)
+        side = min(room_w / 3 / width, room_h / height)
+        grid = min(room_w / 2 / width, room_h / 2 / height)
+        return "grid" if grid > side * 1.05 else "side"  # ties keep the familiar row
+
+    def _arrange(self) -> None:
+        arrangement = self._choose_arrangement()
+        if arrangement == "single" and self.layout_mode == "auto" and self.content is not None \
+                and self.content.ground_truth is None and self.single_pane in ("gt", "error"):
+            self.single_pane = "pred"  # nothing to show in the others
+            self.pane_switch.setCurrentIndex(SINGLE_PANES.index("pred"))
+        changed = arrangement != self.arrangement
+        self.arrangement = arrangement
+        shown = self.visible_panes()
+        placement = (arrangement, tuple(shown))
+        if placement != self._placement:  # re-placing on every resize would relayout for nothing
+            self._placement = placement
+            for key, cell in self.cells.items():
+                self._grid.removeWidget(cell)
+                cell.setVisible(key in shown)
+            columns, rows = (2, 2) if arrangement == "grid" else (len(shown), 1)
+            for position, key in enumerate(shown):
+                row, column = GRID_CELLS[key] if arrangement == "grid" else (0, position)
+                self._grid.addWidget(self.cells[key], row, column)
+            for index in range(4):
+                self._grid.setColumnStretch(index, 1 if index < columns else 0)
+                self._grid.setRowStretch(index, 1 if index < rows else 0)
+            self.pane_switch.setVisible(arrangement == "single")
+        if changed and self.content is not None:
+            if self.fit_mode:
+                self.fit()
+            else:
+                self._sync_from(self._master())
+
+    def _master(self) -> Pane:
+        """The pane whose transform the others copy: the first one shown."""
+        return self.panes[self.visible_panes()[0]]
 
     # --- content -----------------------------------------------------------------------------------------
 
@@ -149,6 +269,7 @@ class ImageViewer(QWidget):
             pane.base.setPixmap(base)
             pane.scene().setSceneRect(QRectF(0, 0, width, height))
         self._render_overlays()
+        self._arrange()
         if not same_size or self.fit_mode:
             self.fit()
         self.content_changed.emit()
@@ -161,6 +282,7 @@ class ImageViewer(QWidget):
         self.analysis = mode
         self.analysis_box.setCurrentIndex(list(ANALYSES).index(mode))
         self.threshold_box.setVisible(mode == "confidence")
+        self.pane_switch.setTabText(SINGLE_PANES.index("error"), ANALYSES[mode])
         self._render_overlays()
         if changed:
             self.analysis_changed.emit(mode)
@@ -310,11 +432,11 @@ class ImageViewer(QWidget):
 
     @property
     def scale(self) -> float:
-        return float(self.panes["gt"].transform().m11())
+        return float(self._master().transform().m11())
 
     def fit(self) -> None:
-        """Fit the whole image in the first pane, and copy that view to the others."""
-        master = self.panes["gt"]
+        """Fit the whole image in the first pane shown, and copy that view to the others."""
+        master = self._master()
         rect = master.scene().sceneRect()
         if rect.isEmpty():
             return
@@ -324,13 +446,13 @@ class ImageViewer(QWidget):
 
     def actual_size(self) -> None:
         """1:1, one image pixel per screen pixel."""
-        master = self.panes["gt"]
+        master = self._master()
         master.resetTransform()
         self.fit_mode = False
         self._sync_from(master)
 
     def zoom_by(self, factor: float) -> None:
-        master = self.panes["gt"]
+        master = self._master()
         self._zoom(master, factor, None)
 
     def _on_wheel(self, factor: float, _pos: QPoint) -> None:
@@ -349,7 +471,14 @@ class ImageViewer(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
+        if self.layout_mode == "auto":
+            self._arrange()
         if self.fit_mode and self.content is not None:
+            self.fit()
+
+    def _on_pane_resized(self) -> None:
+        """A new arrangement resizes the panes only once the layout runs: refit then."""
+        if self.sender() is self._master() and self.fit_mode and self.content is not None:
             self.fit()
 
     def _on_scrolled(self) -> None:

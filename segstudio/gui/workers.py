@@ -130,6 +130,7 @@ class JobRunner(QObject):
     """Owns the running jobs of a window: start them, cancel them, wait for them on close."""
 
     busy_changed = Signal(bool)
+    jobs_changed = Signal()  # a job started or finished: what can be cancelled may have changed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -172,6 +173,7 @@ class JobRunner(QObject):
             self._retired.append(previous)
         start(worker)
         self.busy_changed.emit(True)
+        self.jobs_changed.emit()
         return worker
 
     def job(self, name: str) -> Worker | None:
@@ -217,5 +219,6 @@ class JobRunner(QObject):
         for name, worker in list(self._jobs.items()):
             if worker.done and worker.thread is not None and worker.thread.wait(5_000):
                 del self._jobs[name]
+        self.jobs_changed.emit()
         if not self.is_running():
             self.busy_changed.emit(False)

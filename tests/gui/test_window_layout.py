@@ -1,0 +1,166 @@
+"""The viewer's layouts, drops anywhere on the window, and the menus' shortcuts and enabled states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QWidget
+
+from segstudio.core.labels import LabelMap
+from segstudio.gui import dialogs
+from segstudio.gui.viewer import ImageViewer, ViewContent
+
+NAMES = LabelMap.from_names(["sky", "tree"], np.array([[0, 0, 255], [0, 255, 0]]))
+
+
+def square(ground_truth: bool = True) -> ViewContent:
+    image = np.full((100, 100, 3), 90, np.uint8)
+    mask = np.zeros((100, 100), np.uint8)
+    mask[50:] = 1
+    return ViewContent(image, mask if ground_truth else None, mask.copy(), NAMES.palette, NAMES)
+
+
+@pytest.fixture
+def viewer(qtbot):
+    widget = ImageViewer()
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def shown(viewer: ImageViewer) -> set[str]:
+    return {key for key, cell in viewer.cells.items() if cell.isVisible()}
+
+
+def settle(qtbot, viewer: ImageViewer) -> None:
+    qtbot.waitUntil(lambda: viewer._master().viewport().width() > 0)
+    qtbot.wait(20)
+
+
+def test_auto_layout_uses_a_grid_where_it_shows_the_image_larger_and_a_row_where_that_does(viewer, qtbot):
+    viewer.resize(800, 700)  # square image in a squarish area: 2x2 shows it at ~330 px, a row at ~260 px
+    viewer.set_content(square())
+    settle(qtbot, viewer)
+    assert viewer.arrangement == "grid" and shown(viewer) == {"gt", "pred", "error", "image"}
+    grid_scale = viewer.scale
+    viewer.resize(1500, 420)  # wide and short: three in a row are larger
+    qtbot.waitUntil(lambda: viewer.arrangement == "side")
+    settle(qtbot, viewer)
+    assert shown(viewer) == {"gt", "pred", "error"}
+    # Fitted: the image fills the height of the row (titles aside), far more than 1/2 of it
+    assert viewer.scale * 100 > 0.8 * (420 - 60)
+    assert grid_scale * 100 > (700 / 2) * 0.8
+
+
+def test_images_without_ground_truth_get_one_large_prediction_pane(viewer, qtbot):
+    viewer.resize(900, 500)
+    viewer.set_content(square(ground_truth=False))
+    settle(qtbot, viewer)
+    assert viewer.arrangement == "single" and shown(viewer) == {"pred"}
+    assert viewer.pane_switch.isVisible()
+    viewer.set_content(square())
+    assert viewer.arrangement != "single" and not viewer.pane_switch.isVisible()
+
+
+def test_one_pane_layout_switches_panes_and_keeps_zoom_in_sync(viewer, qtbot):
+    viewer.resize(900, 500)
+    viewer.set_content(square())
+    viewer.set_layout("single")
+    viewer.show_single("error")
+    settle(qtbot, viewer)
+    assert shown(viewer) == {"error"} and viewer.pane_switch.currentIndex() == 2
+    viewer.zoom_by(2.0)
+    viewer.pane_switch.setCurrentIndex(0)  # the tab bar, as a click would
+    assert shown(viewer) == {"gt"}
+    scales = {pane.transform().m11() for pane in viewer.panes.values()}
+    assert len(scales) == 1
+    # The one pane is as wide as the viewer (less the margins), three times a pane of the row
+    qtbot.waitUntil(lambda: viewer.panes["gt"].width() > 0.9 * viewer.width())
+
+
+def test_fixed_layouts_ignore_the_shape(viewer, qtbot):
+    viewer.resize(800, 700)
+    viewer.set_content(square())
+    viewer.set_layout("side")
+    settle(qtbot, viewer)
+    assert shown(viewer) == {"gt", "pred", "error"}
+    viewer.set_layout("grid")
+    viewer.set_content(square(ground_truth=False))
+    assert shown(viewer) == {"gt", "pred", "error", "image"}
+    with pytest.raises(ValueError):
+        viewer.set_layout("mosaic")
+
+
+def _drop_target(widget: QWidget) -> QWidget | None:
+    """Where Qt delivers a drag over ``widget``: the nearest ancestor (itself included) that accepts drops."""
+    while widget is not None and not widget.acceptDrops():
+        widget = widget.parentWidget()
+    return widget
+
+
+def test_files_dragged_over_any_pane_reach_the_window(make_window):
+    window = make_window()
+    for key, pane in window.viewer.panes.items():
+        assert _drop_target(pane.viewport()) is window, key
+    assert _drop_target(window.dataset_panel) is not None
+
+
+def test_no_two_shortcuts_clash_and_quit_is_ctrl_q(make_window):
+    window = make_window()
+    seen: dict[str, str] = {}
+    for action in QWidget.actions(window):
+        keys = [k.toString() for k in action.shortcuts()]
+        assert len(keys) == len(set(keys)), action.text()
+        for key in keys:
+            assert key not in seen, f"{key}: {seen.get(key)} and {action.text()}"
+            seen[key] = action.text()
+    assert QKeySequence("Ctrl+Q") in window.actions.quit.shortcuts()
+
+
+def test_ctrl_q_closes_the_window(make_window, qtbot):
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.isVisible())
+
+
+def test_shortcuts_list_names_every_shortcut_and_about_gives_version_and_device(make_window):
+    window = make_window()
+    text = dialogs.shortcuts_text(QWidget.actions(window))
+    for action in QWidget.actions(window):
+        for key in action.shortcuts():
+            assert key.toString(QKeySequence.SequenceFormat.NativeText) in text
+    for expected in ("Ctrl+T", "Ctrl+Q", "Ctrl+Shift+A", "Show Ground Truth"):
+        assert expected in text
+    about = dialogs.about_text("cuda:0")
+    assert "cuda:0" in about and "0." in about  # a version number
+    assert "no model loaded" in dialogs.about_text(None)
+
+
+def test_keys_one_to_four_show_one_pane_and_the_layout_is_remembered(make_window, qsettings, tiny_demo, qtbot):
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    qtbot.waitUntil(lambda: window.viewer.content is not None)
+    window.actions.panes["image"].trigger()
+    assert window.viewer.layout_mode == "single" and shown(window.viewer) == {"image"}
+    assert window.actions.layouts["single"].isChecked()
+    window.actions.layouts["side"].trigger()
+    assert shown(window.viewer) == {"gt", "pred", "error"}
+    window.close()
+    again = make_window()
+    assert again.viewer.layout_mode == "side" and again.actions.layouts["side"].isChecked()
+
+
+def test_cancel_items_are_enabled_only_while_something_runs(review_window, qtbot):
+    actions = review_window.actions
+    assert not actions.cancel.isEnabled() and not actions.cancel_training.isEnabled()
+    review_window.review.evaluate(explicit=True)
+    qtbot.waitUntil(lambda: review_window.jobs.is_running("evaluate") or review_window.review.results().complete)
+    if review_window.jobs.is_running("evaluate"):
+        assert actions.cancel.isEnabled()
+    qtbot.waitUntil(lambda: not review_window.jobs.is_running("evaluate"))
+    assert not actions.cancel.isEnabled()
