@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QHBoxLayout,
     QLabel,
@@ -56,6 +57,7 @@ class MainWindow(QMainWindow):
         self.errors: list[ErrorInfo] = []
         self._closing = False
         self._close_when_idle = False
+        self._view_saved = False
         self._warmed = False
         self._build_widgets()
         self.review = ReviewController(self.jobs, self.loader, self.image_model, self.dataset_panel, self.viewer,
@@ -371,23 +373,41 @@ class MainWindow(QMainWindow):
                 return
         if self.jobs.is_running():
             self._closing = self._close_when_idle = True
-            self.show_status("Stopping background work…")
             self.training.cancel()
-            self.jobs.cancel_all()
-            self.centralWidget().setEnabled(False)
+            # Nothing new may start (a model that finishes loading must not start predicting), and the window
+            # goes at once: a step that cannot be interrupted (reading weights, one batch) ends unseen.
+            self.jobs.stop_all()
+            self._save_view_settings()
+            self.hide()
             event.ignore()  # closes itself when the last job has finished (_on_busy)
             return
-        self.settings.set("view/opacity", self.opacity.value())
-        self.settings.set("view/analysis", self.viewer.analysis)
-        self.settings.set("view/layout", self.viewer.layout_mode)
-        self.settings.set("view/confidence_threshold", self.viewer.threshold_box.value())
-        self.settings.save_window(self)
+        self._save_view_settings()
         self.loader.shutdown()
+        hidden_while_closing = self._close_when_idle
         self._closing = True
         event.accept()
+        if hidden_while_closing:
+            _quit_if_last_window(self)
+
+    def _save_view_settings(self) -> None:
+        if not self._view_saved:  # once: a window hidden while closing saved its geometry before hiding
+            self._view_saved = True
+            self.settings.set("view/opacity", self.opacity.value())
+            self.settings.set("view/analysis", self.viewer.analysis)
+            self.settings.set("view/layout", self.viewer.layout_mode)
+            self.settings.set("view/confidence_threshold", self.viewer.threshold_box.value())
+            self.settings.save_window(self)
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Cancel and wait for every background thread (tests and the application's exit)."""
         self._closing = True
         self.jobs.shutdown(timeout_ms)
         return self.loader.shutdown(timeout_ms)
+
+
+def _quit_if_last_window(window: QMainWindow) -> None:
+    """What Qt does when the last visible window closes; a window hidden before its close does not count as
+    visible, so Qt would keep the application running with no window."""
+    others = [w for w in QApplication.topLevelWidgets() if w is not window and w.isWindow() and w.isVisible()]
+    if QApplication.quitOnLastWindowClosed() and not others:
+        QApplication.quit()

@@ -202,10 +202,14 @@ class JobRunner(QObject):
                 ok = worker.thread.wait(timeout_ms) and ok
         return ok
 
-    def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel every job, wait for their threads, and refuse new jobs from now on."""
+    def stop_all(self) -> None:
+        """Cancel every job and refuse new ones from now on, without waiting (closing the window)."""
         self._closed = True
         self.cancel_all()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel every job, wait for their threads, and refuse new jobs from now on."""
+        self.stop_all()
         return self.wait_all(timeout_ms)
 
     def _all(self) -> list[Worker]:
