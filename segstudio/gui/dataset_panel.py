@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -61,6 +61,7 @@ class DatasetPanel(QWidget):
         self.order = QComboBox(self)
         self.order.addItems(list(ORDERS))
         self.order.currentTextChanged.connect(self.apply_order)
+        self._enable_ranked(False)
         self.view = self._make_view()
         self.count = QLabel("", self)
         self._build_layout(browse)
@@ -88,7 +89,14 @@ class DatasetPanel(QWidget):
         view.setColumnHidden(COL_RANK, True)
         view.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
         view.selectionModel().currentRowChanged.connect(self._on_current)
+        view.viewport().installEventFilter(self)
         return view
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """Rows hold still while the pointer is over the list (scores streaming in would move them)."""
+        if watched is self.view.viewport() and event.type() in (QEvent.Type.Enter, QEvent.Type.Leave):
+            self.model.hold_order(event.type() == QEvent.Type.Enter)
+        return super().eventFilter(watched, event)
 
     def _build_layout(self, browse: QPushButton) -> None:
         top = QHBoxLayout()
@@ -184,11 +192,20 @@ class DatasetPanel(QWidget):
         self.view.sortByColumn(column, order)
 
     def set_ranking(self, title: str | None) -> None:
-        """Show the rank column and sort by it (a class or pair was selected); None goes back to worst first."""
+        """Show the rank column and sort by it (a class or pair was selected); None goes back to worst first.
+        The scene column gives way meanwhile (the Scene filter stays), so file names keep their room."""
         self.view.setColumnHidden(COL_RANK, title is None)
+        self.view.setColumnHidden(COL_SCENE, title is not None)
+        self._enable_ranked(title is not None)
         self.order.setCurrentText(RANKED if title is not None else "Worst first")
         self.apply_order(self.order.currentText())
         self.update_count()
+
+    def _enable_ranked(self, enabled: bool) -> None:
+        """"Ranked" needs a class, confusion or comparison to rank by: offered only while one is selected."""
+        item = self.order.model().item(self.order.findText(RANKED))
+        item.setEnabled(enabled)
+        item.setToolTip("" if enabled else "Pick a class, a confusion or run a comparison to rank by")
 
     def update_count(self) -> None:
         total = self.model.rowCount()

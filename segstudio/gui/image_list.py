@@ -43,6 +43,8 @@ class ImageListModel(QAbstractTableModel):
         self.rank: tuple | None = None  # ("class", id), ("pair", gt, pred), ("improved",) or ("regressed",)
         self.flips: dict[int, tuple[int, int]] = {}  # entry index -> (fixed, broken) by checkpoint B
         self.rank_title = "Rank"
+        self._order_held = False  # the pointer is over the list: rows stay where they are
+        self._resort_pending = False
         self.order = np.zeros(0, dtype=np.int64)  # model row -> entry index
         self.position = np.zeros(0, dtype=np.int64)  # entry index -> model row
         self.sort_column, self.sort_order = COL_NAME, Qt.SortOrder.AscendingOrder
@@ -59,6 +61,14 @@ class ImageListModel(QAbstractTableModel):
     def set_results(self, results: SplitResults | None) -> None:
         self.results = results
         self.refresh_scores()
+
+    def hold_order(self, held: bool) -> None:
+        """While held, new scores do not move rows (a click must land on the row under the pointer); the
+        re-sort they asked for happens on release."""
+        self._order_held = held
+        if not held and self._resort_pending:
+            self._resort_pending = False
+            self.sort(self.sort_column, self.sort_order)
 
     def set_rank(self, rank: tuple | None, title: str = "Rank") -> None:
         self.rank, self.rank_title = rank, title
@@ -77,7 +87,10 @@ class ImageListModel(QAbstractTableModel):
         self.dataChanged.emit(self.index(0, COL_MIOU), self.index(self.rowCount() - 1, COL_RANK),
                               [Qt.ItemDataRole.DisplayRole])
         if self.sort_column in (COL_MIOU, COL_RANK):
-            self.sort(self.sort_column, self.sort_order)
+            if self._order_held:
+                self._resort_pending = True
+            else:
+                self.sort(self.sort_column, self.sort_order)
 
     def entry(self, row: int) -> int:
         return int(self.order[row])
@@ -115,6 +128,7 @@ class ImageListModel(QAbstractTableModel):
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:  # noqa: N802
         self.sort_column, self.sort_order = column, order
+        self._resort_pending = False
         if self.source is None:
             return
         self.layoutAboutToBeChanged.emit()
@@ -135,10 +149,19 @@ class ImageListModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.HEADERS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role in (Qt.ItemDataRole.DisplayRole,
-                                                                 Qt.ItemDataRole.ToolTipRole):
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.rank_header() if section == COL_RANK else self.HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
             return self.rank_title if section == COL_RANK else self.HEADERS[section]  # a narrow column: full tip
         return None
+
+    def rank_header(self) -> str:
+        """A header short enough for its narrow column; the tooltip has the whole title."""
+        kind = self.rank[0] if self.rank is not None else None
+        return {"class": "Errors", "pair": "Pixels", "improved": "Net fixed", "regressed": "Net broken"}.get(
+            kind, "Rank")
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self.source is None:

@@ -99,7 +99,8 @@ def test_sort_worst_first_and_by_class_errors(qtbot, loader):
     model.sort(COL_RANK, Qt.SortOrder.DescendingOrder)
     assert [model.entry(r) for r in range(3)] == [1, 4, 3]
     assert model.data(model.index(0, COL_RANK)) == "60"
-    assert model.headerData(COL_RANK, Qt.Orientation.Horizontal) == "road errors (px)"
+    assert model.headerData(COL_RANK, Qt.Orientation.Horizontal) == "Errors"  # short: the column is narrow
+    assert model.headerData(COL_RANK, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole) == "road errors (px)"
     model.set_rank(("class", 1), "tree errors (px)")  # tree is absent from the ground truth: false positives only
     assert [model.rank_value(i) for i in range(6)] == [-1, 60, -1, 10, 30, -1]
     assert [model.entry(r) for r in range(3)] == [1, 4, 3]  # re-sorted by the new ranking at once

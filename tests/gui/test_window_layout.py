@@ -164,3 +164,42 @@ def test_cancel_items_are_enabled_only_while_something_runs(review_window, qtbot
         assert actions.cancel.isEnabled()
     qtbot.waitUntil(lambda: not review_window.jobs.is_running("evaluate"))
     assert not actions.cancel.isEnabled()
+
+
+def test_rows_hold_still_under_the_pointer_while_scores_stream_in(make_window, tiny_demo, scratch_bundle, qtbot,
+                                                                 wait_results):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    panel, model = window.dataset_panel, window.image_model
+    panel.apply_order("Worst first")
+    QApplication.sendEvent(panel.view.viewport(), QEvent(QEvent.Type.Enter))  # the pointer comes over the list
+    window.review.set_model(scratch_bundle)
+    wait_results(window)
+    held = [model.entry(row) for row in range(model.rowCount())]
+    assert held == list(range(model.rowCount()))  # dataset order: nothing moved under the pointer
+    QApplication.sendEvent(panel.view.viewport(), QEvent(QEvent.Type.Leave))
+    scores = [model.results.get(model.entry(row)).mean_iou for row in range(model.rowCount())]
+    assert scores == sorted(scores) and [model.entry(r) for r in range(model.rowCount())] != held
+
+
+def test_ranking_keeps_file_names_readable_and_ranked_needs_something_to_rank(review_window, qtbot):
+    from segstudio.gui.dataset_panel import RANKED
+    from segstudio.gui.image_list import COL_NAME, COL_RANK, COL_SCENE
+
+    panel = review_window.dataset_panel
+    ranked = panel.order.model().item(panel.order.findText(RANKED))
+    assert not ranked.isEnabled()
+    review_window.review.rank_by_class(1)
+    assert ranked.isEnabled() and not panel.view.isColumnHidden(COL_RANK) and panel.view.isColumnHidden(COL_SCENE)
+    header = review_window.image_model.headerData(COL_RANK, Qt.Orientation.Horizontal)
+    width = panel.view.horizontalHeader().sectionSize(COL_RANK)
+    assert panel.view.fontMetrics().horizontalAdvance(header) + 16 <= width  # the header is not cut
+    name = review_window.image_model.data(review_window.image_model.index(0, COL_NAME))
+    qtbot.waitUntil(lambda: panel.view.columnWidth(COL_NAME) > 0)
+    text_room = panel.view.columnWidth(COL_NAME) - panel.view.iconSize().width() - 12
+    assert panel.view.fontMetrics().horizontalAdvance(name) <= text_room, (name, text_room)
+    review_window.review.rank_by_class(-1)
+    assert not ranked.isEnabled() and not panel.view.isColumnHidden(COL_SCENE)
