@@ -117,3 +117,17 @@ def test_dropped_images_have_no_ground_truth_but_probabilities(make_window, scra
     assert panel.info.ground_truth is None and panel.values["Ground truth"].text() == "none (no ground truth)"
     assert panel.values["Ignored"].text() == "n/a"
     assert panel.info.top[0][0] == int(viewer.content.prediction[y, x])
+
+
+def test_hovering_reads_the_margin_computed_once_in_the_worker(review_window, qtbot):
+    """The margin is an array made with the probabilities, off the GUI thread, not recomputed per mouse move."""
+    window = review_window
+    window.docks["inspector"].show()
+    window.docks["inspector"].raise_()
+    qtbot.waitUntil(lambda: window.inspect.topk is not None, timeout=60_000)
+    topk = window.inspect.topk
+    first = topk.margin
+    for x in range(5):
+        window.viewer._on_hover(x, 3)
+    assert topk.margin is first and window.viewer.margin is first
+    assert np.array_equal(first, topk.probs[0].astype(np.float32) - topk.probs[1].astype(np.float32))
