@@ -103,7 +103,8 @@ class MainWindow(QMainWindow):
         self.viewer.set_opacity(self.opacity.value() / 100)
         self.viewer.set_confidence_threshold(float(self.settings.get("view/confidence_threshold", 0.2, float)))
         analysis = str(self.settings.get("view/analysis", "errors"))
-        self.viewer.set_analysis(analysis if analysis in ANALYSES else "errors")
+        # Flips need a comparison, which no start has: restoring them would show an empty pane
+        self.viewer.set_analysis(analysis if analysis in ANALYSES and analysis != "flips" else "errors")
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Opacity"))
         bar.addWidget(self.opacity)
@@ -224,6 +225,7 @@ class MainWindow(QMainWindow):
         self.compare.progress_done.connect(self._on_progress_done)
         review.dataset_opened.connect(lambda spec: self._remember("datasets", spec))
         review.model_loaded.connect(self._on_model_loaded)
+        self.training.finished.connect(self._on_trained)
         self.jobs.busy_changed.connect(self._on_busy)
 
     # --- public API (menus, tests, drag and drop) -----------------------------------------------------------
@@ -297,6 +299,11 @@ class MainWindow(QMainWindow):
         if spec not in ("demo", "scratch"):
             self._remember("models", spec)
         self.training_panel.model_spec.setText(spec)
+
+    def _on_trained(self, result: Any) -> None:
+        """The new checkpoint is offered again next time (File > Open Recent, the model box)."""
+        if result.final_checkpoint:
+            self._remember("models", str(result.final_checkpoint))
 
     def warm_up(self) -> None:
         """Import the training stack in the background, once (see ``jobs.warm_up``)."""

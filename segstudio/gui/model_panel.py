@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -85,6 +87,12 @@ class ModelPanel(QWidget):
         self.status.setText(f"<b>{spec}</b> on <b>{device}</b>, {num_labels} classes{warning}")
         self.report.setPlainText(summary)
 
-    def set_failed(self, message: str) -> None:
+    def set_failed(self, spec: str, message: str, still_using: str | None = None) -> None:
+        """A load failed: say which, and which model is still in use (its report stays below)."""
         self.load_button.setEnabled(True)
-        self.status.setText(f"Loading failed: {message}")
+        self.spec.setEditText(still_using or spec)
+        current = (f"Still using <b>{html.escape(still_using)}</b>:" if still_using
+                   else "No model is loaded.")
+        self.status.setText(f"Could not load <b>{html.escape(spec)}</b>: {html.escape(message)}<br>{current}")
+        if not still_using:
+            self.report.clear()

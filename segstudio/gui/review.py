@@ -59,6 +59,8 @@ class ReviewController(QObject):
         self.sources: dict[str, Any] = {}
         self.source: Any = None
         self.bundle: jobs.ModelBundle | None = None
+        self.dataset_spec = ""  # what the dataset box should read: the dataset shown
+        self._loading_model = ""
         self.cache = ResultsCache()
         self.row: int | None = None
         self._decoded: tuple[int, Any, Any] | None = None  # (row, rgb, gt) of the row on screen
@@ -80,6 +82,7 @@ class ReviewController(QObject):
 
     def open_dataset(self, spec: str, options: Any = None) -> None:
         """Load a dataset in a worker; ``options`` is the core's SourceOptions (None: the source's defaults)."""
+        self.panel.spec.setEditText(spec)
         self.status.emit(f"Opening dataset {spec}…")
         self.panel.open_button.setEnabled(False)
         self.jobs.submit("dataset", lambda ctx: (spec, jobs.load_dataset(spec, options)),
@@ -100,11 +103,13 @@ class ReviewController(QObject):
         spec, dataset = value
         self.panel.open_button.setEnabled(True)
         self.set_dataset(dataset)
+        self.dataset_spec = spec
         self.dataset_opened.emit(spec)
         self._then_model()
 
     def _on_dataset_error(self, info: ErrorInfo) -> None:
         self.panel.open_button.setEnabled(True)
+        self.panel.spec.setEditText(self.dataset_spec)  # the box names what is shown, not what failed
         self.error.emit(info)
         self._then_model()
 
@@ -115,6 +120,7 @@ class ReviewController(QObject):
             self.error.emit(ErrorInfo("Open dataset", f"{dataset.source} has no splits.", "", "DataSourceError"))
             return
         self.dataset = dataset
+        self.dataset_spec = str(dataset.source)
         self.sources = {k: v for k, v in self.sources.items() if k == DROPPED}
         self.cache.retain({source.token for source in self.sources.values()})  # the old dataset's go
         split = split or ("validation" if "validation" in names else names[0])
@@ -126,8 +132,8 @@ class ReviewController(QObject):
     def _update_split_combo(self, current: str) -> None:
         items = [(name, f"{name} ({len(split)})") for name, split in (self.dataset.splits.items()
                                                                       if self.dataset is not None else [])]
-        if DROPPED in self.sources:
-            items.append((DROPPED, self.sources[DROPPED].name))
+        if DROPPED in self.sources:  # named like the splits, short enough for the box
+            items.append((DROPPED, f"{DROPPED} ({len(self.sources[DROPPED].entries)})"))
         self.panel.set_splits(items, current)
 
     def _source(self, key: str) -> Any:
@@ -172,6 +178,7 @@ class ReviewController(QObject):
     # --- models ---------------------------------------------------------------------------------------------
 
     def open_model(self, spec: str, device: str = "auto", image_size: int | None = None) -> None:
+        self._loading_model = spec
         self.status.emit(f"Loading model {spec}…")
         self.model_panel.set_loading(spec)
         dataset = self.dataset
@@ -180,13 +187,15 @@ class ReviewController(QObject):
 
     def open_default_model(self, device: str = "auto") -> None:
         """The demo model (a scratch model with the demo's classes until the demo checkpoint is installed)."""
+        self._loading_model = "demo"
         self.status.emit("Loading the demo model…")
         self.model_panel.set_loading("demo")
         self.jobs.submit("model", lambda ctx: jobs.load_default_bundle(device),
                          on_result=self.set_model, on_error=self._on_model_error)
 
     def _on_model_error(self, info: ErrorInfo) -> None:
-        self.model_panel.set_failed(info.message)
+        self.model_panel.set_failed(self._loading_model, info.message,
+                                    self.bundle.spec if self.bundle is not None else None)
         self.error.emit(info)
 
     def set_model(self, bundle: jobs.ModelBundle) -> None:
@@ -374,7 +383,9 @@ class ReviewController(QObject):
     def _on_image_failed(self, token: str, row: int, message: str) -> None:
         if self.source is not None and token == self.source.token and row == self.row:
             self.viewer.set_content(None)
-            self.status.emit(f"Cannot show {self.source.entries[row].file_name}: {message}")
+            text = f"Cannot show {self.source.entries[row].file_name}: {message}"
+            self.viewer.set_notice(text)  # where the person looks, not only in the status bar
+            self.status.emit(text)
 
     def _show_decoded(self) -> None:
         if self._decoded is None or self._decoded[0] != self.row:

@@ -107,6 +107,14 @@ class ImageViewer(QWidget):
                                            f"(key {self.pane_switch.count()})")
         self.pane_switch.currentChanged.connect(lambda i: self.show_single(SINGLE_PANES[i]))
         column.addWidget(self.pane_switch)
+        self.notice = QLabel(self)
+        self.notice.setObjectName("viewer-notice")
+        self.notice.setWordWrap(True)
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.notice.setStyleSheet("QLabel { background: #fff4e5; color: #5a3b00; padding: 10px; "
+                                  "border: 1px solid #e0b070; font-size: 11pt; }")
+        self.notice.setVisible(False)
+        column.addWidget(self.notice)
         self._grid = QGridLayout()
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(4)
@@ -247,8 +255,15 @@ class ImageViewer(QWidget):
 
     # --- content -----------------------------------------------------------------------------------------
 
+    def set_notice(self, text: str) -> None:
+        """A message in the viewer itself (why nothing is shown, what to do); "" hides it."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
     def set_content(self, content: ViewContent | None, keep_view: bool = False) -> None:
         """Show an image and its masks; ``keep_view`` keeps zoom and position (same-size images)."""
+        if content is not None:
+            self.set_notice("")
         same_size = (
             keep_view and self.content is not None and content is not None
             and self.content.image.shape == content.image.shape

@@ -199,7 +199,7 @@ def test_dropped_images_and_folders_are_predicted_in_their_own_group(review_wind
     wait_results(window)
     source = window.review.sources[DROPPED]
     assert [e.file_name for e in source.entries] == ["a.png", "broken.png", "more/b.jpg", "c.png"]
-    assert window.dataset_panel.split.currentText() == "Dropped images (4)"
+    assert window.dataset_panel.split.currentText() == "dropped (4)"
     results = window.review.results()
     assert results.get(1).error and "broken.png" in results.get(1).error
     assert results.get(2).prediction.unpack().shape == (64, 48)

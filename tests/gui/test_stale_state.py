@@ -1,0 +1,80 @@
+"""A failed action leaves the window describing what is shown; restored settings are ones that can be used."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+
+def _close_boxes() -> None:
+    for box in [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]:
+        box.close()
+
+
+def test_a_dataset_that_fails_to_open_leaves_the_box_naming_the_shown_one(make_window, tiny_demo, qtbot, tmp_path):
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    shown = window.dataset_panel.spec.currentText()
+    window.open_dataset(str(tmp_path / "no-such-folder"))
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=30_000)
+    _close_boxes()
+    assert window.dataset_panel.spec.currentText() == shown == str(tiny_demo.source)
+    assert window.review.dataset is tiny_demo
+
+
+def test_a_model_that_fails_to_load_says_which_model_is_still_in_use(make_window, tiny_demo, scratch_bundle,
+                                                                     qtbot, tmp_path):
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    window.review.set_model(scratch_bundle)
+    report = window.model_panel.report.toPlainText()
+    window.open_model(str(tmp_path / "no-such-checkpoint"))
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=30_000)
+    _close_boxes()
+    status = window.model_panel.status.text()
+    assert "Could not load" in status and "no-such-checkpoint" in status
+    assert f"Still using <b>{scratch_bundle.spec}</b>" in status
+    assert window.model_panel.spec.currentText() == scratch_bundle.spec
+    assert window.model_panel.report.toPlainText() == report  # the report below is the model in use
+
+
+def test_flips_are_not_restored_without_a_comparison(make_window, qsettings):
+    window = make_window()
+    window.viewer.set_analysis("flips")
+    window.close()
+    again = make_window()
+    assert again.viewer.analysis == "errors"
+
+
+def test_a_finished_training_run_is_offered_again(make_window, qsettings, tmp_path):
+    from types import SimpleNamespace
+
+    window = make_window()
+    final = tmp_path / "run" / "final"
+    window.training.finished.emit(SimpleNamespace(final_checkpoint=final))
+    assert str(final) in window.settings.recent("models")
+    assert window.model_panel.spec.findText(str(final)) >= 0
+
+
+def test_a_broken_dropped_file_is_explained_in_the_viewer(make_window, scratch_bundle, qtbot, tmp_path, drop_files):
+    from PIL import Image
+
+    from segstudio.gui.sources import DROPPED
+
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(folder / "good.png")
+    (folder / "broken.png").write_text("not an image")
+    window = make_window()
+    window.review.set_model(scratch_bundle)
+    drop_files(window, [folder])
+    qtbot.waitUntil(lambda: DROPPED in window.review.sources, timeout=10_000)
+    assert window.dataset_panel.split.currentText() == "dropped (2)"
+    source = window.review.sources[DROPPED]
+    broken = next(e.index for e in source.entries if e.file_name.endswith("broken.png"))
+    good = next(e.index for e in source.entries if e.file_name.endswith("good.png"))
+    window.dataset_panel.select_entry(broken)
+    qtbot.waitUntil(lambda: window.viewer.notice.isVisible(), timeout=20_000)
+    assert "broken.png" in window.viewer.notice.text()
+    window.dataset_panel.select_entry(good)
+    qtbot.waitUntil(lambda: not window.viewer.notice.isVisible(), timeout=20_000)
+    _close_boxes()
