@@ -76,6 +76,17 @@ class LabelMap:
         return cls(id2label, palette if palette is not None else ade20k_palette_for(names))
 
     @classmethod
+    def from_synonyms(cls, synonyms: list[tuple[str, ...]]) -> LabelMap:
+        """Names from each class's synonyms (objectInfo150.txt): the ADE20K name of the same id where it is one of
+        them (so the release's file gives transformers' ADE id2label exactly), else the first synonym."""
+        ade = _ade20k().id2label
+        names = [
+            ade[i] if ade.get(i, "").strip() in {word.strip() for word in words} else words[0]
+            for i, words in enumerate(synonyms)
+        ]
+        return cls.from_names(names)
+
+    @classmethod
     def from_id2label(cls, id2label: Mapping, palette: np.ndarray | None = None) -> LabelMap:
         """From a config's id2label (keys may be strings); ADE20K colours where the names match."""
         mapping = {int(k): str(v) for k, v in id2label.items()}
