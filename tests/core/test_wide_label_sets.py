@@ -108,8 +108,9 @@ def test_predict_refuses_ignore_255_and_writes_16_bit_masks(wide_model, tmp_path
 def test_evaluate_counts_classes_255_and_299(wide_model, tmp_path, capsys):
     model, reduce, reference = wide_model
     root = tmp_path / "data"
-    (root / "masks" / "validation").mkdir(parents=True)
-    _write_inputs(root / "images" / "validation")
+    for split in ("train", "validation"):
+        (root / "masks" / split).mkdir(parents=True)
+        _write_inputs(root / "images" / split)
     shift = 1 if reduce else 0
     rng = np.random.default_rng(3)
     labels = {}
@@ -118,12 +119,16 @@ def test_evaluate_counts_classes_255_and_299(wide_model, tmp_path, capsys):
         ids[rng.random(SIZE) < 0.2] = 255 if main_class == 299 else 299
         ids[:, :3] = 7
         labels[name] = (ids + shift).astype(np.uint16)
-        Image.fromarray(labels[name]).save(root / "masks" / "validation" / f"{name}.png")
+        for split in ("train", "validation"):
+            Image.fromarray(labels[name]).save(root / "masks" / split / f"{name}.png")
     (root / "labels.json").write_text(json.dumps({"id2label": NAMES, "reduce_labels": reduce}))
     report = tmp_path / "metrics.json"
     base = ["evaluate", "--dataset", str(root), "--model", str(model), "--json", str(report)]
     assert main(base) == 2
     assert "ignore index 255 is also class 255" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(root), "--model", str(model), "--output", str(run), "--max-steps", "1"]) == 2
+    assert "ignore index 255 is also class 255" in capsys.readouterr().err and not run.exists()
     assert main([*base, "--ignore-index", "65535"]) == 0
     written = json.loads(report.read_text())
     names = sorted(reference)
