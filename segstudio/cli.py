@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="may repeat (default: index)")
     pr.add_argument("--batch-size", type=int, default=8)
     pr.add_argument("--ignore-index", type=int,
-                    help="ignore index recorded with the masks (255; a model of more than 255 classes needs "
-                         "another, outside its class ids, e.g. 65535)")
+                    help="ignore index recorded with the masks, outside the model's class ids (255; a model of "
+                         "more than 255 classes needs another, e.g. 65535)")
     _add_device(pr)
 
     from segstudio.cli_compare import add_compare_parser

@@ -224,8 +224,11 @@ def _with_ignore_index(loaded, ignore_index: int | None):
     from segstudio.core.labels import LabelConvention
 
     if ignore_index is not None:
-        if not 0 <= ignore_index <= 65535:
-            raise _usage(f"--ignore-index must be in 0..65535, got {ignore_index}")
+        k = loaded.label_map.num_labels
+        if not k <= ignore_index <= 65535:
+            raise _usage(f"--ignore-index {ignore_index} is "
+                         + (f"class {ignore_index} of this model" if 0 <= ignore_index < k else "not a mask value")
+                         + f": give a value in {k}..65535")
         convention = LabelConvention(loaded.convention.reduce_labels, ignore_index)
         loaded = dataclasses.replace(loaded, convention=convention)
     loaded.convention.require_ignore_outside(loaded.label_map.num_labels)

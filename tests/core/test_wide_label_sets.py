@@ -92,6 +92,8 @@ def test_predict_refuses_ignore_255_and_writes_16_bit_masks(wide_model, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) >= 1 and "ignore index 255 is also class 255" in err[-1] and "--ignore-index" in err[-1]
     assert not out.exists()
+    assert main(["predict", "--model", str(model), str(inputs), "--output", str(out), "--ignore-index", "299"]) == 2
+    assert "--ignore-index 299 is class 299 of this model" in capsys.readouterr().err and not out.exists()
     code = main(["predict", "--model", str(model), str(inputs), "--output", str(out), "--ignore-index", "65535"])
     assert code == 0
     for name, expected in reference.items():
