@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="score only the first N images")
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--cross-check", action="store_true",
-                    help="also run evaluate's mean_iou (needs it cached or the Hub) and report the difference")
+                    help="also run evaluate's mean_iou (needs it cached or the Hub) and report the difference "
+                         "(with --reduce-labels and an --ignore-index other than 255 it gets SegStudio's reduced "
+                         "labels: evaluate's reduction turns label 0 into 255)")
     _add_device(ev)
 
     pr = sub.add_parser("predict", help="predict masks for images or folders")
@@ -83,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--format", action="append", choices=["index", "color", "overlay"],
                     help="may repeat (default: index)")
     pr.add_argument("--batch-size", type=int, default=8)
+    pr.add_argument("--ignore-index", type=int,
+                    help="ignore index recorded with the masks, outside the model's class ids (255; a model of "
+                         "more than 255 classes needs another, e.g. 65535)")
     _add_device(pr)
 
     from segstudio.cli_compare import add_compare_parser

@@ -217,6 +217,24 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
+def _with_ignore_index(loaded, ignore_index: int | None):
+    """The model with ``predict --ignore-index`` in its convention; refused while 255 is also one of its classes."""
+    import dataclasses
+
+    from segstudio.core.labels import LabelConvention
+
+    if ignore_index is not None:
+        k = loaded.label_map.num_labels
+        if not k <= ignore_index <= 65535:
+            raise _usage(f"--ignore-index {ignore_index} is "
+                         + (f"class {ignore_index} of this model" if 0 <= ignore_index < k else "not a mask value")
+                         + f": give a value in {k}..65535")
+        convention = LabelConvention(loaded.convention.reduce_labels, ignore_index)
+        loaded = dataclasses.replace(loaded, convention=convention)
+    loaded.convention.require_ignore_outside(loaded.label_map.num_labels)
+    return loaded
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.inputs]
     missing = [str(p) for p in inputs if not p.exists()]
@@ -227,7 +245,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from segstudio.core.model import load_for_inference
     from segstudio.core.predict_files import predict_files
 
-    loaded = load_for_inference(args.model, args.device)
+    loaded = _with_ignore_index(load_for_inference(args.model, args.device), args.ignore_index)
     _print_report(loaded)
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
     formats = args.format or ["index"]

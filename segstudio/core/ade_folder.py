@@ -1,7 +1,7 @@
 """ADEChallengeData2016 folders: read one into the common schema, and write any dataset as one.
 
 Layout: ``images/{training,validation,testing}/*.jpg``, ``annotations/{training,validation}/*.png``, class names
-in ``objectInfo150.txt`` (``Idx Ratio Train Val Name``, tab-separated; the first synonym of Name is the class)
+in ``objectInfo150.txt`` (``Idx Ratio Train Val Name``, tab-separated; Name lists synonyms separated by ", ")
 and scenes in ``sceneCategories.txt`` (``ADE_train_00000001 airport_terminal``). Any part may be missing.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -34,9 +35,9 @@ def is_ade_folder(root: Path) -> bool:
     return (root / "images").is_dir() and any((root / "images" / name).is_dir() for name in ADE_SPLITS)
 
 
-def read_object_info(path: Path) -> list[str]:
-    """Class names in Idx order (Idx 1 is model id 0); the first synonym of each Name."""
-    names: dict[int, str] = {}
+def read_object_info(path: Path) -> list[tuple[str, ...]]:
+    """Each class's synonyms in Idx order (Idx 1 is model id 0); the Name column separates them with ", "."""
+    synonyms: dict[int, tuple[str, ...]] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -45,13 +46,14 @@ def read_object_info(path: Path) -> list[str]:
         fields = line.split("\t")
         if not line.strip():
             continue
+        words = tuple(word.strip() for word in re.split("[,;]", fields[-1]) if word.strip())
         try:
-            names[int(fields[0])] = fields[-1].split(";")[0].strip()
+            synonyms[int(fields[0])] = words or (fields[-1].strip(),)
         except ValueError:
             raise DataSourceError(f"{path}:{number}: expected 'Idx<TAB>Ratio<TAB>Train<TAB>Val<TAB>Name'") from None
-    if sorted(names) != list(range(1, len(names) + 1)):
-        raise DataSourceError(f"{path}: class indices must run 1..{len(names)} without gaps")
-    return [names[i] for i in range(1, len(names) + 1)]
+    if sorted(synonyms) != list(range(1, len(synonyms) + 1)):
+        raise DataSourceError(f"{path}: class indices must run 1..{len(synonyms)} without gaps")
+    return [synonyms[i] for i in range(1, len(synonyms) + 1)]
 
 
 def read_scene_categories(path: Path) -> dict[str, str]:
@@ -98,7 +100,7 @@ def load_ade_folder(root: Path) -> tuple[datasets.DatasetDict, LabelMap]:
     scene_names = sorted({s for split in found.values() for s in split[2]})
     splits = datasets.DatasetDict({k: split_from_paths(*v, scene_names) for k, v in found.items()})
     info = root / OBJECT_INFO
-    label_map = LabelMap.from_names(read_object_info(info)) if info.is_file() else LabelMap.ade20k()
+    label_map = LabelMap.from_synonyms(read_object_info(info)) if info.is_file() else LabelMap.ade20k()
     return splits, label_map
 
 

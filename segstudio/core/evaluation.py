@@ -112,10 +112,12 @@ def evaluate_split(
 ) -> EvaluationResult:
     """Predict and score every image of ``split`` (unannotated images are predicted, not scored).
 
-    Raises ``LabelConventionError`` before any work when the masks are already reduced and reduce_labels is on.
+    Raises ``LabelConventionError`` before any work when the masks are already reduced and reduce_labels is on,
+    ``LabelMapError`` when the ignore index 255 is also a class (more than 255 classes).
     """
     refuse_double_reduction(dataset, split)
     num_labels = dataset.label_map.num_labels
+    dataset.convention.require_ignore_outside(num_labels)
     matrix = ConfusionMatrix(num_labels, dataset.convention.ignore_index)
     scenes = dataset.scene_names(split)
     images: list[ImageResult] = []

@@ -148,9 +148,11 @@ def write_prediction(
         relative = out_path_index.relative_to(output_dir)
     except ValueError:
         raise ExportError(f"{out_path_index} is not inside the output folder {output_dir}") from None
+    convention.require_ignore_outside(label_map.num_labels)
     written = []
-    if "index" in formats:
-        save_png(out_path_index, convention.to_dataset_ids(model_ids))
+    if "index" in formats:  # one PNG depth for every mask of a model: 16-bit when a dataset id can exceed 255
+        dataset_ids = convention.to_dataset_ids(model_ids)
+        save_png(out_path_index, dataset_ids.astype(convention.dataset_dtype(label_map.num_labels), copy=False))
         written.append(out_path_index)
     if "color" in formats:
         path = output_dir / "color" / relative
@@ -167,7 +169,8 @@ def write_prediction(
 
 
 def write_labels_json(output_dir: str | Path, label_map: LabelMap, convention: LabelConvention) -> Path:
-    """``labels.json`` (id2label, palette, reduce_labels, ignore_index) beside the exported masks."""
+    """``labels.json`` (id2label, palette, reduce_labels, ignore_index, mask_bits) beside the exported masks."""
+    convention.require_ignore_outside(label_map.num_labels)
     path = Path(output_dir) / "labels.json"
     atomic_write_text(path, json.dumps(labels_json(label_map, convention), indent=2) + "\n")
     return path

@@ -77,7 +77,8 @@ def upsampled_bands(
 
 
 def _id_dtype(num_labels: int) -> torch.dtype:
-    return torch.uint8 if num_labels <= 256 else torch.int32
+    """uint8 class ids while they fit (the fast path), then uint16 (16-bit PNGs), then int32."""
+    return torch.uint8 if num_labels <= 256 else torch.uint16 if num_labels <= 65536 else torch.int32
 
 
 def contenders(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -285,7 +286,7 @@ class Predictor:
         return fused_logits(head, states)
 
     def predict(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
-        """Model ids (uint8, H x W of each image) for ``images``, in batches of ``batch_size``."""
+        """Model ids (H x W of each image; uint8 up to 256 classes, else uint16) for ``images``, in batches."""
         return [ids for _, ids in self.predict_iter(enumerate(images))]
 
     def predict_iter(self, items: Iterable[tuple[K, Image.Image]]) -> Iterator[tuple[K, np.ndarray]]:
@@ -311,7 +312,7 @@ class Predictor:
     def predict_probs(
         self, image: Image.Image, top_k: int = 3, max_side: int | None = 1024
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids (H, W), top_probs (k, H, W) float16, top_ids (k, H, W) uint8) for a pixel inspector.
+        """(ids (H, W), top_probs (k, H, W) float16, top_ids (k, H, W) like ids) for a pixel inspector.
 
         ``ids`` is exactly what :meth:`predict` returns. The top-k maps are computed at most ``max_side``
         pixels on the long side and enlarged (nearest), so they may disagree with ``ids`` along boundaries.

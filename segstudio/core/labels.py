@@ -76,6 +76,17 @@ class LabelMap:
         return cls(id2label, palette if palette is not None else ade20k_palette_for(names))
 
     @classmethod
+    def from_synonyms(cls, synonyms: list[tuple[str, ...]]) -> LabelMap:
+        """Names from each class's synonyms (objectInfo150.txt): the ADE20K name of the same id where it is one of
+        them (so the release's file gives transformers' ADE id2label exactly), else the first synonym."""
+        ade = _ade20k().id2label
+        names = [
+            ade[i] if ade.get(i, "").strip() in {word.strip() for word in words} else words[0]
+            for i, words in enumerate(synonyms)
+        ]
+        return cls.from_names(names)
+
+    @classmethod
     def from_id2label(cls, id2label: Mapping, palette: np.ndarray | None = None) -> LabelMap:
         """From a config's id2label (keys may be strings); ADE20K colours where the names match."""
         mapping = {int(k): str(v) for k, v in id2label.items()}
@@ -165,10 +176,26 @@ class LabelConvention:
         bad = (model != self.ignore_index) & ((model < 0) | (model >= num_labels))
         return values[bad]
 
+    def dataset_dtype(self, num_labels: int) -> type:
+        """The mask type that holds every dataset id of ``num_labels`` classes: uint8 up to id 255 (8-bit PNG),
+        uint16 up to 65535 (16-bit PNG), int32 beyond."""
+        top = num_labels if self.reduce_labels else num_labels - 1
+        return np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.int32
+
+    def require_ignore_outside(self, num_labels: int) -> None:
+        """LabelMapError when the default ignore index 255 is also a class (more than 255 classes): that class
+        would be dropped from scores and exported as 0 or as the ignore value."""
+        if self.ignore_index == IGNORE_INDEX < num_labels:
+            raise LabelMapError(
+                f"the ignore index {IGNORE_INDEX} is also class {IGNORE_INDEX} of these {num_labels} classes: "
+                f"choose an ignore index outside 0..{num_labels - 1}, e.g. --ignore-index 65535"
+            )
+
     def to_json_dict(self) -> dict:
         return {"reduce_labels": self.reduce_labels, "ignore_index": self.ignore_index}
 
 
 def labels_json(label_map: LabelMap, convention: LabelConvention) -> dict:
-    """The ``labels.json`` written beside exported masks."""
-    return {**label_map.to_json_dict(), **convention.to_json_dict()}
+    """The ``labels.json`` written beside exported masks; ``mask_bits`` is the index PNGs' depth (8 or 16)."""
+    bits = 8 * np.dtype(convention.dataset_dtype(label_map.num_labels)).itemsize
+    return {**label_map.to_json_dict(), **convention.to_json_dict(), "mask_bits": bits}

@@ -5,6 +5,8 @@ line by line) from per-image sparse confusions (``pixel_counts``), 18-24x faster
 (``benchmarks/bench_metrics.py``; 17.5-19.5x timed side by side).
 Pixels whose prediction or (non-ignored) label lies outside ``0..K-1`` are handled exactly as evaluate's
 ``np.histogram(..., range=(0, K - 1))`` handles them, and counted in ``out_of_range`` so callers can report them.
+
+One difference, by choice: ``reduce_labels=True`` with an ignore index I other than 255 (see :func:`mean_iou`).
 """
 
 from __future__ import annotations
@@ -292,8 +294,13 @@ def mean_iou(
     label_map: Mapping[int, int] | None = None,
     reduce_labels: bool = False,
 ) -> dict:
-    """``reference_mean_iou``'s signature and numbers, fast. ``reduce_labels`` goes through ``LabelConvention``,
-    which equals evaluate's reduction for ``ignore_index=255`` (evaluate hard-codes 255 there)."""
+    """``reference_mean_iou``'s signature and numbers, fast; ``reduce_labels`` goes through ``LabelConvention``.
+
+    With ``reduce_labels=True`` and an ignore index I other than 255 the numbers differ from evaluate's, on
+    purpose: SegStudio ignores labels 0 and I and makes 255 class 254; evaluate hard-codes 255 for label 0 (so 0
+    and 255 both become 255, out of range unless K > 255, their predictions still counted) and makes I class I-1.
+    Every other label v is class v-1 in both, and those pixels score identically.
+    """
     matrix = ConfusionMatrix(num_labels, ignore_index)
     convention = LabelConvention(reduce_labels=reduce_labels, ignore_index=ignore_index)
     for pred, label in zip(preds, labels, strict=False):

@@ -1,7 +1,8 @@
 """evaluate's ``mean_iou`` (metrics/mean_iou/mean_iou.py) re-implemented step by step: the baseline that tests and
 ``benchmarks/bench_metrics.py`` hold ``ConfusionMatrix`` to (same keys, same numbers).
 
-As in current evaluate, every label_map entry reads the original labels (older scripts applied them in turn).
+As in current evaluate, every label_map entry reads the original labels (older scripts applied them in turn), and
+``reduce_labels`` turns label 0 into 255 whatever the ignore index (``metrics.mean_iou`` says where that differs).
 """
 
 from __future__ import annotations

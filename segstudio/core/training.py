@@ -181,6 +181,7 @@ def train(
 
     if "train" not in dataset.splits:
         raise TrainingError(f"{dataset.source} has no train split")
+    dataset.convention.require_ignore_outside(dataset.label_map.num_labels)  # else the loss drops class 255
     if settings.max_steps is None and settings.epochs is None:
         settings.epochs = 3.0
     device = resolve_device(settings.device)

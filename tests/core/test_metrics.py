@@ -7,6 +7,7 @@ import json
 import math
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -95,6 +96,77 @@ def test_mean_iou_matches_reference_with_label_map_and_reduce_labels(
     kwargs = {"nan_to_num": nan, "label_map": label_map, "reduce_labels": reduce_labels}
     expected = reference_mean_iou(preds, [lbl.copy() for lbl in labels], k, 255, **kwargs)
     assert_same_metrics(mean_iou(preds, labels, k, 255, **kwargs), expected)
+
+
+def reduced_as_documented(label: np.ndarray, ignore: int) -> np.ndarray:
+    """The reduction ``metrics.mean_iou`` documents for reduce_labels: 0 and the ignore index -> ignore, v -> v-1."""
+    v = np.asarray(label).astype(np.int64)
+    return np.where((v == 0) | (v == ignore), ignore, v - 1)
+
+
+@SETTINGS
+@given(data=mask_pairs(), ignore=st.sampled_from([3, 100, 254, 256, 65535, -1]))
+def test_reduce_labels_with_another_ignore_index_differs_from_evaluate_only_as_documented(data, ignore) -> None:
+    """evaluate hard-codes 255 for label 0: ours equals its algorithm on labels reduced as documented, and on
+    labels without 0, 255 or the ignore index, its own reduce_labels."""
+    preds, labels, k, _dtype = data
+    ours = mean_iou(preds, labels, k, ignore, reduce_labels=True)
+    documented = [reduced_as_documented(lbl, ignore) for lbl in labels]
+    assert_same_metrics(ours, reference_mean_iou(preds, documented, k, ignore))
+    clean = [np.where(np.isin(lbl, [0, 255, ignore]), 1, lbl).astype(lbl.dtype) for lbl in labels]
+    assert_same_metrics(mean_iou(preds, clean, k, ignore, reduce_labels=True),
+                        reference_mean_iou(preds, [lbl.copy() for lbl in clean], k, ignore, reduce_labels=True))
+
+
+def test_reduce_labels_with_ignore_100_on_label_0() -> None:
+    """Dataset ids [0, 1, 2] (0 = other), predicted [0, 0, 1]: evaluate makes label 0 into 255, not into the
+    ignore index 100, and still counts that pixel's prediction as class 0 (IoU 1/2); SegStudio ignores it."""
+    pred, label = np.array([[0, 0, 1]], np.uint8), np.array([[0, 1, 2]], np.uint8)
+    theirs = reference_mean_iou([pred], [label.copy()], 3, 100, reduce_labels=True)
+    ours = mean_iou([pred], [label], 3, 100, reduce_labels=True)
+    np.testing.assert_array_equal(theirs["per_category_iou"], [0.5, 1.0, np.nan])
+    np.testing.assert_array_equal(ours["per_category_iou"], [1.0, 1.0, np.nan])
+    assert_same_metrics(mean_iou([pred], [label], 3, 255, reduce_labels=True),
+                        reference_mean_iou([pred], [label.copy()], 3, 255, reduce_labels=True))
+
+
+class ReferenceMetric:
+    """Stands in for ``evaluate.load("mean_iou")`` (needs the Hub): its add / compute over its algorithm."""
+
+    def __init__(self) -> None:
+        self.preds: list[np.ndarray] = []
+        self.references: list[np.ndarray] = []
+
+    def add(self, prediction, reference) -> None:
+        self.preds.append(np.asarray(prediction))
+        self.references.append(np.array(reference))
+
+    def compute(self, num_labels: int, ignore_index: int, reduce_labels: bool) -> dict:
+        return reference_mean_iou(self.preds, self.references, num_labels, ignore_index, reduce_labels=reduce_labels)
+
+
+@pytest.mark.parametrize("ignore", [255, 100])
+def test_cross_check_agrees_with_reduce_labels_and_any_ignore_index(monkeypatch, ignore) -> None:
+    from segstudio.core import cross_check
+    from segstudio.core.evaluation import EvaluationResult, ImageResult
+    from segstudio.core.labels import LabelConvention
+
+    monkeypatch.setattr(cross_check, "load_evaluate_mean_iou", lambda: (ReferenceMetric(), ""))
+    rng = np.random.default_rng(7)
+    annotations = [rng.integers(0, 6, (9, 11)).astype(np.uint8) for _ in range(3)]  # 0 = other, 1..5 = classes
+    convention = LabelConvention(reduce_labels=True, ignore_index=ignore)
+    matrix = ConfusionMatrix(5, ignore)
+    images = []
+    for index, annotation in enumerate(annotations):
+        pred = rng.integers(0, 5, annotation.shape).astype(np.uint8)
+        confusion = matrix.update(pred, convention.to_model_ids(annotation))
+        images.append(ImageResult(index, f"{index}.png", "", confusion=confusion, prediction=pred))
+    result = EvaluationResult(matrix.matrix.copy(), images, [], matrix.compute(), np.zeros(5), [], matrix)
+    dataset = SimpleNamespace(splits={"validation": [{"annotation": a} for a in annotations]},
+                              label_map=SimpleNamespace(num_labels=5), convention=convention)
+    report = cross_check.cross_check(result, dataset, "validation")
+    assert "ours agree (largest difference 0.00e+00)" in report
+    assert ("reduced by SegStudio" in report) == (ignore != 255)
 
 
 @SETTINGS
@@ -427,3 +499,5 @@ def test_against_evaluates_own_code_when_cached() -> None:
     for reduce_labels in (False, True):
         theirs = module.mean_iou(preds, [lbl.copy() for lbl in labels], 10, 255, reduce_labels=reduce_labels)
         assert_same_metrics(mean_iou(preds, labels, 10, 255, reduce_labels=reduce_labels), theirs)
+    documented = [reduced_as_documented(lbl, 100) for lbl in labels]
+    assert_same_metrics(mean_iou(preds, labels, 10, 100, reduce_labels=True), module.mean_iou(preds, documented, 10, 100))

@@ -1,0 +1,100 @@
+"""The ADE20K release's own devkit files (tests/fixtures/ade20k-devkit): objectInfo150.txt and .csv name the
+classes as transformers' published ADE id2label does, and a matched model and release check clean."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from segstudio.cli import main
+from segstudio.core.ade_folder import read_object_info
+from segstudio.core.datasources import load_source
+
+DEVKIT = Path(__file__).parent.parent / "fixtures" / "ade20k-devkit"
+SAMPLES = [f"ADE_val_{i:08d}" for i in (1, 2, 3)]
+
+
+def published_ade_names() -> list[str]:
+    """transformers' / mmsegmentation's ADE20K id2label, as shipped in resources/ade20k-150.json."""
+    data = json.loads(resources.files("segstudio.resources").joinpath("ade20k-150.json").read_text("utf-8"))
+    return [data["id2label"][str(i)] for i in range(150)]
+
+
+def csv_rows() -> list[dict[str, str]]:
+    with (DEVKIT / "objectInfo150.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_txt_synonyms_are_the_csv_names():
+    """The .csv joins synonyms and the words of each synonym with ";": the .txt's synonyms, split the same way,
+    must give the .csv's Name column row by row (83 rows have more than one synonym)."""
+    synonyms = read_object_info(DEVKIT / "objectInfo150.txt")
+    rows = csv_rows()
+    assert [int(row["Idx"]) for row in rows] == list(range(1, 151)) and len(synonyms) == 150
+    for words, row in zip(synonyms, rows, strict=True):
+        assert ";".join(part for word in words for part in word.split()) == row["Name"].strip()
+    assert sum(len(words) > 1 for words in synonyms) == 83
+    assert synonyms[1] == ("building", "edifice")
+
+
+def test_the_release_names_are_the_published_id2label():
+    names = published_ade_names()
+    synonyms = read_object_info(DEVKIT / "objectInfo150.txt")
+    firsts = [row["Name"].split(";")[0] for row in csv_rows()]
+    for i, (name, words) in enumerate(zip(names, synonyms, strict=True)):
+        assert name.strip() in words
+        if i != 89:  # the published id2label names class 89 by its second synonym, "television receiver"
+            assert name.strip() == words[0] and name.strip().split()[0] == firsts[i]
+    assert synonyms[89][:2] == ("television", "television receiver")
+
+
+@pytest.fixture
+def real_ade_folder(tmp_path) -> Path:
+    """ADEChallengeData2016 with the devkit's three validation samples and its objectInfo150.txt."""
+    root = tmp_path / "ADEChallengeData2016"
+    for kind, suffix in (("images", ".jpg"), ("annotations", ".png")):
+        (root / kind / "validation").mkdir(parents=True)
+        for stem in SAMPLES:
+            shutil.copyfile(DEVKIT / f"{stem}{suffix}", root / kind / "validation" / f"{stem}{suffix}")
+    for name in ("objectInfo150.txt", "sceneCategories.txt"):
+        shutil.copyfile(DEVKIT / name, root / name)
+    return root
+
+
+def test_an_ade_folder_gets_the_published_names_and_colours(real_ade_folder):
+    data = load_source(str(real_ade_folder))
+    assert [data.label_map.id2label[i] for i in range(150)] == published_ade_names()
+    palette = json.loads(resources.files("segstudio.resources").joinpath("ade20k-150.json").read_text("utf-8"))
+    assert data.label_map.palette.tolist() == palette["palette"]
+    assert data.scene_names("validation") == ["abbey", "access_road"]
+
+
+@pytest.fixture(scope="module")
+def published_ade_model(tmp_path_factory) -> Path:
+    """A tiny random SegFormer with the published 150-class ADE id2label, saved as transformers saves one."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    names = published_ade_names()
+    config = SegformerConfig(
+        hidden_sizes=[8, 16, 16, 16], num_attention_heads=[1, 1, 1, 1], depths=[1, 1, 1, 1],
+        decoder_hidden_size=16, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+    )
+    folder = tmp_path_factory.mktemp("models") / "ade150"
+    SegformerForSemanticSegmentation(config).save_pretrained(folder)
+    SegformerImageProcessor(size={"height": 64, "width": 64}, do_reduce_labels=True).save_pretrained(folder)
+    return folder
+
+
+def test_check_finds_no_shift_for_the_matched_release(real_ade_folder, published_ade_model, tmp_path, capsys):
+    report = tmp_path / "check.json"
+    code = main(["check", "--dataset", str(real_ade_folder), "--model", str(published_ade_model),
+                 "--json", str(report)])
+    out = capsys.readouterr().out
+    findings = json.loads(report.read_text())["findings"]
+    assert "shifted" not in out and [f for f in findings if f["code"] == "class_names"] == []
+    assert code == 0 and not [f for f in findings if f["severity"] == "error"]

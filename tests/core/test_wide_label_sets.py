@@ -1,0 +1,150 @@
+"""A model of 300 classes: classes 255 and 299 survive predict's export (16-bit PNGs) and are counted by evaluate,
+checked against transformers' own forward and post-processing and against evaluate's mean_iou algorithm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.cli import main
+from segstudio.core.labels import LabelConvention
+from segstudio.core.metrics_reference import reference_mean_iou
+
+CLASSES = 300
+SIZE = (30, 40)  # height, width
+NAMES = {i: f"class {i}" for i in range(CLASSES)}
+
+
+def _images() -> dict[str, Image.Image]:
+    return {name: Image.new("RGB", SIZE[::-1], (value,) * 3) for name, value in (("dark", 0), ("light", 255))}
+
+
+def _reference_ids(folder: Path, images: dict[str, Image.Image]) -> dict[str, np.ndarray]:
+    """transformers' prediction: its model's forward, then its processor's post-processing (as the pipeline)."""
+    import torch
+    from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    model = SegformerForSemanticSegmentation.from_pretrained(folder).eval()
+    processor = SegformerImageProcessor.from_pretrained(folder)
+    out = {}
+    for name, image in images.items():
+        with torch.no_grad():
+            outputs = model(**processor(images=image, return_tensors="pt"))
+        ids = processor.post_process_semantic_segmentation(outputs, target_sizes=[SIZE])[0]
+        out[name] = ids.numpy()
+    return out
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["reduce", "no-reduce"])
+def wide_model(request, tmp_path_factory) -> tuple[Path, bool, dict[str, np.ndarray]]:
+    """A tiny random 300-class SegFormer whose head predicts class 255 on a dark image and 299 on a light one."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    reduce = request.param
+    torch.manual_seed(0)
+    config = SegformerConfig(hidden_sizes=[8, 16, 16, 16], num_attention_heads=[1, 1, 1, 1], depths=[1, 1, 1, 1],
+                             decoder_hidden_size=16, id2label=NAMES, label2id={n: i for i, n in NAMES.items()})
+    model = SegformerForSemanticSegmentation(config).eval()
+    processor = SegformerImageProcessor(size={"height": 32, "width": 32}, do_reduce_labels=reduce)
+    features = {}
+    classifier = model.decode_head.classifier
+    hook = classifier.register_forward_hook(lambda _m, args, _out: features.setdefault("x", args[0]))
+    means = []
+    for image in _images().values():
+        features.clear()
+        with torch.no_grad():
+            model(**processor(images=image, return_tensors="pt"))
+        means.append(features["x"][0].mean(dim=(1, 2)))
+    hook.remove()
+    dark, light = means
+    with torch.no_grad():  # class 299 above the midpoint between the two images' features, 255 below, others never
+        classifier.weight.zero_()
+        classifier.bias.fill_(-100.0)
+        classifier.bias[255] = 0.0
+        classifier.weight[299, :, 0, 0] = 10 * (light - dark)
+        classifier.bias[299] = -10 * float((light - dark) @ (light + dark)) / 2
+    folder = tmp_path_factory.mktemp("models") / ("reduce" if reduce else "plain")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    reference = _reference_ids(folder, _images())
+    assert (reference["dark"] == 255).mean() > 0.9 and (reference["light"] == 299).mean() > 0.9
+    return folder, reduce, reference
+
+
+def _write_inputs(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name, image in _images().items():
+        image.save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_predict_refuses_ignore_255_and_writes_16_bit_masks(wide_model, tmp_path, capsys):
+    model, reduce, reference = wide_model
+    inputs = _write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(model), str(inputs), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= 1 and "ignore index 255 is also class 255" in err[-1] and "--ignore-index" in err[-1]
+    assert not out.exists()
+    assert main(["predict", "--model", str(model), str(inputs), "--output", str(out), "--ignore-index", "299"]) == 2
+    assert "--ignore-index 299 is class 299 of this model" in capsys.readouterr().err and not out.exists()
+    code = main(["predict", "--model", str(model), str(inputs), "--output", str(out), "--ignore-index", "65535"])
+    assert code == 0
+    for name, expected in reference.items():
+        with Image.open(out / f"{name}.png") as png:
+            assert png.mode == "I;16"
+            written = np.asarray(png)
+        np.testing.assert_array_equal(written, expected + (1 if reduce else 0))
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["mask_bits"] == 16 and labels["ignore_index"] == 65535 and labels["reduce_labels"] is reduce
+    assert json.loads((out / "manifest.json").read_text())["labels"]["ignore_index"] == 65535
+
+
+@pytest.mark.slow
+def test_evaluate_counts_classes_255_and_299(wide_model, tmp_path, capsys):
+    model, reduce, reference = wide_model
+    root = tmp_path / "data"
+    for split in ("train", "validation"):
+        (root / "masks" / split).mkdir(parents=True)
+        _write_inputs(root / "images" / split)
+    shift = 1 if reduce else 0
+    rng = np.random.default_rng(3)
+    labels = {}
+    for name, main_class in (("dark", 255), ("light", 299)):
+        ids = np.full(SIZE, main_class, np.int64)
+        ids[rng.random(SIZE) < 0.2] = 255 if main_class == 299 else 299
+        ids[:, :3] = 7
+        labels[name] = (ids + shift).astype(np.uint16)
+        for split in ("train", "validation"):
+            Image.fromarray(labels[name]).save(root / "masks" / split / f"{name}.png")
+    (root / "labels.json").write_text(json.dumps({"id2label": NAMES, "reduce_labels": reduce}))
+    report = tmp_path / "metrics.json"
+    base = ["evaluate", "--dataset", str(root), "--model", str(model), "--json", str(report)]
+    assert main(base) == 2
+    assert "ignore index 255 is also class 255" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(root), "--model", str(model), "--output", str(run), "--max-steps", "1"]) == 2
+    assert "ignore index 255 is also class 255" in capsys.readouterr().err and not run.exists()
+    assert main([*base, "--ignore-index", "65535"]) == 0
+    written = json.loads(report.read_text())
+    names = sorted(reference)
+    expected = reference_mean_iou([reference[n] for n in names], [labels[n].copy() for n in names], CLASSES,
+                                  65535, reduce_labels=reduce)
+    iou = np.array([np.nan if v is None else v for v in written["per_category_iou"]])
+    np.testing.assert_array_equal(iou, expected["per_category_iou"])
+    assert written["mean_iou"] == expected["mean_iou"] and written["overall_accuracy"] == expected["overall_accuracy"]
+    assert 0 < iou[255] < 1 and 0 < iou[299] < 1
+
+
+@pytest.mark.parametrize(("classes", "reduce", "dtype"), [
+    (255, True, np.uint8), (256, False, np.uint8), (256, True, np.uint16), (300, False, np.uint16),
+    (65536, True, np.int32),
+])
+def test_mask_type_follows_the_largest_dataset_id(classes, reduce, dtype):
+    assert LabelConvention(reduce).dataset_dtype(classes) is dtype
