@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -177,10 +178,10 @@ class MainWindow(QMainWindow):
 
     def _wire(self) -> None:
         a, review = self.actions, self.review
-        a.open_dataset.triggered.connect(self._focus_dataset_spec)
+        a.open_dataset.triggered.connect(self.ask_dataset)
         a.open_dataset_folder.triggered.connect(self.dataset_panel.browse)
         a.open_dataset_options.triggered.connect(self.open_dataset_with_options)
-        a.open_model.triggered.connect(self._focus_model_spec)
+        a.open_model.triggered.connect(self.ask_model)
         a.open_model_folder.triggered.connect(self.model_panel.browse)
         a.export.triggered.connect(self.exporter.ask_and_export)
         a.quit.triggered.connect(self.close)
@@ -284,16 +285,30 @@ class MainWindow(QMainWindow):
         if not self._closing:
             dialogs.error_box(self, info)
 
-    def _focus_dataset_spec(self) -> None:
-        self.docks["images"].show()
-        self.dataset_panel.spec.setFocus()
-        self.dataset_panel.spec.lineEdit().selectAll()
+    def ask_dataset(self) -> QInputDialog:
+        """File > Open Dataset (Ctrl+O): a chooser of its own, so the shortcut never leaves focus in a text box
+        that would swallow the next shortcuts' letters."""
+        items = list(dict.fromkeys(["demo", *self.settings.recent("datasets")]))
+        return self._ask("Open Dataset", "demo, a local folder or a Hub dataset id:", items, self.open_dataset)
 
-    def _focus_model_spec(self) -> None:
-        self.docks["model"].show()
-        self.docks["model"].raise_()
-        self.model_panel.spec.setFocus()
-        self.model_panel.spec.lineEdit().selectAll()
+    def ask_model(self) -> QInputDialog:
+        """File > Open Model (Ctrl+Shift+O): demo, scratch, a checkpoint folder, a Hub id, or a recent one."""
+        items = list(dict.fromkeys(["demo", "scratch", *self.settings.recent("models")]))
+        return self._ask("Open Model", "demo, scratch, a checkpoint folder or a Hub model id:", items,
+                         lambda spec: self.open_model(spec, self.model_panel.device.currentText()))
+
+    def _ask(self, title: str, label: str, items: list[str], then) -> QInputDialog:
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(title)
+        dialog.setLabelText(label)
+        dialog.setComboBoxItems(items)
+        dialog.setComboBoxEditable(True)
+        dialog.setOkButtonText("Open")
+        dialog.resize(520, dialog.sizeHint().height())
+        dialog.textValueSelected.connect(lambda text: text.strip() and then(text.strip()))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def _on_model_loaded(self, spec: str) -> None:
         if spec not in ("demo", "scratch"):

@@ -84,6 +84,10 @@ class ReviewController(QObject):
         """Load a dataset in a worker; ``options`` is the core's SourceOptions (None: the source's defaults)."""
         self.panel.spec.setEditText(spec)
         self.status.emit(f"Opening dataset {spec}…")
+        if self.viewer.content is None:  # blank panes say what is happening, not nothing
+            hint = (" The demo is drawn on the first launch (about 10 seconds) and read from the cache after that."
+                    if spec == "demo" else "")
+            self.viewer.set_notice(f"Opening dataset {spec}…{hint}")
         self.panel.open_button.setEnabled(False)
         self.jobs.submit("dataset", lambda ctx: (spec, jobs.load_dataset(spec, options)),
                          on_result=self._on_dataset, on_error=self._on_dataset_error)
@@ -109,6 +113,9 @@ class ReviewController(QObject):
 
     def _on_dataset_error(self, info: ErrorInfo) -> None:
         self.panel.open_button.setEnabled(True)
+        if self.viewer.content is None:
+            self.viewer.set_notice(f"Could not open the dataset: {info.message}\nFile > Open Dataset (Ctrl+O) "
+                                   "takes demo, a local folder or a Hub dataset id.")
         self.panel.spec.setEditText(self.dataset_spec)  # the box names what is shown, not what failed
         self.error.emit(info)
         self._then_model()

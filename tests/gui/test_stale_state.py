@@ -78,3 +78,47 @@ def test_a_broken_dropped_file_is_explained_in_the_viewer(make_window, scratch_b
     window.dataset_panel.select_entry(good)
     qtbot.waitUntil(lambda: not window.viewer.notice.isVisible(), timeout=20_000)
     _close_boxes()
+
+
+def test_ctrl_o_asks_for_a_dataset_in_a_dialog_of_its_own(make_window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QInputDialog
+
+    window = make_window()
+    window.settings.add_recent("datasets", str(tmp_path / "ade"))
+    opened = []
+    monkeypatch.setattr(window.review, "open_dataset", lambda spec, options=None: opened.append(spec))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QInputDialog) and w.isVisible())
+    assert dialog.comboBoxItems()[:2] == ["demo", str(tmp_path / "ade")]
+    # the typing goes to the dialog: no text box of the window is left to swallow the next shortcuts
+    qtbot.waitUntil(lambda: dialog.isAncestorOf(QApplication.focusWidget()))
+    dialog.setTextValue("demo")
+    dialog.accept()
+    assert opened == ["demo"]
+
+
+def test_ctrl_shift_o_offers_demo_scratch_and_recent_models(make_window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    window = make_window()
+    window.settings.add_recent("models", "/runs/a/final")
+    loaded = []
+    monkeypatch.setattr(window.review, "open_model", lambda spec, device="auto", size=None: loaded.append(spec))
+    dialog = window.ask_model()
+    assert isinstance(dialog, QInputDialog)
+    assert dialog.comboBoxItems() == ["demo", "scratch", "/runs/a/final"]
+    dialog.setTextValue("/runs/a/final")
+    dialog.accept()
+    assert loaded == ["/runs/a/final"]
+
+
+def test_blank_panes_say_the_dataset_is_opening_and_why_it_failed(make_window, qtbot, tmp_path):
+    window = make_window()
+    window.open_dataset(str(tmp_path / "nowhere"))
+    assert window.viewer.notice.isVisible() and "Opening dataset" in window.viewer.notice.text()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=30_000)
+    _close_boxes()
+    assert "Could not open the dataset" in window.viewer.notice.text()
