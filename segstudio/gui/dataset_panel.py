@@ -6,17 +6,20 @@ from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QS
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QCompleter,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from segstudio.gui.image_grid import make_grid
 from segstudio.gui.image_list import COL_MIOU, COL_NAME, COL_RANK, COL_SCENE, ImageFilterProxy, ImageListModel
 from segstudio.gui.loaders import THUMB_SIZE
 
@@ -63,6 +66,19 @@ class DatasetPanel(QWidget):
         self.order.currentTextChanged.connect(self.apply_order)
         self._enable_ranked(False)
         self.view = self._make_view()
+        self.grid = make_grid(self)
+        self.grid.setModel(self.proxy)
+        self.grid.setSelectionModel(self.view.selectionModel())  # one selection for both views
+        self.grid.viewport().installEventFilter(self)
+        self.views = QStackedWidget(self)
+        self.views.addWidget(self.view)
+        self.views.addWidget(self.grid)
+        self.view_mode = QComboBox(self)
+        self.view_mode.setObjectName("view-mode")
+        self.view_mode.addItems(["List", "Grid"])
+        self.view_mode.setToolTip("A table with scene and score columns, or a grid of thumbnails with score badges")
+        self.view_mode.currentIndexChanged.connect(self.show_view)
+        self._make_present_searchable()
         self.count = QLabel("", self)
         self._build_layout(browse)
         self.set_filters([], None)
@@ -92,9 +108,38 @@ class DatasetPanel(QWidget):
         view.viewport().installEventFilter(self)
         return view
 
+    def _make_present_searchable(self) -> None:
+        """The class filter takes typing: any part of a name, in any case, among 150 ADE20K classes."""
+        self.present.setEditable(True)
+        self.present.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.present.lineEdit().setPlaceholderText("Any class (type to search)")
+        completer = self.present.completer()
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        completer.activated[str].connect(self._on_class_typed)
+        self.present.lineEdit().editingFinished.connect(lambda: self._on_class_typed(self.present.currentText()))
+
+    def _on_class_typed(self, text: str) -> None:
+        index = self.present.findText(text.strip(), Qt.MatchFlag.MatchFixedString)
+        if index < 0:  # not a class: show the filter as it is
+            index = self.present.currentIndex()
+        self.present.setCurrentIndex(index)
+        self.present.setEditText(self.present.itemText(index))
+
+    def show_view(self, mode: int | str) -> None:
+        """0 / "List": the table; 1 / "Grid": thumbnails with badges. Both keep the selection and order."""
+        index = mode if isinstance(mode, int) else ["List", "Grid"].index(mode)
+        self.views.setCurrentIndex(index)
+        self.view_mode.setCurrentIndex(index)
+        current = self.view.currentIndex()
+        if current.isValid():
+            (self.grid if index == 1 else self.view).scrollTo(current)
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         """Rows hold still while the pointer is over the list (scores streaming in would move them)."""
-        if watched is self.view.viewport() and event.type() in (QEvent.Type.Enter, QEvent.Type.Leave):
+        viewports = (self.view.viewport(), self.grid.viewport())
+        if watched in viewports and event.type() in (QEvent.Type.Enter, QEvent.Type.Leave):
             self.model.hold_order(event.type() == QEvent.Type.Enter)
         return super().eventFilter(watched, event)
 
@@ -118,8 +163,11 @@ class DatasetPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addLayout(grid)
-        layout.addWidget(self.view, 1)
-        layout.addWidget(self.count)
+        layout.addWidget(self.views, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.count, 1)
+        bottom.addWidget(self.view_mode)
+        layout.addLayout(bottom)
 
     # --- dataset and split ---------------------------------------------------------------------------------
 
@@ -231,7 +279,7 @@ class DatasetPanel(QWidget):
             index = self.proxy.index(row, 0)
             flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
             self.view.selectionModel().setCurrentIndex(index, flags)
-            self.view.scrollTo(index)
+            (self.grid if self.views.currentIndex() == 1 else self.view).scrollTo(index)
 
     def step(self, delta: int) -> None:
         """Next (+1) / previous (-1) image in the list's current order."""

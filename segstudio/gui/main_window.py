@@ -207,6 +207,7 @@ class MainWindow(QMainWindow):
         for key, action in a.panes.items():
             action.triggered.connect(lambda _=False, k=key: self.show_pane(k))
         self.viewer.layout_box.currentIndexChanged.connect(self._sync_layout_actions)
+        self.dataset_panel.show_view("Grid" if self.settings.get("view/image_list", "List") == "Grid" else "List")
         layout = str(self.settings.get("view/layout", "auto"))
         self.viewer.set_layout(layout if layout in LAYOUTS else "auto")
         self._sync_layout_actions()
@@ -417,6 +418,7 @@ class MainWindow(QMainWindow):
             self.settings.set("view/opacity", self.opacity.value())
             self.settings.set("view/analysis", self.viewer.analysis)
             self.settings.set("view/layout", self.viewer.layout_mode)
+            self.settings.set("view/image_list", self.dataset_panel.view_mode.currentText())
             self.settings.set("view/confidence_threshold", self.viewer.threshold_box.value())
             self.settings.save_window(self)
 

@@ -203,3 +203,38 @@ def test_ranking_keeps_file_names_readable_and_ranked_needs_something_to_rank(re
     assert panel.view.fontMetrics().horizontalAdvance(name) <= text_room, (name, text_room)
     review_window.review.rank_by_class(-1)
     assert not ranked.isEnabled() and not panel.view.isColumnHidden(COL_SCENE)
+
+
+def test_grid_view_shows_thumbnails_with_score_badges_and_shares_the_selection(review_window, qtbot, qsettings):
+    from segstudio.gui.image_grid import ThumbnailDelegate, badge_colour
+    from segstudio.gui.image_list import COL_MIOU
+
+    panel = review_window.dataset_panel
+    panel.show_view("Grid")
+    assert panel.views.currentWidget() is panel.grid and panel.grid.isVisible()
+    proxy = panel.proxy
+    index = proxy.index(2, 0)
+    badge = ThumbnailDelegate.badge_text(index)
+    assert badge == proxy.index(2, COL_MIOU).data() and float(badge) >= 0
+    panel.grid.setCurrentIndex(index)  # a click in the grid
+    assert panel.view.currentIndex().row() == 2
+    assert review_window.review.row == panel.current_entry()
+    image = panel.grid.grab().toImage()
+    assert image.width() > 100 and len({image.pixel(x, 40) for x in range(0, image.width(), 4)}) > 3  # painted
+    assert badge_colour("0.3") != badge_colour("0.9") and badge_colour("") == badge_colour("n/a")
+    review_window.close()
+    assert qsettings.value("view/image_list") == "Grid"
+
+
+def test_the_class_filter_finds_a_class_by_any_part_of_its_name(review_window, qtbot):
+    panel = review_window.dataset_panel
+    combo = panel.present
+    assert combo.isEditable()
+    completer = combo.completer()
+    completer.setCompletionPrefix("REE")  # "tree", "street"... any part, any case
+    matches = [completer.completionModel().index(i, 0).data() for i in range(completer.completionCount())]
+    assert "tree" in matches
+    panel._on_class_typed("tree")
+    assert combo.currentData() == combo.findText("tree") - 1 and panel.proxy.present_class == combo.currentData()
+    panel._on_class_typed("no such class")
+    assert combo.currentText() == "tree"
