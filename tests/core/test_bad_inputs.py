@@ -1,4 +1,4 @@
-"""Issue 5, bad input: every kind of broken or unusual image, mask, model and path gets one clear line and the
+"""Bad input: every kind of broken or unusual image, mask, model and path gets one clear line and the
 rest of the run goes on (cases already covered by test_imageio / test_model / test_export are not repeated)."""
 
 from __future__ import annotations

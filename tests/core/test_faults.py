@@ -1,4 +1,4 @@
-"""Issue 5, faults: out of memory, a full or read-only disk, and interruptions at awkward moments lose nothing,
+"""Faults: out of memory, a full or read-only disk, and interruptions at awkward moments lose nothing,
 leave nothing half-written that looks complete, and end in one clear line (never a traceback)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 5 in the window: closing during every kind of job exits cleanly, exports are all-or-nothing, out of
+"""In the window: closing during every kind of job exits cleanly, exports are all-or-nothing, out of
 memory and unreadable dropped files become one clear line, and the window lives on."""
 
 from __future__ import annotations
