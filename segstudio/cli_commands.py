@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -154,8 +155,8 @@ def _check_model_fits(dataset, loaded) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_model_spec(args.model)
+    outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
-    from segstudio.core.export import write_metrics_csv, write_metrics_json
     from segstudio.core.inference import Predictor
     from segstudio.core.model import load_for_inference
 
@@ -179,11 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print("segstudio: evaluation cancelled", file=sys.stderr)
             return EXIT_CANCELLED
     print_evaluation(result, dataset)
-    if args.json:
-        write_metrics_json(Path(args.json), evaluation_json(result, dataset, loaded, args.split))
-    if args.csv:
-        write_metrics_csv(Path(args.csv), class_rows(result, dataset.label_map))
-    _evaluate_manifests(args, dataset, loaded, predictor, result)
+    _write_evaluation(args, outputs, dataset, loaded, predictor, result)
     if args.cross_check:
         from segstudio.core.cross_check import cross_check
 
@@ -193,20 +190,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if result.skipped else EXIT_OK
 
 
-def _evaluate_manifests(args: argparse.Namespace, dataset, loaded, predictor, result) -> None:
-    """manifest.json beside the --json / --csv metrics (one per folder)."""
-    from segstudio.core.manifest import build_manifest, write_manifest
+def _metrics_outputs(args: argparse.Namespace) -> dict[Path, dict[str, str]]:
+    """``{folder: {flag: file name}}`` for --json / --csv (manifest.json goes beside them); UsageError when they
+    name one file, a folder or the manifest, and ExportError when a file no export wrote is in the way."""
+    from segstudio.core.export_folder import check_export
+    from segstudio.core.manifest import MANIFEST_NAME
 
-    folders = dict.fromkeys(Path(p).parent for p in (args.json, args.csv) if p)
-    if not folders:
+    outputs: dict[Path, dict[str, str]] = {}
+    for flag, given in (("--json", args.json), ("--csv", args.csv)):
+        if not given:
+            continue
+        path = Path(given)
+        if path.name in ("", ".", "..") or path.is_dir():
+            raise _usage(f"{flag} {given} is a folder: give a file name")
+        if path.name.casefold() == MANIFEST_NAME:
+            raise _usage(f"{flag} {given}: {MANIFEST_NAME} is where the manifest beside the metrics goes; "
+                         "choose another file name")
+        names = outputs.setdefault(Path(os.path.realpath(path.parent)), {})
+        if any(name.casefold() == path.name.casefold() for name in names.values()):
+            raise _usage(f"--json and --csv both name {given}: give them different files")
+        names[flag] = path.name
+    for folder, names in outputs.items():
+        check_export(folder, [*names.values(), MANIFEST_NAME])
+    return outputs
+
+
+def _write_evaluation(args: argparse.Namespace, outputs: dict[Path, dict[str, str]], dataset, loaded, predictor,
+                      result) -> None:
+    """--json / --csv and a manifest.json beside them, each folder one staged export joining what is there."""
+    from segstudio.core.export import write_metrics_csv, write_metrics_json
+    from segstudio.core.export_folder import staged_export
+    from segstudio.core.manifest import MANIFEST_NAME, build_manifest, write_manifest
+
+    if not outputs:
         return
     manifest = build_manifest(
         "evaluate", loaded, predictor, label_map=dataset.label_map, convention=dataset.convention,
         dataset=dataset.source, split=args.split, images=len(result.images),
         written=len(result.images) - len(result.skipped), skipped=len(result.skipped),
         extra={"limit": args.limit, "metrics": [str(p) for p in (args.json, args.csv) if p]})
-    for folder in folders:
-        write_manifest(folder, manifest)
+    with contextlib.ExitStack() as stack:
+        for folder, names in outputs.items():
+            stage = stack.enter_context(staged_export(folder, [*names.values(), MANIFEST_NAME], replace=False))
+            if "--json" in names:
+                write_metrics_json(stage.folder / names["--json"], evaluation_json(result, dataset, loaded, args.split))
+            if "--csv" in names:
+                write_metrics_csv(stage.folder / names["--csv"], class_rows(result, dataset.label_map))
+            write_manifest(stage.folder, manifest)
 
 
 class UsageError(Exception):
@@ -241,29 +271,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if missing:  # before any model loads
         raise _usage(f"no such file or folder: {', '.join(missing)}")
     _check_model_spec(args.model)
+    from segstudio.core.predict_files import check_predict, predict_files
+
+    formats = args.format or ["index"]
+    check_predict(inputs, Path(args.output), formats)  # files in the way are refused before the model loads
     from segstudio.core.inference import Predictor
+    from segstudio.core.manifest import build_manifest
     from segstudio.core.model import load_for_inference
-    from segstudio.core.predict_files import predict_files
 
     loaded = _with_ignore_index(load_for_inference(args.model, args.device), args.ignore_index)
     _print_report(loaded)
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
-    formats = args.format or ["index"]
     failures: list[tuple[str, str]] = []
+
+    def manifest(written: int, failed: int) -> dict:
+        return build_manifest(
+            "predict", loaded, predictor, inputs=[str(p.resolve()) for p in inputs], images=written + failed,
+            written=written, skipped=failed, extra={"formats": formats})
+
     with progress_bar(None, "predicting") as bar:
         written = predict_files(
             predictor, inputs, Path(args.output), formats,
             on_done=lambda _path: bar.update(1),
             on_error=lambda path, reason: failures.append((str(path), reason)),
+            manifest=manifest,
         )
     for path, reason in failures:
         print(f"segstudio: {path}: {reason}", file=sys.stderr)
     print(f"{written} mask(s) written to {args.output}" + (f", {len(failures)} failed" if failures else ""))
-    from segstudio.core.manifest import build_manifest, write_manifest
-
-    write_manifest(args.output, build_manifest(
-        "predict", loaded, predictor, inputs=[str(p.resolve()) for p in inputs], images=written + len(failures),
-        written=written, skipped=len(failures), extra={"formats": formats}))
     return EXIT_PARTIAL if failures else EXIT_OK
 
 

@@ -12,10 +12,9 @@ import errno
 import io
 import json
 import os
-import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,11 @@ from segstudio.core.metrics import json_safe
 from segstudio.core.render import colorize, overlay
 
 FORMATS = ("index", "color", "overlay")
-EXPORT_RECORD = ".segstudio-export.json"  # the files the last export into a folder wrote (hidden)
 CSV_COLUMNS = ("class_id", "class_name", "iou", "accuracy", "gt_pixels", "pred_pixels", "images")
 _CHUNK = 1 << 20
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+_FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting with one as a formula
+_UMASK_LOCK = threading.Lock()
 
 
 class ExportError(Exception):
@@ -46,14 +47,28 @@ def _explain(path: Path, exc: OSError) -> ExportError:
     return ExportError(f"cannot write {path}: {exc.strerror or exc}")
 
 
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process umask (read without changing it on Linux)."""
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    with _UMASK_LOCK:  # elsewhere the only way to read the umask is to set it and put it back
+        umask = os.umask(0o077)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``; the file gets the
+    mode the umask allows (``mkstemp`` alone would leave it readable by its owner only)."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".segstudio-", suffix=".tmp")  # short: any name fits
         try:
+            os.chmod(tmp, file_mode())
             view = memoryview(data)
             while view:
                 written = os.write(fd, view[:_CHUNK])
@@ -105,11 +120,20 @@ def _key(relative: Path) -> str:
 def plan_outputs(
     inputs: list[tuple[Path, Path]], output_dir: str | Path, formats: Sequence[str] = FORMATS
 ) -> list[Path]:
-    """OUTPUT/<relative path>.png for each input; ExportError before any work if two inputs clash or a
-    relative path would leave ``output_dir``. Colour and overlay copies (``color/``, ``overlay/``) count too.
+    """OUTPUT/<relative path>.png for each input; ExportError before any work if two inputs clash, a
+    relative path would leave ``output_dir`` or a name is too long. Colour and overlay copies count too.
     """
+    return [Path(output_dir) / target for target in plan_names(inputs, output_dir, formats)[0]]
+
+
+def plan_names(
+    inputs: list[tuple[Path, Path]], output_dir: str | Path, formats: Sequence[str] = FORMATS
+) -> tuple[list[Path], list[Path]]:
+    """(the index mask's relative path for each input, every relative path the masks take), checked as
+    :func:`plan_outputs` says."""
     output_dir = Path(output_dir)
-    planned: list[Path] = []
+    targets: list[Path] = []
+    every: list[Path] = []
     owners: dict[str, Path] = {}
     extra = [name for name in ("color", "overlay") if name in formats]
     for source, relative in inputs:
@@ -117,6 +141,9 @@ def plan_outputs(
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             raise ExportError(f"{source}: output path {relative} would leave {output_dir}")
         target = relative.with_suffix(".png")
+        if len(os.fsencode(target.name)) > NAME_MAX:
+            raise ExportError(f"{source}: the mask's name {target.name[:40]}... is longer than {NAME_MAX} bytes; "
+                              "rename the image")
         names = ([target] if "index" in formats or not extra else []) + [Path(sub) / target for sub in extra]
         for name in names:
             owner = owners.setdefault(_key(name), source)
@@ -124,8 +151,9 @@ def plan_outputs(
                 raise ExportError(
                     f"{owner} and {source} would both be written to {output_dir / name}; rename one"
                 )
-        planned.append(output_dir / target)
-    return planned
+        targets.append(target)
+        every += names
+    return targets, every
 
 
 def write_prediction(
@@ -187,9 +215,23 @@ def write_metrics_json(path: str | Path, metrics: Mapping[str, Any]) -> None:
     atomic_write_text(path, text)
 
 
+def _is_signed_number(text: str) -> bool:
+    """``-0.5`` or ``+3``: a spreadsheet reads it as a number, not a formula."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text[0] in "+-" and not text[1:2].isspace()
+
+
 def _cell(value: Any) -> Any:
+    """A CSV cell: NaN empty, and text a spreadsheet would run as a formula behind a quote (OWASP's advice)."""
     value = to_jsonable(value)
-    return "" if value is None else value
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_LEADERS) and not _is_signed_number(value):
+        return "'" + value
+    return value
 
 
 def write_metrics_csv(path: str | Path, rows: Iterable[Mapping[str, Any] | Any]) -> None:
@@ -202,61 +244,3 @@ def write_metrics_csv(path: str | Path, rows: Iterable[Mapping[str, Any] | Any])
         get = row.get if isinstance(row, Mapping) else lambda name, r=row: getattr(r, name, None)
         writer.writerow([_cell(get(column)) for column in CSV_COLUMNS])
     atomic_write_text(path, buffer.getvalue())
-
-
-# --- whole exports: staged, then swapped in -----------------------------------------------------------------
-
-
-@dataclass
-class StagedExport:
-    """A hidden staging folder inside the export folder; set ``keep = False`` to discard it (cancelled)."""
-
-    folder: Path
-    keep: bool = True
-
-
-def _recorded(output_dir: Path) -> set[str]:
-    """Relative paths the previous export wrote (only safe ones: inside the folder, no '..')."""
-    try:
-        names = json.loads((output_dir / EXPORT_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    safe = {str(n) for n in names if isinstance(n, str)} if isinstance(names, list) else set()
-    return {n for n in safe if not Path(n).is_absolute() and ".." not in Path(n).parts}
-
-
-def _commit(staging: Path, output_dir: Path) -> None:
-    """Move every staged file into place (renames on one file system) and remove the previous export's leftovers."""
-    new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
-    try:
-        for name in new:
-            (output_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, output_dir / name)
-        for name in _recorded(output_dir) - set(new):
-            with contextlib.suppress(FileNotFoundError):
-                (output_dir / name).unlink()
-    except OSError as exc:
-        raise _explain(output_dir, exc) from None
-    atomic_write_text(output_dir / EXPORT_RECORD, json.dumps(new))
-
-
-@contextlib.contextmanager
-def staged_export(output_dir: str | Path) -> Iterator[StagedExport]:
-    """Write a whole export into ``stage.folder``; on success its files replace the previous export's at once,
-    on an exception (or ``keep = False``) nothing in ``output_dir`` changes and the staging folder is removed."""
-    output_dir = Path(output_dir)
-    created = not output_dir.exists()
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        stage = StagedExport(Path(tempfile.mkdtemp(dir=output_dir, prefix=".segstudio-staging-")))
-    except OSError as exc:
-        raise _explain(output_dir, exc) from None
-    try:
-        yield stage
-        if stage.keep:
-            _commit(stage.folder, output_dir)
-    finally:
-        shutil.rmtree(stage.folder, ignore_errors=True)
-        if created:  # a failed first export leaves no empty folder behind
-            with contextlib.suppress(OSError):
-                output_dir.rmdir()

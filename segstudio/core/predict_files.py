@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from segstudio.core.export import plan_outputs, staged_export, write_labels_json, write_prediction
+from segstudio.core.export import ExportError, plan_names, plan_outputs, write_labels_json, write_prediction
+from segstudio.core.export_folder import check_export, staged_export
 from segstudio.core.imageio import ImageReadError, find_images, read_image
-from segstudio.core.inference import Predictor
+from segstudio.core.manifest import MANIFEST_NAME, write_manifest
+
+if TYPE_CHECKING:  # importing torch is left to the caller that loads the model
+    from segstudio.core.inference import Predictor
 
 READ_AHEAD = 16  # decoded images waiting for the model (two batches of 8)
 WRITES_BEHIND = 8  # masks waiting to be encoded before the model waits for them
@@ -28,17 +34,56 @@ def predict_files(
     on_done: Callable[[Path], None] | None = None,
     on_error: Callable[[Path, str], None] | None = None,
     cancel: threading.Event | None = None,
+    manifest: Callable[[int, int], dict] | None = None,
 ) -> int:
     """Predict every image under ``inputs``; broken files go to ``on_error`` and the rest are written.
 
-    Output names are planned (and collisions refused) before any work. The masks are staged and replace the
-    previous export into ``output_dir`` only when the run ends normally (a disk-full or read-only error,
-    an exception or Ctrl-C leaves ``output_dir`` as it was). Returns how many were written.
+    Output names are planned and checked before any work: collisions, an output folder inside an input folder,
+    and files in the way that no earlier export wrote are refused (see ``staged_export``). The masks, labels.json
+    and ``manifest(written, failed)`` as manifest.json are staged and replace the previous export into
+    ``output_dir`` only when the run ends normally (a disk-full or read-only error, an exception or Ctrl-C leaves
+    ``output_dir`` as it was). Returns how many were written.
     """
+    found, names = plan_predict(inputs, output_dir, formats)
+    failed = 0
+
+    def failure(path: Path, reason: str) -> None:
+        nonlocal failed
+        failed += 1
+        if on_error:
+            on_error(path, reason)
+
+    with staged_export(output_dir, names) as stage:
+        written = _predict_into(predictor, found, stage.folder, formats, on_done, failure, cancel)
+        if manifest is not None:
+            write_manifest(stage.folder, manifest(written, failed))
+    return written
+
+
+def plan_predict(
+    inputs: Sequence[Path], output_dir: Path, formats: Sequence[str]
+) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(the images found, every relative name the export writes); ExportError when the output folder is inside
+    an input folder or two outputs clash."""
+    refuse_output_inside_inputs(inputs, output_dir)
     found = find_images(inputs)
-    plan_outputs(found, output_dir, formats)
-    with staged_export(output_dir) as stage:
-        return _predict_into(predictor, found, stage.folder, formats, on_done, on_error, cancel)
+    return found, plan_names(found, output_dir, formats)[1] + [Path("labels.json"), Path(MANIFEST_NAME)]
+
+
+def check_predict(inputs: Sequence[Path], output_dir: Path, formats: Sequence[str]) -> None:
+    """Every refusal ``predict_files`` would make before work, made before a model loads; writes nothing."""
+    check_export(output_dir, plan_predict(inputs, output_dir, formats)[1])
+
+
+def refuse_output_inside_inputs(inputs: Sequence[Path], output_dir: Path) -> None:
+    """ExportError when the output folder is an input folder or inside one: the next run would read the masks
+    as images (masks of masks) and the masks could replace the images."""
+    output = Path(os.path.realpath(output_dir))
+    for given in inputs:
+        folder = Path(os.path.realpath(given))
+        if Path(given).is_dir() and (output == folder or folder in output.parents):
+            raise ExportError(f"the output folder {output_dir} is inside the input folder {given}: the masks would "
+                              "mix with the images; choose an output folder outside it")
 
 
 def _predict_into(

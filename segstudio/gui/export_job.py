@@ -50,16 +50,31 @@ def export_predictions(ctx: Any, source: Any, results: SplitResults | None, bund
     from segstudio.gui.jobs import import_core
 
     import_core("export")
-    from segstudio.core.export import staged_export
+    from segstudio.core.export_folder import staged_export
 
     out = Path(request.output_dir)
-    with staged_export(out) as stage:
+    with staged_export(out, planned_names(source, request)) as stage:
         staged = ExportRequest(stage.folder, request.indices, request.formats, request.metrics, request.class_rows)
         summary = _export_into(ctx, source, results, bundle, label_map, convention, staged)
         stage.keep = not summary.cancelled
     if summary.cancelled:
         return ExportSummary(out, 0, [], True)
     return ExportSummary(out, summary.written, [out / p.relative_to(stage.folder) for p in summary.files], False)
+
+
+def planned_names(source: Any, request: ExportRequest) -> list[Path]:
+    """Every relative name the export writes (checked against what is in the folder before any work)."""
+    from segstudio.core.export import plan_names
+    from segstudio.core.manifest import MANIFEST_NAME
+
+    names = [Path(MANIFEST_NAME)]
+    if request.formats:
+        entries = [source.entries[i] for i in request.indices]
+        inputs = [(Path(e.file_name), relative_output(e.file_name, e.index)) for e in entries]
+        names += plan_names(inputs, request.output_dir, request.formats)[1] + [Path("labels.json")]
+    if request.metrics is not None:
+        names += [Path("metrics.json"), Path("per_class.csv")]
+    return names
 
 
 def _export_into(ctx: Any, source: Any, results: SplitResults | None, bundle: Any, label_map: Any,

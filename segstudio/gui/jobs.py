@@ -27,7 +27,7 @@ _GROUPS = {
     "model": ("segstudio.core.model", "segstudio.core.inference", "transformers.models.segformer.modeling_segformer",
               "transformers.models.segformer.image_processing_pil_segformer"),
     "evaluate": ("segstudio.core.evaluation", "segstudio.core.metrics"),
-    "export": ("segstudio.core.export",),
+    "export": ("segstudio.core.export", "segstudio.core.export_folder"),
     "training": ("segstudio.core.training", "transformers.trainer"),
 }
 

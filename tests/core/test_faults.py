@@ -177,7 +177,8 @@ def test_out_of_memory_outside_the_model_forward_is_still_one_line(tmp_path, mon
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
 
     monkeypatch.setattr(inference.Predictor, "__init__", oom_on_move)
-    code = main(["predict", "--model", "demo", str(tmp_path), "--output", str(tmp_path / "out")])
+    (tmp_path / "in").mkdir()
+    code = main(["predict", "--model", "demo", str(tmp_path / "in"), "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     lines = _error_lines(err)
@@ -279,9 +280,11 @@ def test_staged_export_commit_never_deletes_outside_the_folder(tmp_path):
     outside.write_text("precious")
     out = tmp_path / "out"
     out.mkdir()
-    (out / export.EXPORT_RECORD).write_text(json.dumps(["../keep.txt", str(outside), "old.png"]))
+    from segstudio.core import export_folder
+
+    (out / export_folder.EXPORT_RECORD).write_text(json.dumps(["../keep.txt", str(outside), "old.png"]))
     (out / "old.png").write_bytes(b"old")
-    with export.staged_export(out) as stage:
+    with export_folder.staged_export(out) as stage:
         export.save_png(stage.folder / "new.png", np.zeros((2, 2), np.uint8))
     assert outside.read_text() == "precious"
-    assert sorted(p.name for p in out.iterdir()) == sorted([export.EXPORT_RECORD, "new.png"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([export_folder.EXPORT_RECORD, "new.png", "old.png"])
