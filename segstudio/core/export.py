@@ -238,7 +238,8 @@ def write_metrics_csv(path: str | Path, rows: Iterable[Mapping[str, Any] | Any])
     """Per-class rows with columns class_id, class_name, iou, accuracy, gt_pixels, pred_pixels, images
     (dicts or objects with those attributes; NaN written as an empty cell)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # text is always quoted: a carriage return in a name would otherwise end the row in a spreadsheet
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         get = row.get if isinstance(row, Mapping) else lambda name, r=row: getattr(r, name, None)

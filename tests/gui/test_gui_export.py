@@ -93,3 +93,17 @@ def test_relative_output_keeps_folders_and_never_leaves_the_target():
     assert relative_output("/abs/path/b.png", 1).as_posix() == "b.png"
     assert relative_output("../../etc/c.png", 2).as_posix() == "etc/c.png"
     assert relative_output("", 3).as_posix() == "image_000003"
+
+
+def test_a_file_of_the_persons_own_in_the_way_is_a_clear_error_and_stays(review_window, qtbot, tmp_path):
+    window = review_window
+    (tmp_path / "labels.json").write_text("my own labels")
+    window.exporter.export(ExportChoice(True, ["index"], False, tmp_path))
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=30_000)
+    info = window.errors[-1]
+    assert info.title == "Export failed" and info.kind == "ExportError" and "\n" not in info.message
+    assert "labels.json already exists" in info.message and "choose another output folder" in info.message
+    for box in [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]:
+        box.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.json"]
+    assert (tmp_path / "labels.json").read_text() == "my own labels"

@@ -1,0 +1,311 @@
+"""Exports never delete or overwrite a person's file: forged records, links, files in the way, a second export
+into the same folder, the umask, a full disk while moving files in, long names and CSV formula injection."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.cli import main
+from segstudio.core.export import ExportError, atomic_write_bytes, plan_outputs, save_png, write_metrics_csv
+from segstudio.core.export_folder import EXPORT_RECORD, staged_export
+from segstudio.core.folder_lock import LOCK_NAME
+from segstudio.core.model_location import DEMO_MODEL_DIR
+
+needs_demo_model = pytest.mark.skipif(
+    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
+)
+
+
+class _Any:
+    def __eq__(self, other) -> bool:
+        return True
+
+
+ANY = _Any()  # the record's content, checked on its own
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _export(out: Path, files: dict[str, bytes], **kwargs) -> None:
+    with staged_export(out, **kwargs) as stage:
+        for name, data in files.items():
+            atomic_write_bytes(stage.folder / name, data)
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("segstudio: error:")]
+
+
+def _photos(folder: Path, names: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((12, 16, 3), 40 * i + 20, np.uint8)).save(folder / name)
+    return folder
+
+
+def _sha256_entry(data: bytes) -> dict:
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+# --- forged or stale records, links --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forged", ["list", "wrong-hash"])
+def test_a_forged_record_deletes_no_file_of_the_person(tmp_path, forged):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    (out / "old.png").write_bytes(b"a mask I edited")
+    names = ["precious.txt", "old.png"]
+    record = names if forged == "list" else {
+        "format": "segstudio-export-2", "files": {n: {"size": 1, "sha256": "0" * 64} for n in names}}
+    (out / EXPORT_RECORD).write_text(json.dumps(record))
+    _export(out, {"new.png": b"new"})
+    assert (out / "precious.txt").read_text() == "mine"
+    assert (out / "old.png").read_bytes() == b"a mask I edited"
+
+
+@pytest.mark.parametrize("forged", ["list", "right-hash"])
+def test_a_record_never_deletes_through_a_link(tmp_path, forged):
+    """``ln -s /elsewhere O/link`` and ``["link/precious.txt"]``: even with the file's true hash it stays."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_bytes(b"precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link").symlink_to(elsewhere, target_is_directory=True)
+    (out / "direct.txt").symlink_to(elsewhere / "precious.txt")
+    names = ["link/precious.txt", "direct.txt"]
+    record = names if forged == "list" else {
+        "format": "segstudio-export-2", "files": {n: _sha256_entry(b"precious") for n in names}}
+    (out / EXPORT_RECORD).write_text(json.dumps(record))
+    _export(out, {"new.png": b"new"})
+    assert (elsewhere / "precious.txt").read_bytes() == b"precious"
+    assert (out / "direct.txt").is_symlink()
+
+
+def test_a_linked_sub_folder_never_redirects_writes_outside_the_output(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "color").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ExportError, match="is a link"):
+        _export(out, {"a.png": b"index", "color/a.png": b"colour"})
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == ["color"]  # nothing else written, no staging left
+    with pytest.raises(ExportError, match="is a link"):  # and refused before any work when planned
+        _export(out, {}, planned=["color/a.png"])
+
+
+# --- overwrites ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["x.png", "labels.json", "manifest.json", "sub/x.png"])
+def test_a_file_named_like_an_output_is_refused_not_overwritten(tmp_path, name):
+    out = tmp_path / "out"
+    (out / name).parent.mkdir(parents=True)
+    (out / name).write_bytes(b"the person's own file")
+    before = _snapshot(out)
+    with pytest.raises(ExportError, match="already exists"):
+        _export(out, {name: b"output", "other.png": b"output"})
+    assert _snapshot(out) == before
+    with pytest.raises(ExportError, match="already exists"):
+        _export(out, {}, planned=[name])
+
+
+def test_an_unchanged_export_is_replaced_and_a_hand_edited_mask_is_kept(tmp_path):
+    out = tmp_path / "out"
+    _export(out, {"a.png": b"first a", "b.png": b"first b", "color/c.png": b"first c"})
+    _export(out, {"a.png": b"second a", "b.png": b"second b"})  # unchanged files of ours: replaced, c removed
+    assert _snapshot(out) == {"a.png": b"second a", "b.png": b"second b", EXPORT_RECORD: ANY}
+    assert not (out / "color").exists()
+    (out / "a.png").write_bytes(b"edited by hand")
+    _export(out, {"b.png": b"third b"})  # a.png is no longer ours: kept
+    assert (out / "a.png").read_bytes() == b"edited by hand"
+    with pytest.raises(ExportError, match="already exists"):
+        _export(out, {"a.png": b"fourth a"})
+    assert (out / "a.png").read_bytes() == b"edited by hand"
+
+
+def test_an_export_that_joins_keeps_the_previous_files(tmp_path):
+    out = tmp_path / "out"
+    _export(out, {"a.png": b"mask"})
+    _export(out, {"metrics.json": b"{}"}, replace=False)
+    _export(out, {"metrics.json": b"{ }"}, replace=False)  # its own earlier file may be replaced
+    assert _snapshot(out) == {"a.png": b"mask", "metrics.json": b"{ }", EXPORT_RECORD: ANY}
+
+
+@needs_demo_model
+def test_predict_onto_its_own_photos_is_refused(tmp_path, capsys):
+    photos = _photos(tmp_path / "photos", ["a.png", "b.png"])
+    before = _snapshot(photos)
+    assert main(["predict", "--model", "demo", str(photos), "--output", str(photos)]) == 2
+    assert main(["predict", "--model", "demo", str(photos), "--output", str(photos / "masks")]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 2 and all("inside the input folder" in line for line in lines)
+    single = [str(photos / "a.png"), str(photos / "b.png")]  # files, not the folder: the masks would replace them
+    assert main(["predict", "--model", "demo", *single, "--output", str(photos)]) == 2
+    [line] = _error_lines(capsys.readouterr().err)
+    assert "already exists" in line and "choose another output folder" in line
+    assert _snapshot(photos) == before
+
+
+@needs_demo_model
+@pytest.mark.parametrize("argv, problem", [
+    (["--json", "{d}/manifest.json"], "manifest"),
+    (["--json", "{d}/m.json", "--csv", "{d}/m.json"], "both name"),
+    (["--json", "{d}"], "is a folder"),
+    (["--json", "{d}/mine.json"], "already exists"),
+])
+def test_evaluate_outputs_that_would_lose_a_file_are_refused(tmp_path, capsys, argv, problem):
+    (tmp_path / "mine.json").write_text("mine")
+    before = _snapshot(tmp_path)
+    argv = [a.format(d=tmp_path) for a in argv]
+    assert main(["evaluate", "--dataset", "demo", "--model", "demo", *argv]) == 2
+    [line] = _error_lines(capsys.readouterr().err)
+    assert problem in line
+    assert _snapshot(tmp_path) == before
+
+
+# --- one export at a time ------------------------------------------------------------------------------------
+
+
+_HOLD_LOCK = """
+import sys
+from segstudio.core.folder_lock import folder_lock
+with folder_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_process_is_refused_while_one_exports_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ExportError, match=rf"another SegStudio export \(pid {holder.pid}\) is writing"):
+            _export(out, {"a.png": b"mask"})
+        assert sorted(os.listdir(out)) == [LOCK_NAME]
+        holder.send_signal(signal.SIGKILL)  # dies holding it: the lock file stays, the lock goes
+        holder.wait(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert (out / LOCK_NAME).exists()
+    _export(out, {"a.png": b"mask"})
+    assert sorted(os.listdir(out)) == sorted([EXPORT_RECORD, "a.png"])
+
+
+# --- umask, full disk, long names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_exported_files_and_folders_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        out = tmp_path / "out"
+        with staged_export(out) as stage:
+            save_png(stage.folder / "sub" / "a.png", np.zeros((2, 2), np.uint8))
+        atomic_write_bytes(tmp_path / "single.json", b"{}")
+    finally:
+        os.umask(old)
+    for path in (out / "sub" / "a.png", out / EXPORT_RECORD, tmp_path / "single.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    assert stat.S_IMODE((out / "sub").stat().st_mode) == 0o777 & ~umask
+
+
+def _replace_fails_after(monkeypatch, successes: int) -> list[int]:
+    """os.replace fails once, after ``successes`` renames (the disk is full then; moving back frees space)."""
+    real_replace = os.replace
+    calls: list[int] = []
+
+    def replace(src, dst, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == successes + 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+def _staged(out: Path, files: dict[str, bytes]):
+    """A staged export whose files are already written (before the commit's renames are counted)."""
+    context = staged_export(out)
+    stage = context.__enter__()
+    for name, data in files.items():
+        atomic_write_bytes(stage.folder / name, data)
+    return context
+
+
+@pytest.mark.parametrize("successes", range(5))  # 5 renames: the record, 3 files, the record
+def test_a_disk_full_while_moving_a_first_export_in_leaves_no_folder(tmp_path, monkeypatch, successes):
+    out = tmp_path / "out"
+    context = _staged(out, {"a.png": b"a", "color/a.png": b"ca", "manifest.json": b"{}"})
+    calls = _replace_fails_after(monkeypatch, successes)  # the record is written in the staging folder first
+    with pytest.raises(ExportError, match="^disk full"):
+        context.__exit__(None, None, None)
+    monkeypatch.undo()
+    assert len(calls) > successes
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("successes", range(7))  # 7: the record, 3 files and the record, 2 set aside
+def test_a_disk_full_while_moving_an_export_in_leaves_the_previous_one(tmp_path, monkeypatch, successes):
+    out = tmp_path / "out"
+    _export(out, {"a.png": b"first a", "b.png": b"first b", "color/a.png": b"first ca"})
+    (out / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    context = _staged(out, {"a.png": b"second a", "sub/c.png": b"second c", "manifest.json": b"{}"})
+    _replace_fails_after(monkeypatch, successes)
+    with pytest.raises(ExportError, match="^disk full"):
+        context.__exit__(None, None, None)
+    monkeypatch.undo()
+    assert _snapshot(out) == before
+    assert sorted(os.listdir(out)) == sorted([EXPORT_RECORD, "a.png", "b.png", "color", "notes.txt"])
+
+
+def test_a_255_byte_file_name_is_exported(tmp_path):
+    name = "n" * 251 + ".png"
+    out = tmp_path / "out"
+    [target] = plan_outputs([(Path("in") / name, Path(name))], out)
+    with staged_export(out) as stage:
+        save_png(stage.folder / target.name, np.ones((2, 2), np.uint8))
+    assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ExportError, match="longer than 255 bytes"):
+        plan_outputs([(Path("in") / ("n" * 252 + ".x"), Path("n" * 252 + ".x"))], out)
+
+
+# --- CSV formula injection -----------------------------------------------------------------------------------
+
+
+def test_csv_cells_that_would_run_as_formulas_are_quoted_and_numbers_stay_numbers(tmp_path):
+    """OWASP "CSV Injection": a cell starting with = + - @ tab or carriage return is prefixed with a quote."""
+    names = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "wall", "-0.5"]
+    rows = [{"class_id": i, "class_name": n, "iou": -0.5, "accuracy": 0.25, "gt_pixels": 1, "pred_pixels": 1,
+             "images": 1} for i, n in enumerate(names)]
+    write_metrics_csv(tmp_path / "m.csv", rows)
+    with open(tmp_path / "m.csv", newline="") as handle:
+        read = list(csv.DictReader(handle))
+    assert [r["class_name"] for r in read] == ["'" + n for n in names[:6]] + ["wall", "-0.5"]
+    assert {r["iou"] for r in read} == {"-0.5"}
