@@ -289,8 +289,10 @@ def test_a_model_whose_label_map_disagrees_with_the_dataset_is_one_line_status_2
     assert len(err) == 1 and "10 classes" in err[0] and "2" in err[0]
 
 
-def test_a_misspelt_hub_id_offline_is_one_line_status_2(capsys):
-    code = main(["predict", "--model", "nvidia/segformer-b0-finetuned-ade-512-512-TYPO", ".", "--output", "x"])
+def test_a_misspelt_hub_id_offline_is_one_line_status_2(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    code = main(["predict", "--model", "nvidia/segformer-b0-finetuned-ade-512-512-TYPO", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("segstudio: error:") and "TYPO" in err[0]
