@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from segstudio.core.export import ExportError, _explain, atomic_write_text
-from segstudio.core.folder_lock import LOCK_NAME, folder_lock
+from segstudio.core.folder_lock import LOCK_NAME, folder_lock, refuse_if_locked
 from segstudio.core.manifest import file_sha256
 
 EXPORT_RECORD = ".segstudio-export.json"  # what the last export into a folder wrote, with sizes and sha256 (hidden)
@@ -116,6 +116,7 @@ def check_export(output_dir: str | Path, planned: Iterable[str | Path]) -> None:
     """The checks :func:`staged_export` makes before work, made early (before a model loads); changes nothing."""
     if os.path.isdir(output_dir):
         root = Path(os.path.realpath(output_dir))
+        refuse_if_locked(root)
         check_targets(root, planned, read_record(root))
 
 
@@ -162,8 +163,7 @@ def _commit(staging: Path, root: Path, previous: Record, replace: bool) -> None:
     if _in_the_way(root, EXPORT_RECORD)[1]:
         raise ExportError(_in_the_way(root, EXPORT_RECORD)[1])
     record = {name: _fingerprint(staging / name) for name in new}
-    kept = {} if replace else {
-        name: entry for name, entry in previous.items() if name not in record and _unchanged(root, name, entry)}
+    kept = {} if replace else {name: entry for name, entry in previous.items() if name not in record}
     atomic_write_text(staging / EXPORT_RECORD,
                       json.dumps({"format": RECORD_FORMAT, "files": {**kept, **record}}, indent=1) + "\n")
     _move_in(staging, root, [*new, EXPORT_RECORD])

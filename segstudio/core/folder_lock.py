@@ -49,6 +49,25 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
+def _busy(folder: Path, holder: str) -> ExportError:
+    return ExportError(f"another SegStudio export{holder} is writing to {folder}: "
+                       "wait until it has finished, or choose another output folder")
+
+
+def refuse_if_locked(folder: str | Path) -> None:
+    """ExportError when another export holds ``folder``'s lock now (a look before a model loads; takes nothing)."""
+    folder = Path(folder)
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return  # no lock file: nobody holds the lock
+    try:
+        if not _try_lock(fd):
+            raise _busy(folder, _holder(fd))
+    finally:
+        os.close(fd)  # closing releases the lock taken to look
+
+
 def _acquire(folder: Path) -> int:
     path = folder / LOCK_NAME
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
@@ -60,8 +79,7 @@ def _acquire(folder: Path) -> int:
         if not _try_lock(fd):
             holder = _holder(fd)
             os.close(fd)
-            raise ExportError(f"another SegStudio export{holder} is writing to {folder}: "
-                              "wait until it has finished, or choose another output folder")
+            raise _busy(folder, holder)
         if _same_file(fd, path):
             with contextlib.suppress(OSError, AttributeError):
                 os.ftruncate(fd, 0)

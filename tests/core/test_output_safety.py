@@ -195,14 +195,20 @@ with folder_lock(sys.argv[1]):
 """
 
 
-def test_a_second_process_is_refused_while_one_exports_and_a_dead_ones_lock_is_taken_over(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
+def _hold_lock(out: Path) -> subprocess.Popen:
+    """Another process that holds ``out``'s export lock until its stdin closes."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env=env)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_process_is_refused_while_one_exports_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = _hold_lock(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(ExportError, match=rf"another SegStudio export \(pid {holder.pid}\) is writing"):
             _export(out, {"a.png": b"mask"})
         assert sorted(os.listdir(out)) == [LOCK_NAME]
@@ -214,6 +220,23 @@ def test_a_second_process_is_refused_while_one_exports_and_a_dead_ones_lock_is_t
     assert (out / LOCK_NAME).exists()
     _export(out, {"a.png": b"mask"})
     assert sorted(os.listdir(out)) == sorted([EXPORT_RECORD, "a.png"])
+
+
+@needs_demo_model
+def test_predict_into_a_folder_another_export_holds_is_one_line(tmp_path, capsys):
+    photos = _photos(tmp_path / "photos", ["a.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = _hold_lock(out)
+    try:
+        assert main(["predict", "--model", "demo", str(photos), "--output", str(out)]) == 2
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    [line] = _error_lines(capsys.readouterr().err)
+    assert f"another SegStudio export (pid {holder.pid}) is writing to {out}" in line
+    assert main(["predict", "--model", "demo", str(photos), "--output", str(out)]) == 0  # released: it runs
+    assert (out / "a.png").exists() and not (out / LOCK_NAME).exists()
 
 
 # --- umask, full disk, long names ----------------------------------------------------------------------------
@@ -285,7 +308,28 @@ def test_a_disk_full_while_moving_an_export_in_leaves_the_previous_one(tmp_path,
     assert sorted(os.listdir(out)) == sorted([EXPORT_RECORD, "a.png", "b.png", "color", "notes.txt"])
 
 
+@needs_demo_model
+def test_predict_with_a_disk_full_at_the_commit_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    photos = _photos(tmp_path / "photos", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    real_replace = os.replace
+
+    def record_fails(src, dst, *args, **kwargs):  # every mask is in place when the record's rename fails
+        if Path(dst) == out / EXPORT_RECORD:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", record_fails)
+    assert main(["predict", "--model", "demo", str(photos), "--output", str(out)]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    [line] = _error_lines(err)
+    assert line.startswith("segstudio: error: disk full") and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_a_255_byte_file_name_is_exported(tmp_path):
+    """The longest name most file systems allow: the temporary file beside it must not need a longer one."""
     name = "n" * 251 + ".png"
     out = tmp_path / "out"
     [target] = plan_outputs([(Path("in") / name, Path(name))], out)
