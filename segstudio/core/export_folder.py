@@ -101,7 +101,7 @@ def _unchanged(root: Path, name: str, entry: dict) -> bool:
 
 def check_targets(root: Path, names: Iterable[str | Path], previous: Record) -> None:
     """ExportError unless every name can be written: absent, or a file the previous export wrote, unchanged."""
-    for name in dict.fromkeys(PurePosixPath(n).as_posix() for n in names):
+    for name in dict.fromkeys(Path(n).as_posix() for n in names):
         if not _safe_name(name):
             raise ExportError(f"{root / name} is not a name an export may write (SegStudio keeps it for itself)")
         kind, why = _in_the_way(root, name)

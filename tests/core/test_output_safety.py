@@ -135,6 +135,8 @@ def test_an_unchanged_export_is_replaced_and_a_hand_edited_mask_is_kept(tmp_path
     _export(out, {"a.png": b"second a", "b.png": b"second b"})  # unchanged files of ours: replaced, c removed
     assert _snapshot(out) == {"a.png": b"second a", "b.png": b"second b", EXPORT_RECORD: ANY}
     assert not (out / "color").exists()
+    record = json.loads((out / EXPORT_RECORD).read_text())["files"]
+    assert record == {"a.png": _sha256_entry(b"second a"), "b.png": _sha256_entry(b"second b")}
     (out / "a.png").write_bytes(b"edited by hand")
     _export(out, {"b.png": b"third b"})  # a.png is no longer ours: kept
     assert (out / "a.png").read_bytes() == b"edited by hand"
