@@ -108,8 +108,8 @@ def check_targets(root: Path, names: Iterable[str | Path], previous: Record) -> 
         if why:
             raise ExportError(why)
         if kind == "file" and not (name in previous and _unchanged(root, name, previous[name])):
-            raise ExportError(f"{root / name} already exists and is not an unchanged file of the last export "
-                              "here: move it away or choose another output folder")
+            raise ExportError(f"{root / name} already exists and the last export here did not write it (or it was "
+                              "changed since): move it away or choose another output folder")
 
 
 def check_export(output_dir: str | Path, planned: Iterable[str | Path]) -> None:

@@ -82,7 +82,8 @@ def refuse_output_inside_inputs(inputs: Sequence[Path], output_dir: Path) -> Non
     for given in inputs:
         folder = Path(os.path.realpath(given))
         if Path(given).is_dir() and (output == folder or folder in output.parents):
-            raise ExportError(f"the output folder {output_dir} is inside the input folder {given}: the masks would "
+            where = "is" if output == folder else "is inside"
+            raise ExportError(f"the output folder {output_dir} {where} the input folder {given}: the masks would "
                               "mix with the images; choose an output folder outside it")
 
 
