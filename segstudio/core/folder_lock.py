@@ -7,6 +7,7 @@ a process that died holds nothing and the next export simply takes it over.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +24,14 @@ except ImportError:  # Windows
 
 
 def _try_lock(fd: int) -> bool:
+    """Take the lock without waiting; False when another holds it (a file system without locks: True)."""
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         else:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK)
     return True
 
 
