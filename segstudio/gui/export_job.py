@@ -35,11 +35,14 @@ class ExportSummary:
 
 
 def relative_output(file_name: str, index: int) -> Path:
-    """A relative path inside the export folder for a row's file name (absolute names keep their base name)."""
+    """A relative path inside the export folder for a row's file name (absolute names keep their base name). The
+    ADE20K layout's leading ``images/`` goes: masks of ``images/validation/a.jpg`` are ``validation/a.png``."""
     path = PurePath(file_name.replace("\\", "/"))
     parts = [p for p in path.parts if p not in ("", ".", "..", "/")] or [f"image_{index:06d}"]
     if path.is_absolute():
         parts = parts[-1:]
+    if len(parts) > 1 and parts[0] == "images":
+        parts = parts[1:]
     return Path(*parts)
 
 

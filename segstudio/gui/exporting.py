@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QDialog, QProgressDialog, QWidget
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QDialog, QMessageBox, QProgressDialog, QWidget
 
 from segstudio import __version__
 from segstudio.gui.export_dialog import ExportChoice, ExportDialog
@@ -14,6 +15,20 @@ from segstudio.gui.export_job import ExportProgress, ExportRequest, ExportSummar
 from segstudio.gui.review import ReviewController
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.workers import ErrorInfo, JobRunner
+
+
+def exported_box(parent: QWidget, summary: ExportSummary) -> QMessageBox:
+    """A non-blocking note of what was written where, with a button that opens the folder."""
+    box = QMessageBox(QMessageBox.Icon.Information, "Export finished",
+                      f"Exported {summary.written} image(s) to {summary.output_dir}", parent=parent)
+    box.setObjectName("export-finished")
+    open_folder = box.addButton("Open Folder", QMessageBox.ButtonRole.ActionRole)
+    box.addButton(QMessageBox.StandardButton.Close)
+    folder = QUrl.fromLocalFile(str(summary.output_dir))
+    open_folder.clicked.connect(lambda: QDesktopServices.openUrl(folder))
+    box.setWindowModality(Qt.WindowModality.NonModal)
+    box.open()
+    return box
 
 
 def _number(value):
@@ -30,15 +45,22 @@ class ExportController(QObject):
         self.window, self.review, self.jobs, self.settings = window, review, jobs, settings
         self.dialog: QProgressDialog | None = None
         self.last: ExportSummary | None = None
+        self.done_box: QMessageBox | None = None
 
     def ask_and_export(self) -> None:
         results = self.review.results(create=False)
         has_metrics = results is not None and results.scored > 0
         folder = self.settings.get("export/folder", str(Path.home() / "segstudio-export"), str)
-        dialog = ExportDialog(self.window, folder, self.review.source is not None, has_metrics)
+        formats = [f for f in str(self.settings.get("export/formats", "index")).split(",") if f]
+        listed = self.review.panel.proxy.rowCount() if self.review.source is not None else None
+        total = len(self.review.source) if self.review.source is not None else None
+        dialog = ExportDialog(self.window, folder, self.review.source is not None, has_metrics, listed, total,
+                              formats, bool(self.settings.get("export/metrics", True, bool)))
         if dialog.exec() == QDialog.DialogCode.Accepted:
             choice = dialog.choice()
             self.settings.set("export/folder", str(choice.output_dir))
+            self.settings.set("export/formats", ",".join(choice.formats))
+            self.settings.set("export/metrics", choice.metrics)
             self.export(choice)
 
     def export(self, choice: ExportChoice) -> bool:
@@ -50,7 +72,11 @@ class ExportController(QObject):
             return False
         source, bundle = review.source, review.bundle
         results = review.results(create=False)
-        indices = list(range(len(source))) if choice.whole_split else [review.row]
+        if choice.listed_only:
+            proxy = review.panel.proxy
+            indices = sorted(proxy.entry_at(row) for row in range(proxy.rowCount()))
+        else:
+            indices = list(range(len(source))) if choice.whole_split else [review.row]
         request = ExportRequest(choice.output_dir, indices, choice.formats)
         if choice.metrics and results is not None and results.scored:
             request.metrics = self.metrics_payload(results)
@@ -136,8 +162,11 @@ class ExportController(QObject):
     def _on_result(self, summary: ExportSummary) -> None:
         self._close_dialog()
         self.last = summary
-        state = "cancelled after" if summary.cancelled else "exported"
-        self.review.status.emit(f"Export {state} {summary.written} image(s) to {summary.output_dir}")
+        if summary.cancelled:
+            self.review.status.emit(f"Export cancelled: {summary.output_dir} is as it was")
+        else:
+            self.review.status.emit(f"Exported {summary.written} image(s) to {summary.output_dir}")
+            self.done_box = exported_box(self.window, summary)
         self.finished.emit(summary)
 
     def _on_error(self, info: ErrorInfo) -> None:

@@ -89,7 +89,9 @@ def test_dialog_collects_the_choice(qtbot, tmp_path):
 
 
 def test_relative_output_keeps_folders_and_never_leaves_the_target():
-    assert relative_output("images/validation/a.jpg", 0).as_posix() == "images/validation/a.jpg"
+    assert relative_output("images/validation/a.jpg", 0).as_posix() == "validation/a.jpg"  # ADE layout
+    assert relative_output("photos/a.jpg", 0).as_posix() == "photos/a.jpg"
+    assert relative_output("images", 0).as_posix() == "images"
     assert relative_output("/abs/path/b.png", 1).as_posix() == "b.png"
     assert relative_output("../../etc/c.png", 2).as_posix() == "etc/c.png"
     assert relative_output("", 3).as_posix() == "image_000003"
@@ -107,3 +109,38 @@ def test_a_file_of_the_persons_own_in_the_way_is_a_clear_error_and_stays(review_
         box.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.json"]
     assert (tmp_path / "labels.json").read_text() == "my own labels"
+
+
+def test_export_dialog_offers_the_filtered_list_and_remembers_formats(review_window, qtbot, tmp_path, monkeypatch):
+    from segstudio.gui import exporting
+
+    window = review_window
+    scene = window.review.source.entries[0].scene
+    window.dataset_panel.set_scene(scene)
+    listed = window.dataset_panel.proxy.rowCount()
+    assert 0 < listed < 6
+    chosen = {}
+
+    def fake_exec(dialog):
+        assert dialog.listed.isEnabled() and dialog.listed.isChecked() and str(listed) in dialog.listed.text()
+        assert "6" in dialog.split.text()
+        chosen.setdefault("first", [b.isChecked() for b in (dialog.index, dialog.color, dialog.overlay)])
+        dialog.color.setChecked(True)
+        dialog.folder.setText(str(tmp_path / "out"))
+        return exporting.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(exporting.ExportDialog, "exec", fake_exec)
+    with qtbot.waitSignal(window.exporter.finished, timeout=60_000) as blocker:
+        window.exporter.ask_and_export()
+    summary = blocker.args[0]
+    assert summary.written == listed  # what the list shows, not the whole split
+    box = window.exporter.done_box
+    assert box is not None and box.isVisible() and "Open Folder" in [b.text() for b in box.buttons()]
+    assert box.text().startswith(f"Exported {listed} image(s)")
+    box.close()
+    assert not list((tmp_path / "out").rglob("images"))  # the ADE layout's images/ does not reach the masks
+    monkeypatch.setattr(exporting.ExportDialog, "exec", lambda dialog: (
+        chosen.__setitem__("second", [b.isChecked() for b in (dialog.index, dialog.color, dialog.overlay)]),
+        exporting.QDialog.DialogCode.Rejected)[1])
+    window.exporter.ask_and_export()
+    assert chosen["first"] == [True, False, False] and chosen["second"] == [True, True, False]
