@@ -21,6 +21,7 @@ from segstudio.core.fused_encoder import can_run as can_run_encoder
 from segstudio.core.fused_encoder import fused_hidden_states
 from segstudio.core.fused_head import can_fuse, fused_logits
 from segstudio.core.model import LoadedModel, resolve_device
+from segstudio.core.pixel_values import pixel_values, resample_code, value_table
 from segstudio.core.resample import (
     Weights,
     interpolation_matrix,
@@ -35,7 +36,6 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # Above this share of (class, logit row) pairs that can still win, pruning costs more than it saves (150 classes,
 # 683x512: 26% contenders, pruned 212 ms vs all classes 121 ms; an untrained head, 100%: 532 ms vs 121 ms).
 PRUNE_MAX_SHARE = 0.1
-_TORCH_RESAMPLE = {0: "nearest-exact", 2: "bilinear", 3: "bicubic"}
 
 
 class InferenceError(RuntimeError):
@@ -184,30 +184,6 @@ def _nearest_index(in_size: int, out_size: int) -> np.ndarray:
     return np.minimum(((np.arange(out_size) + 0.5) * in_size / out_size).astype(np.int64), in_size - 1)
 
 
-def _resample_code(processor) -> int:
-    value = getattr(processor, "resample", 2)
-    return int(getattr(value, "value", value) if value is not None else 2)
-
-
-def _resize_uint8(image: Image.Image, size: tuple[int, int], resample: int) -> torch.Tensor:
-    """(3, H, W) uint8 resized like the processor's PIL resize (torch's antialiased kernels match PIL's)."""
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    mode = _TORCH_RESAMPLE.get(resample)
-    if mode is None:  # lanczos, box, hamming: let PIL do it
-        resized = image.resize((size[1], size[0]), resample=resample)
-        return torch.from_numpy(np.array(resized)).permute(2, 0, 1)
-    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
-    if tuple(pixels.shape[-2:]) == size:
-        return pixels[0]
-    antialias = mode != "nearest-exact"
-    try:
-        return F.interpolate(pixels, size=size, mode=mode, antialias=antialias)[0]
-    except RuntimeError:  # a kernel without a uint8 version
-        resized = F.interpolate(pixels.float(), size=size, mode=mode, antialias=antialias)
-        return resized.round_().clamp_(0, 255).to(torch.uint8)[0]
-
-
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """None for float32, else the autocast dtype: CUDA 'auto' uses bf16 where supported, else fp16."""
     if precision not in PRECISIONS:
@@ -232,23 +208,16 @@ class Predictor:
         self.model = loaded.model.to(self.device).eval()
         processor = loaded.processor
         self.size = loaded.image_size
-        self.resample = _resample_code(processor)
-        self.scale = float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0
-        normalize = getattr(processor, "do_normalize", True)
-        mean = processor.image_mean if normalize else [0.0, 0.0, 0.0]
-        std = processor.image_std if normalize else [1.0, 1.0, 1.0]
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.resample = resample_code(processor)
+        self.values = value_table(processor)
 
     @property
     def num_labels(self) -> int:
         return int(self.model.config.num_labels)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """``pixel_values`` (B, 3, H, W) float32 on the device: resize, rescale, normalise."""
-        batch = torch.stack([_resize_uint8(image, self.size, self.resample) for image in images])
-        pixels = batch.to(self.device, non_blocking=True).float()
-        return (pixels * self.scale - self.mean) / self.std
+        """``pixel_values`` (B, 3, H, W) float32 on the device, equal to what the image processor gives."""
+        return pixel_values(images, self.size, self.resample, self.values).to(self.device)
 
     def logits(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Raw logits (B, C, H/4, W/4) as float32 on the device."""
