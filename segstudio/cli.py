@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     from segstudio.cli_check import add_check_parser
 
     add_check_parser(sub, _add_dataset_options)
+
+    from segstudio.cli_classify import add_classify_parser
+
+    add_classify_parser(sub, _add_device)
     return parser
 
 
