@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from segstudio.gui import dialogs, jobs
 from segstudio.gui.actions import build_actions
 from segstudio.gui.class_table import ClassTable
+from segstudio.gui.classify_job import ClassifyController
 from segstudio.gui.compare_job import CompareController
 from segstudio.gui.confusions import ConfusionsPanel
 from segstudio.gui.dataset_dialog import DatasetOptionsDialog
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self, self.training_panel, self.review, self.jobs)
         self.compare = CompareController(self, self.review, self.jobs, self)
         self.inspect = InspectorController(self.inspector, self.viewer, self.review, self.jobs, self)
+        self.classify = ClassifyController(self.model_panel, self.viewer, self.review, self.jobs, self)
         self._build_docks()
         self._build_status_bar()
         self.actions = build_actions(self)

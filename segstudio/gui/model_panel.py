@@ -1,29 +1,85 @@
-"""The model panel: choose a checkpoint (demo, scratch, a folder, a Hub id), see the load report and device."""
+"""The model panel: choose a checkpoint (demo, scratch, a folder, a Hub id), see the load report and device, and,
+for a checkpoint with a classification head (such as nvidia/mit-b0), the top-5 classes of the image on screen."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 DEVICES = ("auto", "cpu", "cuda")
+TOP_CLASSES = 5
+
+
+class ClassesBox(QGroupBox):
+    """The top classes of the image on screen: rank, name and probability (as a bar)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(f"Image classes (top {TOP_CLASSES})", parent)
+        self.note = QLabel("", self)
+        self.note.setObjectName("classes-note")
+        self.note.setWordWrap(True)
+        grid = QGridLayout()
+        self.names: list[QLabel] = []
+        self.bars: list[QProgressBar] = []
+        for rank in range(TOP_CLASSES):
+            name = QLabel("", self)
+            name.setObjectName(f"class-{rank + 1}")
+            name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            name.setWordWrap(True)  # ImageNet names can be long: wrap rather than widen the dock
+            bar = QProgressBar(self)
+            bar.setRange(0, 1000)
+            bar.setMaximumWidth(110)
+            grid.addWidget(QLabel(f"{rank + 1}.", self), rank, 0)
+            grid.addWidget(name, rank, 1)
+            grid.addWidget(bar, rank, 2)
+            self.names.append(name)
+            self.bars.append(bar)
+        grid.setColumnStretch(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
+        layout.addLayout(grid)
+        self.show_scores([], "")
+
+    def show_scores(self, scores: Sequence, note: str) -> None:
+        """``scores``: ClassScore-like items (label, class_id, probability), most probable first."""
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
+        for rank, (name, bar) in enumerate(zip(self.names, self.bars, strict=True)):
+            score = scores[rank] if rank < len(scores) else None
+            name.setText("" if score is None else f"{score.label} ({score.class_id})")
+            name.setToolTip("" if score is None else score.label)
+            bar.setValue(0 if score is None else round(1000 * score.probability))
+            bar.setFormat("" if score is None else f"{100 * score.probability:.1f}%")
+            bar.setTextVisible(score is not None)
+
+    def texts(self) -> list[str]:
+        """What the rows say, "name (id)  12.3%" (tests, screenshots)."""
+        return [f"{n.text()}  {b.format()}" for n, b in zip(self.names, self.bars, strict=True) if n.text()]
 
 
 class ModelPanel(QWidget):
-    """Emits ``load_requested(spec, device)``; the main window runs the load in a worker."""
+    """Emits ``load_requested(spec, device)``; the main window runs the load in a worker. ``visibility_changed``
+    when shown, hidden, or its dock's tab is chosen or left (the top classes are computed only while on screen)."""
 
     load_requested = Signal(str, str)
+    visibility_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +114,9 @@ class ModelPanel(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.status)
         layout.addWidget(self.report, 1)
+        self.classes = ClassesBox(self)
+        self.classes.setVisible(False)  # only for checkpoints with a classification head
+        layout.addWidget(self.classes)
 
     def browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a checkpoint folder")
@@ -96,3 +155,19 @@ class ModelPanel(QWidget):
         self.status.setText(f"Could not load <b>{html.escape(spec)}</b>: {html.escape(message)}<br>{current}")
         if not still_using:
             self.report.clear()
+
+    def set_classes(self, scores: Sequence | None, note: str = "") -> None:
+        """Show the top classes (``scores``) or a note; None hides the box (no classification head)."""
+        self.classes.setVisible(scores is not None)
+        if scores is not None:
+            self.classes.show_scores(scores, note)
+
+    def on_screen(self) -> bool:
+        """Visible and not behind another tab (a tabbed dock's hidden page stays "visible", moved off screen)."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ParentChange and isinstance(self.parentWidget(), QDockWidget):
+            # shown, hidden, floated, or its tab chosen or left: all come as the dock's visibilityChanged
+            self.parentWidget().visibilityChanged.connect(self.visibility_changed)
+        return super().event(event)
