@@ -7,13 +7,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from segstudio.core.model_location import ModelLoadError, locate_model
+
+if TYPE_CHECKING:  # imported where used: a mistyped model path is reported before torch loads (~1.5 s)
+    import torch
 
 DEFAULT_TOP_K = 5
 _HEAD_SUFFIX = "ForImageClassification"
@@ -55,6 +57,8 @@ class Classifier:
 
     def logits(self, images: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
         """(N, num_labels) float32 logits: the checkpoint's processor, then the model's forward."""
+        import torch
+
         inputs = self.processor(images=list(images), return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(self.device, dtype=torch.float32)
         with torch.inference_mode():
@@ -129,20 +133,21 @@ def has_classification_head(spec: str) -> bool:
 
 def load_classifier(spec: str, device: str = "auto") -> Classifier:
     """``AutoModelForImageClassification`` and ``AutoImageProcessor`` from ``spec``, float32, on ``device``."""
-    from segstudio.core.model import resolve_device
-
     spec = str(spec).strip()
-    target = resolve_device(device)
     location, config = read_config(spec)
     check_classification_head(spec, config)
     if not config.get("id2label"):
         raise ModelLoadError(f"{spec} has no id2label (class names) in config.json")
+    from segstudio.core.model import resolve_device
+
+    target = resolve_device(device)
     model = _load_model(spec, location)
     processor = _load_processor(spec, location)
     return Classifier(model.to(target).eval(), processor, spec, target)
 
 
 def _load_model(spec: str, location: str) -> Any:
+    import torch
     from transformers import AutoModelForImageClassification
 
     from segstudio.core.model import transformers_bars_off

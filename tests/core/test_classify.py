@@ -198,3 +198,21 @@ def test_a_local_classifier_is_recognised_without_loading_weights(checkpoint, tm
     (tmp_path / "no-config").mkdir()
     with pytest.raises(ModelLoadError, match="has no config.json"):
         has_classification_head(str(tmp_path / "no-config"))
+
+
+def test_a_model_that_cannot_classify_is_named_before_torch_loads(tmp_path, images) -> None:
+    """Checking the config needs no torch: a wrong --model is reported at once, as predict reports one."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "seg"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "segformer",
+                                                    "architectures": ["SegformerForSemanticSegmentation"]}))
+    code = ("import sys; from segstudio.cli import main; status = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(status)")
+    for model in (str(folder), str(tmp_path / "missing")):
+        done = subprocess.run([sys.executable, "-c", code, "classify", "--model", model, str(images[0])],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stdout.split() == ["False"], done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
