@@ -23,7 +23,7 @@ _OFFLINE_FIX = "connect once to download it, or pass a local classification chec
 
 
 class NotAClassifierError(ModelLoadError):
-    """The checkpoint loads, but has no image classification head (a segmentation model, say)."""
+    """The checkpoint has no image classification head (a segmentation model, say)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Classifier:
         probs = self.logits(images).softmax(dim=-1)
         values, ids = probs.topk(min(k, probs.shape[-1]), dim=-1)
         names = self.id2label
-        return [[ClassScore(int(i), names.get(int(i), str(int(i))), float(p)) for p, i in zip(row_p, row_i, strict=True)]
+        return [[ClassScore(i, names.get(i, str(i)), p) for p, i in zip(row_p, row_i, strict=True)]
                 for row_p, row_i in zip(values.tolist(), ids.tolist(), strict=True)]
 
 
