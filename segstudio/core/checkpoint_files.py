@@ -16,7 +16,6 @@ MAX_NUM_LABELS = 65535
 MAX_IMAGE_SIZE = 4096
 MAX_JSON_BYTES = 64 * 2**20  # a 65535-class id2label takes ~2 MB
 MAX_JSON_DEPTH = 32  # config.json nests 3 levels deep
-PIL_RESAMPLE = range(6)  # nearest, lanczos, bilinear, bicubic, box, hamming
 # Upper bounds of SegFormer's architecture numbers (mit-b5 uses at most 512, depth 40, 8 heads).
 _ARCHITECTURE_BOUNDS = {
     "num_encoder_blocks": 8, "depths": 128, "hidden_sizes": 8192, "decoder_hidden_size": 8192,
@@ -37,10 +36,13 @@ def read_json_object(path: Path, name: str) -> dict:
     except OSError as exc:
         raise ModelLoadError(f"cannot read {path.name} of {name}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise ModelLoadError(f"{path.name} of {name} is not a regular file; replace it with the file save_pretrained writes")
+        raise ModelLoadError(
+            f"{path.name} of {name} is not a regular file; replace it with the file save_pretrained writes"
+        )
     if info.st_size > MAX_JSON_BYTES:
         raise ModelLoadError(
-            f"{path.name} of {name} is {info.st_size} bytes, over the {MAX_JSON_BYTES} bytes model settings may take"
+            f"{path.name} of {name} is {info.st_size} bytes, over the {MAX_JSON_BYTES} bytes "
+            "model settings may take"
         )
     try:
         with open(path, "rb", opener=_open_regular) as handle:
@@ -64,7 +66,9 @@ def check_json_object(value: Any, file_name: str, name: str) -> dict:
 
 
 def too_deep(file_name: str, name: str) -> ModelLoadError:
+    """The error for JSON nested deeper than model settings ever are."""
     return ModelLoadError(f"{file_name} of {name} nests more than {MAX_JSON_DEPTH} levels deep: not model settings")
+
 
 def _open_regular(path: str, flags: int) -> int:
     """Open without blocking (a FIFO swapped in after the check must not hang), then block as usual."""
@@ -142,16 +146,20 @@ def processor_dict(raw: dict, name: str) -> dict:
 
 def _check_processor(settings: dict, name: str) -> None:
     size = settings.get("size", PROCESSOR_DEFAULTS["size"])
-    edges = list(size.values()) if isinstance(size, dict) else [size]
-    if not edges or not all(v is None or _in_range(v, MAX_IMAGE_SIZE) and _is_int(v) for v in edges):
+    edges = [v for v in size.values() if v is not None] if isinstance(size, dict) else [size]
+    if not edges or not all(_is_int(v) and 1 <= v <= MAX_IMAGE_SIZE for v in edges):
         raise ModelLoadError(
-            f"the preprocessor_config.json of {name} has size {size!r}: edges from 1 to {MAX_IMAGE_SIZE} pixels expected"
+            f"the preprocessor_config.json of {name} has size {size!r}: "
+            f"edges from 1 to {MAX_IMAGE_SIZE} pixels expected"
         )
+    from PIL import Image
+
+    filters = sorted(code.value for code in Image.Resampling)
     resample = settings.get("resample", PROCESSOR_DEFAULTS["resample"])
-    if not (_is_int(resample) and resample in PIL_RESAMPLE):
+    if not (_is_int(resample) and resample in filters):
         raise ModelLoadError(
-            f"the preprocessor_config.json of {name} has resample {resample!r}: expected a PIL filter 0 to 5 "
-            "(2 = bilinear)"
+            f"the preprocessor_config.json of {name} has resample {resample!r}: expected one of PIL's filters "
+            f"{filters[0]} to {filters[-1]} (2 = bilinear)"
         )
     for key in ("image_mean", "image_std"):
         value = settings.get(key, PROCESSOR_DEFAULTS[key])
