@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -370,6 +371,11 @@ def _load_weights(
         )
     except (OSError, ValueError) as exc:
         raise _hub_error(spec, location, exc) from None
+    except pickle.UnpicklingError:  # torch's weights-only loader met something other than tensors, and ran nothing
+        raise ModelLoadError(
+            f"the pytorch_model.bin of {spec} holds pickled objects other than tensors, which SegStudio never runs; "
+            "use the model's model.safetensors instead"
+        ) from None
     except Exception as exc:  # safetensors raises its own SafetensorError for truncated files
         text = " ".join(str(exc).split())[:200]
         raise ModelLoadError(f"the weights of {spec} are damaged or incomplete ({text})") from None

@@ -184,7 +184,7 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(source_model, tmp
     (folder / "model.safetensors").unlink()
     marker = tmp_path / "ran.txt"
     torch.save({**weights, "payload": _RunsCode(marker)}, folder / "pytorch_model.bin", pickle_protocol=2)
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match="pickled objects other than tensors, which SegStudio never runs"):
         load_for_inference(str(folder), "cpu")
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):
