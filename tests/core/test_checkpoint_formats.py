@@ -143,11 +143,13 @@ def test_sharded_safetensors(source_model, tmp_path) -> None:
     assert_loads_as_transformers(folder, light=True)
 
 
+@pytest.mark.parametrize("key", ["dtype", "torch_dtype"])  # transformers 5 writes dtype, 4.x torch_dtype
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_checkpoints_compute_in_float32(source_model, tmp_path, dtype) -> None:
+def test_half_precision_checkpoints_compute_in_float32(source_model, tmp_path, dtype, key) -> None:
     folder = saved(copy.deepcopy(source_model).to(dtype), tmp_path / "half")
     recorded = json.loads((folder / "config.json").read_text())
-    assert recorded.get("dtype", recorded.get("torch_dtype")) == str(dtype).removeprefix("torch.")
+    assert recorded.pop("dtype") == str(dtype).removeprefix("torch.")
+    (folder / "config.json").write_text(json.dumps({**recorded, key: str(dtype).removeprefix("torch.")}))
     assert {t.dtype for t in load_file(folder / "model.safetensors").values() if t.is_floating_point()} == {dtype}
     assert_loads_as_transformers(folder, light=True)
 

@@ -38,9 +38,9 @@ def nested_config(folder: Path) -> None:
     (folder / "config.json").write_text('{"model_type": "segformer", "x": ' + "[" * 200_000 + "]" * 200_000 + "}")
 
 
-def fifo_config(folder: Path) -> None:
-    (folder / "config.json").unlink()
-    os.mkfifo(folder / "config.json")
+def fifo(folder: Path, name: str) -> None:
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
 
 
 def five_names(folder: Path) -> None:
@@ -60,7 +60,8 @@ SPOILS = {
     "id2label-list": (lambda f: edit_json(f / "config.json", id2label=["wall", "floor"]), "id2label"),
     "one-channel": (lambda f: edit_json(f / "config.json", num_channels=1), "num_channels"),
     "resample-99": (lambda f: edit_json(f / "preprocessor_config.json", resample=99), "resample 99"),
-    "config-fifo": (fifo_config, "not a regular file"),
+    "config-fifo": (lambda f: fifo(f, "config.json"), "not a regular file"),
+    "processor-fifo": (lambda f: fifo(f, "preprocessor_config.json"), "not a regular file"),
     "five-names-150-head": (five_names, "names 5 classes (id2label) but its weights hold a 150-class head"),
 }
 
