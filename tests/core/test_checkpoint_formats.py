@@ -193,3 +193,17 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(source_model, tmp
         torch.load(folder / "pytorch_model.bin", weights_only=True)
     torch.load(folder / "pytorch_model.bin", weights_only=False)  # the payload is real: unsafe loading runs it
     assert marker.read_text() == "ran"
+
+
+def test_keys_a_processor_config_leaves_out_take_transformers_defaults(source_model, tmp_path) -> None:
+    folder = saved(source_model, tmp_path / "bare")
+    write_processor(folder, {"image_processor_type": "SegformerImageProcessor", "do_reduce_labels": True})
+    theirs = SegformerImageProcessor.from_pretrained(folder)
+    for loaded in (load_model(str(folder)), load_for_inference(str(folder), "cpu")):
+        predictor = Predictor(loaded, "cpu")
+        assert loaded.image_size == (theirs.size.height, theirs.size.width)
+        assert predictor.resample == int(theirs.resample) and predictor.scale == pytest.approx(theirs.rescale_factor)
+        assert predictor.mean.flatten().tolist() == pytest.approx(list(theirs.image_mean))
+        assert predictor.std.flatten().tolist() == pytest.approx(list(theirs.image_std))
+        assert loaded.convention.reduce_labels is theirs.do_reduce_labels is True
+    assert isinstance(load_for_inference(str(folder), "cpu").model, LightSegformer)
