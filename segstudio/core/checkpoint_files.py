@@ -164,9 +164,11 @@ def _check_processor(settings: dict, name: str) -> None:
     for key in ("image_mean", "image_std"):
         value = settings.get(key, PROCESSOR_DEFAULTS[key])
         values = value if isinstance(value, list) else [value]
-        if len(values) != 3 or not all(_is_number(v) for v in values) or (key == "image_std" and 0 in values):
+        if len(values) not in (1, 3) or not all(_is_number(v) for v in values) or (
+            key == "image_std" and 0 in values
+        ):
             raise ModelLoadError(
-                f"the preprocessor_config.json of {name} has {key} {value!r}: expected 3 numbers (RGB)"
+                f"the preprocessor_config.json of {name} has {key} {value!r}: expected 3 numbers (RGB) or one"
                 + (", none zero" if key == "image_std" else "")
             )
 
