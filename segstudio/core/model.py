@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from segstudio.core.checkpoint_files import (
+    check_config,
+    check_json_object,
+    processor_dict,
+    read_json_object,
+    too_deep,
+)
 from segstudio.core.labels import LabelConvention, LabelMap, LabelMapError
 from segstudio.core.model_location import TRY_INSTEAD as _TRY_INSTEAD
 from segstudio.core.model_location import ModelLoadError, locate_model
@@ -243,7 +251,7 @@ def _load_light(spec: str, folder: str, location: str) -> LoadedModel | None:
     """``folder``'s model through segformer_light; labels chosen as ``load_model`` chooses them for ``location``."""
     from segstudio.core.segformer_light import load_light
 
-    found = load_light(folder)
+    found = load_light(folder, spec)
     if found is None:
         return None
     model, processor, raw = found
@@ -279,15 +287,22 @@ def _read_config(spec: str, location: str, revision: str | None) -> tuple[dict, 
     """The raw config dict (to see which keys were really saved) and the parsed config."""
     from transformers import SegformerConfig
 
-    if Path(location).is_dir() and not (Path(location) / "config.json").is_file():
-        raise ModelLoadError(f"{spec} has no config.json: not a saved model folder")
-    try:
-        raw, _ = SegformerConfig.get_config_dict(location, revision=revision)
-    except (OSError, ValueError) as exc:
-        raise _hub_error(spec, location, exc) from None
+    if Path(location).is_dir():
+        if not (Path(location) / "config.json").exists():
+            raise ModelLoadError(f"{spec} has no config.json: not a saved model folder")
+        raw = read_json_object(Path(location) / "config.json", spec)
+    else:
+        try:
+            raw, _ = SegformerConfig.get_config_dict(location, revision=revision)
+        except RecursionError:
+            raise too_deep("config.json", spec) from None
+        except (OSError, ValueError) as exc:
+            raise _hub_error(spec, location, exc) from None
+        raw = check_json_object(raw, "config.json", spec)
     model_type = raw.get("model_type")
     if model_type != "segformer":
         raise ModelLoadError(f"{spec} is a {model_type or 'unknown'} model, not SegFormer")
+    check_config(raw, spec)
     try:
         config = SegformerConfig.from_dict(raw)
     except (TypeError, ValueError) as exc:
@@ -356,24 +371,59 @@ def _load_weights(
         )
     except (OSError, ValueError) as exc:
         raise _hub_error(spec, location, exc) from None
+    except pickle.UnpicklingError:  # torch's weights-only loader met something other than tensors, and ran nothing
+        raise ModelLoadError(
+            f"the pytorch_model.bin of {spec} holds pickled objects other than tensors, which SegStudio never runs; "
+            "use the model's model.safetensors instead"
+        ) from None
     except Exception as exc:  # safetensors raises its own SafetensorError for truncated files
         text = " ".join(str(exc).split())[:200]
         raise ModelLoadError(f"the weights of {spec} are damaged or incomplete ({text})") from None
     return model.to(device="cpu", dtype=torch.float32).eval(), info
 
 
-def _load_processor(location: str, revision: str | None, notes: list[str]) -> tuple[Any, bool | None]:
-    """The PIL processor and the ``do_reduce_labels`` the checkpoint recorded (None if it has no config)."""
+def _refuse_foreign_head(spec: str, info: dict, named: int) -> None:
+    """A checkpoint whose own id2label does not fit its classifier would predict with a random head: refused."""
+    for name, saved, _wanted in info.get("mismatched_keys", ()):
+        if name == "decode_head.classifier.bias":
+            raise ModelLoadError(
+                f"the config.json of {spec} names {named} classes (id2label) but its weights hold a "
+                f"{int(saved[0])}-class head; fix id2label to name all {int(saved[0])} classes"
+            )
+
+
+def _load_processor(spec: str, location: str, revision: str | None, notes: list[str]) -> tuple[Any, bool | None]:
+    """The PIL processor and the ``do_reduce_labels`` the checkpoint recorded (None if it has no config), legacy
+    keys (``reduce_labels``, an int ``size``) read as transformers 4.x read them."""
     from transformers import SegformerImageProcessorPil
 
-    try:
-        processor = SegformerImageProcessorPil.from_pretrained(location, revision=revision)
-    except (OSError, ValueError):
+    raw = _processor_config(spec, location, revision)
+    if raw is None:
         notes.append("no preprocessor_config.json: using SegFormer's default preprocessing (512x512)")
         return new_processor(), None
+    try:
+        processor = SegformerImageProcessorPil.from_dict(processor_dict(raw, spec))
+    except (TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{spec} has an invalid preprocessor_config.json: {exc}") from None
     recorded = bool(getattr(processor, "do_reduce_labels", False))
     processor.do_reduce_labels = False
     return processor, recorded
+
+
+def _processor_config(spec: str, location: str, revision: str | None) -> dict | None:
+    """The raw preprocessor_config.json of a local folder or a Hub model, or None when it has none."""
+    from transformers import SegformerImageProcessorPil
+
+    path = Path(location) / "preprocessor_config.json"
+    if Path(location).is_dir():
+        return read_json_object(path, spec) if path.exists() else None
+    try:
+        raw, _ = SegformerImageProcessorPil.get_image_processor_dict(location, revision=revision)
+    except RecursionError:
+        raise too_deep(path.name, spec) from None
+    except (OSError, ValueError):
+        return None
+    return check_json_object(raw, path.name, spec)
 
 
 def _load_pretrained(
@@ -390,8 +440,10 @@ def _load_pretrained(
     if override:
         config.id2label = dict(chosen.id2label)
         config.label2id = chosen.label2id
+    processor, recorded = _load_processor(spec, location, revision, notes)
     model, info = _load_weights(spec, location, config, revision)
-    processor, recorded = _load_processor(location, revision, notes)
+    if not override:
+        _refuse_foreign_head(spec, info, chosen.num_labels)
     if image_size:
         processor.size = {"height": int(image_size), "width": int(image_size)}
     if reduce_labels is None:

@@ -9,12 +9,12 @@ after the renaming transformers applies to saved checkpoints, and the same arith
 against transformers in ``tests/core/test_segformer_light.py``).
 
 Loading is all or nothing: a config key, processor setting, weight name or shape this module does not know
-gives ``None``, and the caller loads through transformers, which also writes the detailed load report.
+gives ``None``, and the caller loads through transformers, which also writes the detailed load report. Settings
+no model can have (``checkpoint_files``' bounds) raise the same ModelLoadError either way.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from segstudio.core.checkpoint_files import PROCESSOR_DEFAULTS, check_config, processor_dict, read_json_object
 
 ARCHITECTURE = "SegformerForSemanticSegmentation"
 PROCESSOR_TYPES = ("SegformerImageProcessor", "SegformerImageProcessorPil", "SegformerImageProcessorFast")
@@ -45,7 +47,6 @@ _RENAMES = (
     (r"decode_head\.linear_c\.", "decode_head.linear_projections."),
 )
 _LIST_KEYS = ("depths", "hidden_sizes", "sr_ratios", "patch_sizes", "strides", "num_attention_heads", "mlp_ratios")
-_PROCESSOR_KEYS = ("size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std")
 
 
 @dataclass
@@ -112,18 +113,21 @@ class ProcessorSettings:
 
     @classmethod
     def from_raw(cls, raw: dict) -> ProcessorSettings | None:
-        """The settings, or None when a key is missing or means something inference here would not do."""
-        if raw.get("image_processor_type") not in PROCESSOR_TYPES or raw.get("do_resize", True) is not True:
+        """The settings from a ``processor_dict`` (legacy keys already read), transformers' defaults for keys
+        left out, or None when a value means something inference here would not do."""
+        if raw.get("image_processor_type") not in PROCESSOR_TYPES:
             return None
-        if any(key not in raw for key in _PROCESSOR_KEYS):
+        values = {**PROCESSOR_DEFAULTS, **raw}
+        if values["do_resize"] is not True:
             return None
         try:
-            size = {"height": int(raw["size"]["height"]), "width": int(raw["size"]["width"])}
+            size = {"height": int(values["size"]["height"]), "width": int(values["size"]["width"])}
             settings = cls(
-                size=size, resample=int(raw["resample"]), do_rescale=bool(raw["do_rescale"]),
-                rescale_factor=float(raw["rescale_factor"]), do_normalize=bool(raw["do_normalize"]),
-                image_mean=[float(v) for v in raw["image_mean"]], image_std=[float(v) for v in raw["image_std"]],
-                do_reduce_labels=bool(raw.get("do_reduce_labels", False)),
+                size=size, resample=int(values["resample"]), do_rescale=bool(values["do_rescale"]),
+                rescale_factor=float(values["rescale_factor"]), do_normalize=bool(values["do_normalize"]),
+                image_mean=[float(v) for v in values["image_mean"]],
+                image_std=[float(v) for v in values["image_std"]],
+                do_reduce_labels=bool(values["do_reduce_labels"]),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -311,43 +315,73 @@ def module_name(saved: str) -> str:
     return saved
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+def _read_json(path: Path, name: str) -> dict | None:
+    """The checked JSON object in ``path``, None when there is no such file; hostile files raise ModelLoadError."""
+    return read_json_object(path, name) if path.exists() else None
 
 
-def load_light(folder: str | Path) -> tuple[LightSegformer, ProcessorSettings, dict] | None:
+def load_light(folder: str | Path, name: str | None = None) -> tuple[LightSegformer, ProcessorSettings, dict] | None:
     """(model in eval mode, float32 on the CPU; processor settings; raw config.json) from a saved folder, or None
-    when anything in it is outside what this module mirrors exactly (the caller then uses transformers)."""
+    when anything in it is outside what this module mirrors exactly (the caller then uses transformers).
+    Settings no model can have (``checkpoint_files``' bounds) raise ModelLoadError naming ``name``."""
     folder = Path(folder)
-    raw = _read_json(folder / "config.json")
-    raw_processor = _read_json(folder / "preprocessor_config.json")
-    weights = folder / "model.safetensors"
-    if raw is None or raw_processor is None or not weights.is_file():
+    name = name or str(folder)
+    raw = _read_json(folder / "config.json", name)
+    if raw is None or raw.get("model_type") != "segformer":
+        return None  # load_model says what it is
+    check_config(raw, name)
+    raw_processor = _read_json(folder / "preprocessor_config.json", name)
+    if raw_processor is None:
         return None
-    config, processor = LightConfig.from_raw(raw), ProcessorSettings.from_raw(raw_processor)
+    config, processor = LightConfig.from_raw(raw), ProcessorSettings.from_raw(processor_dict(raw_processor, name))
     if config is None or processor is None:
         return None
-    try:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        saved = load_file(str(weights))
-    except (OSError, SafetensorError):
-        return None  # transformers reports a damaged file in its own words
-    state = {module_name(name): tensor for name, tensor in saved.items()}
+    saved = _read_weights(folder, name)
+    if saved is None:
+        return None
+    state = {module_name(key): tensor for key, tensor in saved.items()}
     with torch.device("meta"):
         model = LightSegformer(config)
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != v.shape for k, v in expected.items()):
         return None
-    for name, tensor in state.items():
+    for key, tensor in state.items():
         if tensor.is_floating_point() and tensor.dtype != torch.float32:
-            state[name] = tensor.float()
-        elif not tensor.is_floating_point() and expected[name].dtype != tensor.dtype:
+            state[key] = tensor.float()
+        elif not tensor.is_floating_point() and expected[key].dtype != tensor.dtype:
             return None
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval(), processor, raw
+
+
+def _read_weights(folder: Path, name: str) -> dict[str, torch.Tensor] | None:
+    """``model.safetensors``, or the shards ``model.safetensors.index.json`` lists (transformers' order of
+    preference), or None when neither is there or a file is damaged (transformers reports that in its words)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    index = folder / "model.safetensors.index.json"
+    listed: set[str] | None = None
+    if (folder / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    elif index.is_file():
+        weight_map = read_json_object(index, name).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(_plain_file_name(v) for v in weight_map.values()):
+            return None
+        files, listed = sorted(set(weight_map.values())), set(weight_map)
+    else:
+        return None
+    saved: dict[str, torch.Tensor] = {}
+    try:
+        for file in files:
+            saved.update(load_file(str(folder / file)))
+    except (OSError, SafetensorError):
+        return None
+    if listed is not None and set(saved) != listed:
+        return None
+    return saved
+
+
+def _plain_file_name(value: object) -> bool:
+    """A shard name in the index: a file beside it, never a path elsewhere."""
+    return isinstance(value, str) and value == Path(value).name and value.endswith(".safetensors")

@@ -222,7 +222,8 @@ gap = (light.model(pixel_values=x).logits - full.model(pixel_values=x).logits).a
 print(json.dumps({"light": type(light.model).__name__, "full": type(full.model).__name__, "imported": imported,
                   "gap": gap, "labels": light.label_map == full.label_map
                   and light.label_map.palette.tolist() == full.label_map.palette.tolist(), "convention": light.convention == full.convention,
-                  "report": light.report.summary() == full.report.summary(), "size": light.image_size == full.image_size}))
+                  "report": light.report.summary() == full.report.summary(), "size": light.image_size == full.image_size,
+                  "reduce_labels": light.convention.reduce_labels, "image_size": light.image_size}))
 """
 
 
@@ -255,6 +256,22 @@ def test_a_cached_hub_model_loads_light_with_what_load_model_gives(odd_folder, t
     assert found["gap"] <= 1e-6
     # labels.json (the palette save_checkpoint keeps) is read from local folders only, by both loaders alike
     assert found["labels"] and found["convention"] and found["report"] and found["size"]
+
+
+def test_a_cached_hub_model_with_legacy_processor_keys_loads_light_as_load_model_reads_them(odd_folder, tmp_path) -> None:
+    cache = hub_cache(tmp_path, odd_folder)
+    legacy = {  # as transformers 4.x's SegformerFeatureExtractor wrote it (the nvidia/segformer-*-ade-* checkpoints)
+        "do_normalize": True, "do_resize": True, "feature_extractor_type": "SegformerFeatureExtractor",
+        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225], "reduce_labels": True,
+        "resample": 2, "size": 48,
+    }
+    next(cache.glob("*/snapshots/*/preprocessor_config.json")).write_text(json.dumps(legacy))
+    result = offline_run(COMPARE_WITH_LOAD_MODEL, cache, HUB_REPO)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["light"] == "LightSegformer" and found["gap"] <= 1e-6
+    assert found["convention"] and found["size"] and found["report"]
+    assert found["reduce_labels"] is True and found["image_size"] == [48, 48]
 
 
 def test_a_cached_hub_model_the_light_loader_declines_loads_through_transformers(odd_folder, tmp_path) -> None:
