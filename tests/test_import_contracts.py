@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "segstudio"
 QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pytestqt")
-FAST_PATH = ("segformer_light", "fused_encoder", "fused_head", "resample")
+FAST_PATH = ("segformer_light", "fused_encoder", "fused_head", "resample", "checkpoint_files", "pixel_values")
 
 
 def imports_of(path: Path, package: str | None = None) -> set[str]:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from segstudio.gui.on_screen import follow_dock, on_screen
 
 JOB = "probabilities"
 TOP_K = 3
@@ -127,6 +129,10 @@ class PixelInspector(QWidget):
         for key, text in texts.items():
             self.values[key].setText(text)
 
+    def event(self, event: QEvent) -> bool:
+        follow_dock(self, event, self.visibility_changed)
+        return super().event(event)
+
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
         self.visibility_changed.emit(True)
@@ -169,7 +175,7 @@ class InspectorController(QObject):
         return bundle.token, id(content.image)
 
     def wanted(self) -> bool:
-        return self.panel.isVisible() or self.viewer.analysis == "confidence"
+        return on_screen(self.panel) or self.viewer.analysis == "confidence"
 
     def ensure(self) -> None:
         """Start computing the shown image's probabilities if they are wanted and not there yet."""

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -22,6 +21,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from segstudio.gui.on_screen import follow_dock
+from segstudio.gui.on_screen import on_screen as panel_on_screen
 
 DEVICES = ("auto", "cpu", "cuda")
 TOP_CLASSES = 5
@@ -163,11 +165,9 @@ class ModelPanel(QWidget):
             self.classes.show_scores(scores, note)
 
     def on_screen(self) -> bool:
-        """Visible and not behind another tab (a tabbed dock's hidden page stays "visible", moved off screen)."""
-        return self.isVisible() and not self.visibleRegion().isEmpty()
+        """Visible and not behind another tab."""
+        return panel_on_screen(self)
 
     def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ParentChange and isinstance(self.parentWidget(), QDockWidget):
-            # shown, hidden, floated, or its tab chosen or left: all come as the dock's visibilityChanged
-            self.parentWidget().visibilityChanged.connect(self.visibility_changed)
+        follow_dock(self, event, self.visibility_changed)
         return super().event(event)

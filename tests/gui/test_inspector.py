@@ -131,3 +131,16 @@ def test_hovering_reads_the_margin_computed_once_in_the_worker(review_window, qt
         window.viewer._on_hover(x, 3)
     assert topk.margin is first and window.viewer.margin is first
     assert np.array_equal(first, topk.probs[0].astype(np.float32) - topk.probs[1].astype(np.float32))
+
+
+def test_an_inspector_behind_another_tab_computes_nothing_until_its_tab_is_chosen(review_window, qtbot):
+    window = review_window
+    window.docks["classes"].raise_()  # the inspector's page is behind the Classes tab
+    assert window.inspector.isVisible()  # what Qt says of a tabbed dock's hidden page
+    started = []
+    window.jobs.jobs_changed.connect(lambda: started.append(window.jobs.is_running("probabilities")))
+    window.dataset_panel.step(1)
+    qtbot.wait(800)  # past the settle delay
+    assert not any(started) and window.inspect.topk is None
+    window.docks["inspector"].raise_()
+    qtbot.waitUntil(lambda: window.inspect.topk is not None, timeout=60_000)
