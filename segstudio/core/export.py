@@ -59,6 +59,17 @@ def file_mode() -> int:
     return 0o666 & ~umask
 
 
+def share_as_umask_allows(folder: str | Path) -> None:
+    """Give a folder written through ``mkdtemp`` or writers that create files 0600 (safetensors) the modes the umask
+    allows, as ``mkdir`` and ``open`` would have: teammates on a shared folder can read a checkpoint."""
+    files = file_mode()
+    folders = files | ((files & 0o444) >> 2)  # search permission wherever read permission is given
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chmod(path, folders if path.is_dir() else files)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``; the file gets the
     mode the umask allows (``mkstemp`` alone would leave it readable by its owner only)."""

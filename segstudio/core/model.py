@@ -26,6 +26,7 @@ from segstudio.core.checkpoint_files import (
     read_json_object,
     too_deep,
 )
+from segstudio.core.export import share_as_umask_allows
 from segstudio.core.labels import LabelConvention, LabelMap, LabelMapError
 from segstudio.core.model_location import TRY_INSTEAD as _TRY_INSTEAD
 from segstudio.core.model_location import ModelLoadError, locate_model
@@ -505,6 +506,7 @@ def save_checkpoint(
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-"))
     try:
         _write_checkpoint(model, processor, label_map, convention, staging)
+        share_as_umask_allows(staging)
         _swap_in(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -355,3 +355,20 @@ def test_csv_cells_that_would_run_as_formulas_are_quoted_and_numbers_stay_number
         read = list(csv.DictReader(handle))
     assert [r["class_name"] for r in read] == ["'" + n for n in names[:6]] + ["wall", "-0.5"]
     assert {r["iou"] for r in read} == {"-0.5"}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_a_saved_checkpoint_follows_the_umask(tmp_path, umask):
+    """safetensors writes its file 0600 and mkdtemp makes 0700: the saved folder must be readable as the umask says."""
+    from segstudio.core.labels import LabelMap
+    from segstudio.core.model import load_model, save_checkpoint
+
+    loaded = load_model("scratch", label_map=LabelMap.from_names(["a", "b"]))
+    old = os.umask(umask)
+    try:
+        out = save_checkpoint(loaded.model, loaded.processor, loaded.label_map, loaded.convention, tmp_path / "ck")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "labels.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
