@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from segstudio import __version__
+from segstudio.cli_check import add_force_option
 from segstudio.core.allocator import keep_freed_memory
 
 EXIT_USAGE, EXIT_CANCELLED = 2, 130
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false")
     _add_device(train)
+    add_force_option(train)
 
     ev = sub.add_parser("evaluate", help="score a model on a dataset split")
     _add_dataset_options(ev)
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(with --reduce-labels and an --ignore-index other than 255 it gets SegStudio's reduced "
                          "labels: evaluate's reduction turns label 0 into 255)")
     _add_device(ev)
+    add_force_option(ev)
 
     pr = sub.add_parser("predict", help="predict masks for images or folders")
     pr.add_argument("--model", required=True)

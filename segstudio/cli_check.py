@@ -1,4 +1,5 @@
-"""``segstudio check``: the label-convention guard from the command line (exit 0 clean, 1 errors found, 2 usage)."""
+"""``segstudio check``: the label-convention guard from the command line (exit 0 clean, 1 errors found, 2 usage),
+and the same guard run before ``evaluate``, ``train`` and ``compare`` (refused with exit 2 unless ``--force``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,27 @@ def add_check_parser(sub, add_dataset_options: Callable) -> argparse.ArgumentPar
     parser.add_argument("--json", help="also write the findings as JSON")
     parser.set_defaults(handler=cmd_check)
     return parser
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """``--force``: run although the label check found errors (``train``, ``evaluate``, ``compare``)."""
+    parser.add_argument("--force", action="store_true",
+                        help="run even when the label check finds errors (the numbers may be wrong)")
+
+
+def refuse_unless_forced(args: argparse.Namespace, dataset, models: list, splits: list[str], action: str) -> None:
+    """Raise :class:`LabelConventionError` (exit 2) when the guard finds errors, unless ``--force`` was given;
+    with ``--force`` each error is printed as a warning and the run goes on."""
+    from segstudio.core.label_guard import LabelConventionError, blocking_errors, refusal_message
+
+    errors = blocking_errors(dataset, models, splits)
+    if not errors:
+        return
+    if getattr(args, "force", False):
+        for finding in errors:
+            print(f"segstudio: warning: label check (ignored, --force): {finding.message}", file=sys.stderr)
+        return
+    raise LabelConventionError(refusal_message(errors, action))
 
 
 def print_report(report) -> None:

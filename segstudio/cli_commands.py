@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from segstudio.cli_check import refuse_unless_forced
 from segstudio.cli_report import (
     ConsoleTrainingListener,
     class_rows,
@@ -60,7 +61,10 @@ def _source_options(args: argparse.Namespace):
 def load_dataset_from_args(args: argparse.Namespace):
     from segstudio.core.datasources import load_source
 
-    return load_source(args.dataset, _source_options(args))
+    dataset = load_source(args.dataset, _source_options(args))
+    if dataset.notice:
+        print(f"segstudio: {dataset.notice}", file=sys.stderr)
+    return dataset
 
 
 def _print_report(loaded) -> None:
@@ -110,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         image_size=args.image_size,
     )
     _print_report(loaded)
+    refuse_unless_forced(args, dataset, [loaded], ["train", "validation"], "train")
     settings = TrainSettings(
         output_dir=Path(args.output),
         max_steps=args.max_steps,
@@ -166,6 +171,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     loaded = load_for_inference(args.model, args.device)
     _print_report(loaded)
     _check_model_fits(dataset, loaded)
+    refuse_unless_forced(args, dataset, [loaded], [args.split], "evaluate")
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
     total = len(dataset.splits[args.split]) if args.limit is None else min(args.limit, len(dataset.splits[args.split]))
     cancel = threading.Event()

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from segstudio.cli_check import add_force_option, refuse_unless_forced
+
 TOP_IMAGES = 5
 
 
@@ -23,6 +25,7 @@ def add_compare_parser(sub, add_dataset_options: Callable, add_device: Callable)
     parser.add_argument("--json", help="write per-class A/B/delta IoU and per-image flips as JSON")
     parser.add_argument("--batch-size", type=int, default=8)
     add_device(parser)
+    add_force_option(parser)
     parser.set_defaults(handler=cmd_compare)
     return parser
 
@@ -89,8 +92,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
-    predictors = [Predictor(_load(spec, dataset), device=args.device, batch_size=args.batch_size)
-                  for spec in args.model]
+    models = [_load(spec, dataset) for spec in args.model]
+    refuse_unless_forced(args, dataset, models, [args.split], "compare")
+    predictors = [Predictor(loaded, device=args.device, batch_size=args.batch_size) for loaded in models]
     rows = len(dataset.splits[args.split])
     total = rows if args.limit is None else min(args.limit, rows)
     cancel = threading.Event()

@@ -15,6 +15,18 @@ MASK_GUESSES = ("annotation", "label", "mask", "segmentation", "semantic_segment
                 "segmentation_mask", "gt", "seg")
 SCENE_GUESSES = ("scene_category", "scene")
 NAME_GUESSES = ("file_name", "filename", "image_path", "path")
+SCENE_PARSE_SCENES = 1055  # scene_parse_150's scene_category ClassLabel: the ADE20K scene names
+
+
+def has_scene_parse_features(splits: datasets.DatasetDict | datasets.Dataset) -> bool:
+    """scene_parse_150's columns: image and annotation images and a ``scene_category`` of its 1,055 scenes."""
+    first = splits if isinstance(splits, datasets.Dataset) else next(iter(splits.values()), None)
+    if first is None:
+        return False
+    features = first.features
+    scene = features.get("scene_category")
+    return (isinstance(features.get("image"), datasets.Image) and isinstance(features.get("annotation"), datasets.Image)
+            and isinstance(scene, datasets.ClassLabel) and scene.num_classes == SCENE_PARSE_SCENES)
 
 
 def _pick(columns: list[str], wanted: str | None, guesses: tuple[str, ...], what: str, option: str) -> str | None:

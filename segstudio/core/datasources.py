@@ -4,11 +4,16 @@
 
 * ``demo``: the built-in synthetic dataset (10 ADE20K classes; reduce_labels=True), cached after the first use.
 * a local folder (``./demo`` for a folder called demo), recognised in this order:
-  a ``save_to_disk`` folder (``dataset_dict.json`` / ``state.json``; reduce_labels=False unless its
-  labels.json says otherwise or it was saved from scene_parse_150), an ``ADEChallengeData2016`` layout
-  (``images/training`` ...; reduce_labels=True) or a folder of image/mask pairs (reduce_labels=False).
+  a ``save_to_disk`` folder (``dataset_dict.json`` / ``state.json``), a folder of Parquet files (at most three
+  levels deep: ``data/{split}-NNNNN-of-NNNNN.parquet``, ``CONFIG/{split}/NNNN.parquet`` ...; both
+  reduce_labels=False unless a labels.json says otherwise or the data is scene_parse_150's), an
+  ``ADEChallengeData2016`` layout (``images/training`` ...; reduce_labels=True) or a folder of image/mask pairs
+  (reduce_labels=False).
 * anything else (or ``hub:NAME``) is a Hub dataset: ``scene_parse_150`` (reduce_labels=True) or any dataset with
   image and mask columns (reduce_labels=False).
+
+scene_parse_150's data is recognised by its features (image, annotation, a ``scene_category`` of 1,055 scenes),
+whatever the source: it is read with the ADE20K convention (reduce_labels=True) and ``SegDataset.notice`` says so.
 
 ``options`` override the source's defaults: ``reduce_labels``, ``ignore_index`` and ``label_map_path``; the
 label convention is built here, once.
@@ -19,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from segstudio.core.ade_folder import is_ade_folder, load_ade_folder, resolve_ade_root, write_ade_folder
+from segstudio.core.columns import has_scene_parse_features
 from segstudio.core.labels import LabelConvention, LabelMap, LabelMapError
 from segstudio.core.local_sources import (
     MASK_DIRS,
@@ -26,7 +32,9 @@ from segstudio.core.local_sources import (
     folder_labels,
     is_saved_dataset,
     load_pairs,
+    load_parquet,
     load_saved,
+    parquet_files,
 )
 from segstudio.core.seg_dataset import (
     SPLITS,
@@ -60,6 +68,8 @@ def _load_folder(root: Path, options: SourceOptions) -> SourceParts:
         raise DataSourceError(f"{root} is a file; a dataset is a folder (or 'demo', or a Hub dataset id)")
     if is_saved_dataset(root):
         return load_saved(root, options.image_column, options.mask_column)
+    if parquet_files(root):
+        return load_parquet(root, options.image_column, options.mask_column)
     ade_root = resolve_ade_root(root)
     if is_ade_folder(ade_root) and not _has_other_mask_folder(ade_root):
         splits, label_map = load_ade_folder(ade_root)
@@ -69,7 +79,7 @@ def _load_folder(root: Path, options: SourceOptions) -> SourceParts:
     if layout is None:
         raise DataSourceError(
             f"{root} is not a dataset folder: expected an ADE20K layout (images/training, annotations/training), "
-            "image/mask pairs (images/ and masks/) or a save_to_disk folder"
+            "image/mask pairs (images/ and masks/), Parquet files or a save_to_disk folder"
         )
     return load_pairs(root, layout)
 
@@ -106,6 +116,22 @@ def _load_hub(name: str, options: SourceOptions) -> SourceParts:
     return load_hub(name, options.config, options.revision, options.image_column, options.mask_column)
 
 
+def convention_notice(splits, root: Path | None, default: bool, chosen: bool | None) -> str | None:
+    """One line on the label convention of scene_parse_150's data (outside the ADE layout), else None."""
+    if not has_scene_parse_features(splits) or (root is not None and is_ade_folder(root)):
+        return None
+    ade = "reduce_labels=True: 0 'other' ignored, id k is class k-1"
+    if chosen is not None:
+        flag = "--reduce-labels" if chosen else "--no-reduce-labels"
+        return (f"label convention: reduce_labels={chosen}, as {flag} asks (scene_parse_150's data, recognised by "
+                f"its 1,055-scene scene_category, would default to the ADE20K convention, {ade})")
+    if default:
+        return (f"label convention: ADE20K ({ade}), since the data is scene_parse_150's (image, annotation, a "
+                "scene_category of 1,055 scenes); pass --no-reduce-labels to read the ids as they are")
+    return ("label convention: reduce_labels=False, as the folder's labels.json says, although the data is "
+            "scene_parse_150's (which uses reduce_labels=True); pass --reduce-labels to change it")
+
+
 def load_source(spec: str, options: SourceOptions | None = None) -> SegDataset:
     """Open a dataset; every user-caused problem raises :class:`DataSourceError` with a one-line message."""
     options = options or SourceOptions()
@@ -120,7 +146,9 @@ def load_source(spec: str, options: SourceOptions | None = None) -> SegDataset:
             label_map = LabelMap.from_json(options.label_map_path)
         except LabelMapError as exc:
             raise DataSourceError(str(exc)) from None
+    notice = convention_notice(splits, root, bool(reduce), options.reduce_labels)
     if options.reduce_labels is not None:
         reduce = options.reduce_labels
     convention = LabelConvention(reduce_labels=bool(reduce), ignore_index=options.ignore_index)
-    return SegDataset(splits=splits, label_map=label_map, convention=convention, source=source, root=root)
+    return SegDataset(splits=splits, label_map=label_map, convention=convention, source=source, root=root,
+                      notice=notice)

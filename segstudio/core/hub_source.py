@@ -13,9 +13,9 @@ import os
 
 import datasets
 
-from segstudio.core.columns import normalise_splits
+from segstudio.core.columns import has_scene_parse_features, normalise_splits
 from segstudio.core.labels import LabelMap
-from segstudio.core.seg_dataset import DataSourceError, SourceParts
+from segstudio.core.seg_dataset import DataSourceError, SourceParts, first_line
 
 SCENE_PARSE_IDS = {"scene_parse_150", "zhoubolei/scene_parse_150"}
 SCENE_PARSE_REPO = "zhoubolei/scene_parse_150"
@@ -48,11 +48,6 @@ def _unreachable(name: str) -> DataSourceError:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _load(name: str, repo: str, config: str | None, revision: str | None) -> datasets.DatasetDict:
     from datasets.exceptions import DatasetNotFoundError
 
@@ -67,7 +62,7 @@ def _load(name: str, repo: str, config: str | None, revision: str | None) -> dat
     except Exception as exc:  # datasets wraps network, config and format problems in many types
         if _network_failure(exc):
             raise _unreachable(name) from None
-        raise DataSourceError(f"cannot load '{name}' from the Hub: {_first_line(exc)}") from None
+        raise DataSourceError(f"cannot load '{name}' from the Hub: {first_line(exc)}") from None
 
 
 def _hub_label_map(repo: str, revision: str | None) -> LabelMap | None:
@@ -85,7 +80,8 @@ def _hub_label_map(repo: str, revision: str | None) -> LabelMap | None:
 
 def load_hub(name: str, config: str | None, revision: str | None, image_column: str | None,
              mask_column: str | None) -> SourceParts:
-    """(splits, label map, default reduce_labels): True for scene_parse_150, False for the rest."""
+    """(splits, label map, default reduce_labels): True for scene_parse_150 and datasets with its features (a
+    copy of it), False for the rest."""
     if name in SCENE_PARSE_IDS:
         loaded = _load(name, SCENE_PARSE_REPO, config or SCENE_PARSE_CONFIG, revision or PARQUET_REVISION)
         return normalise_splits(loaded, image_column, mask_column, name), LabelMap.ade20k(), True
@@ -93,4 +89,4 @@ def load_hub(name: str, config: str | None, revision: str | None, image_column: 
     if not isinstance(loaded, datasets.DatasetDict):
         raise DataSourceError(f"'{name}' did not load as a dataset with splits")
     splits = normalise_splits(loaded, image_column, mask_column, name)
-    return splits, _hub_label_map(name, revision) or LabelMap.ade20k(), False
+    return splits, _hub_label_map(name, revision) or LabelMap.ade20k(), has_scene_parse_features(loaded)

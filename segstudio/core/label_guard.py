@@ -2,7 +2,8 @@
 
 It scans a deterministic sample of each split's masks (values as stored) and compares them with the dataset's
 :class:`LabelConvention`, the model's config and the metric's ignore index. Each finding says in plain words what
-is wrong and the concrete fix. ``refuse_double_reduction`` is the cheap check training and evaluation run first.
+is wrong and the concrete fix. ``refuse_double_reduction`` is the cheap check training and evaluation run first;
+``blocking_errors`` is what the CLI and the window check before evaluating, training or comparing.
 """
 
 from __future__ import annotations
@@ -303,6 +304,24 @@ def check_labels(dataset: SegDataset, loaded: Any, splits: list[str] | None = No
     order = {ERROR: 0, WARNING: 1, INFO: 2}
     findings.sort(key=lambda f: order.get(f.severity, 3))
     return GuardReport(dataset.source, str(getattr(loaded, "source", "")), findings, scans)
+
+
+def blocking_errors(dataset: SegDataset, models: list[Any], splits: list[str], sample: int | None = DEFAULT_SAMPLE,
+                    cancel: threading.Event | None = None) -> list[Finding]:
+    """The guard's errors for running ``models`` on ``splits`` (one sample scan shared by every model)."""
+    scans = scan_dataset(dataset, [s for s in splits if s in dataset.splits], sample, cancel)
+    findings = data_findings(dataset, scans)
+    for loaded in models:
+        findings += model_findings(dataset, loaded, scans)
+    return list(dict.fromkeys(f for f in findings if f.severity == ERROR))
+
+
+def refusal_message(errors: list[Finding], action: str = "run") -> str:
+    """One line: why ``action`` is refused (the first error and its fix), how many more, and how to go on anyway."""
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more error(s): segstudio check lists them all)" if len(errors) > 1 else ""
+    return (f"the label check refuses to {action}: {first.message}; fix: {first.fix}{more}; "
+            "or pass --force to run anyway")
 
 
 def refuse_double_reduction(dataset: SegDataset, split: str, sample: int = QUICK_SAMPLE,

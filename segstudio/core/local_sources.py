@@ -1,4 +1,9 @@
-"""Local folders other than the ADE layout: ``save_to_disk`` folders and folders of image/mask pairs.
+"""Local folders other than the ADE layout: ``save_to_disk`` folders, folders of Parquet files and folders of
+image/mask pairs.
+
+Parquet folders are read by ``datasets.load_dataset("parquet", data_dir=ROOT)``, which maps files to splits itself
+(``data/{split}-NNNNN-of-NNNNN.parquet``, ``{split}/NNNN.parquet`` as in the Hub's ``refs/convert/parquet``, ...);
+its split names then map to train / validation / test through datasets' own split keywords (dev -> validation).
 
 Pairs layouts (checked in this order; the folder names are matched case-insensitively):
 
@@ -22,13 +27,14 @@ from pathlib import Path
 
 import datasets
 
-from segstudio.core.columns import normalise_splits
+from segstudio.core.columns import has_scene_parse_features, normalise_splits
 from segstudio.core.labels import LabelMap, LabelMapError
 from segstudio.core.seg_dataset import (
     UNKNOWN_SCENE,
     DataSourceError,
     SourceParts,
     canonical_split,
+    first_line,
     split_from_paths,
 )
 
@@ -87,7 +93,64 @@ def load_saved(root: Path, image_column: str | None, mask_column: str | None) ->
     splits = normalise_splits(loaded, image_column, mask_column, str(root))
     label_map, reduce = folder_labels(root)
     if reduce is None:
-        reduce = _looks_like_scene_parse(loaded)
+        reduce = _looks_like_scene_parse(loaded) or has_scene_parse_features(loaded)
+    return splits, label_map or LabelMap.ade20k(), reduce
+
+
+# --- Parquet files -------------------------------------------------------------------------------------
+
+PARQUET_DEPTH = 3  # ROOT/CONFIG/SPLIT/NNNN.parquet is the deepest layout looked for
+
+
+def parquet_files(root: Path) -> list[Path]:
+    """The ``.parquet`` files at most three folder levels below ``root`` (hidden folders skipped)."""
+    found = [p for depth in range(PARQUET_DEPTH) for p in root.glob("*/" * depth + "*.parquet")]
+    return sorted(p for p in found if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def _config_folders(root: Path, files: list[Path]) -> list[str]:
+    """First-level folders holding ``SPLIT/NNNN.parquet`` under a name that is no split (Hub configurations)."""
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    keywords = {k for words in SPLIT_KEYWORDS.values() for k in words} | {"data"}
+    tops = {p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) == 3}
+    return sorted(t for t in tops if t.lower() not in keywords)
+
+
+def _datasets_split_names(names: list[str]) -> dict[str, str]:
+    """Each split name as datasets reads it (train/training, validation/valid/dev/val, test/testing/eval ...)."""
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    keyword = {k: str(split) for split, words in SPLIT_KEYWORDS.items() for k in words}
+    return {name: keyword.get(name.lower(), name) for name in names}
+
+
+def load_parquet(root: Path, image_column: str | None, mask_column: str | None) -> SourceParts:
+    """(splits, label map, default reduce_labels) of a folder of Parquet files.
+
+    reduce_labels defaults to True for scene_parse_150's features (its ADE20K convention), else False, and a
+    labels.json beside the files has the last word.
+    """
+    files = parquet_files(root)
+    configs = _config_folders(root, files)
+    if len(configs) > 1:
+        choices = ", ".join(str(root / c) for c in configs)
+        raise DataSourceError(f"{root} holds several configurations ({', '.join(configs)}); open one: {choices}")
+    try:
+        loaded = datasets.load_dataset("parquet", data_dir=str(root))
+    except Exception as exc:  # datasets raises ValueError, FileNotFoundError, pyarrow errors ...
+        raise DataSourceError(f"cannot read the Parquet files in {root}: {first_line(exc)}") from None
+    if not isinstance(loaded, datasets.DatasetDict) or not loaded:
+        raise DataSourceError(f"{root}: no split found among its Parquet files")
+    names = _datasets_split_names(list(loaded))
+    if len(set(names.values())) < len(names):
+        raise DataSourceError(f"{root}: several Parquet splits are the same split ({', '.join(loaded)})")
+    loaded = datasets.DatasetDict({names[name]: split for name, split in loaded.items()})
+    splits = normalise_splits(loaded, image_column, mask_column, str(root))
+    label_map, reduce = folder_labels(root)
+    if reduce is None:
+        reduce = has_scene_parse_features(loaded)
     return splits, label_map or LabelMap.ade20k(), reduce
 
 

@@ -29,6 +29,12 @@ class DataSourceError(Exception):
     """A dataset cannot be opened; the message is one line, meant for the person who chose the dataset."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's error message (its type name when it has none)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 @dataclass
 class SourceOptions:
     """How to read a source; ``None`` leaves the choice to the source's default."""
@@ -51,6 +57,7 @@ class SegDataset:
     convention: LabelConvention
     source: str
     root: Path | None = None
+    notice: str | None = None  # one line on how the label convention was chosen, when the source suggests one
 
     def scene_names(self, split: str) -> list[str]:
         """Names of the ``scene_category`` ClassLabel of a split."""
