@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 ERROR, WARNING, INFO = "error", "warning", "info"
 DEFAULT_SAMPLE = 200  # masks per split for a full check
 QUICK_SAMPLE = 16  # masks per split for the check training and evaluation run first
+# Errors about the data itself (what training is refused for: it builds its own head and processor settings).
+DATA_ERRORS = frozenset({"double_reduction", "needs_reduce_labels", "stray_values", "ignore_is_class"})
 OTHER_NAMES = {"other", "others", "background", "unlabeled", "unlabelled", "void", "__background__"}
 
 

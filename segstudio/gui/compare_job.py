@@ -142,6 +142,8 @@ class CompareController(QObject):
         if problem:
             self.status.emit(f"Compare: {problem}")
             return
+        if self.review.gate is not None and not self.review.gate("compare", True):
+            return
         review = self.review
         self.clear()
         results_a = review.results(create=False)

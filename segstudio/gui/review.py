@@ -6,6 +6,7 @@ class table, confusions, viewer and legend (throttled, so streaming never floods
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,7 @@ class ReviewController(QObject):
         self.row: int | None = None
         self._decoded: tuple[int, Any, Any] | None = None  # (row, rgb, gt) of the row on screen
         self.auto_evaluate = True
+        self.gate: Callable[[str, bool], bool] | None = None  # the label guard's say on starting a run
         self._model_after_dataset = False
         self._auto_row: int | None = None
         self._refresh = QTimer(self, singleShot=True, interval=REFRESH_MS, timeout=self.refresh_results)
@@ -132,7 +134,9 @@ class ReviewController(QObject):
         self.cache.retain({source.token for source in self.sources.values()})  # the old dataset's go
         split = split or ("validation" if "validation" in names else names[0])
         self._update_split_combo(split)
-        self.status.emit(f"Dataset {dataset.source}: " + ", ".join(f"{k} {v}" for k, v in dataset.sizes().items()))
+        sizes = ", ".join(f"{k} {v}" for k, v in dataset.sizes().items())
+        notice = getattr(dataset, "notice", None)
+        self.status.emit(f"Dataset {dataset.source}: {sizes}" + (f"; {notice}" if notice else ""))
         self.show_source(split)
         self.dataset_changed.emit()
 
@@ -163,7 +167,7 @@ class ReviewController(QObject):
         self.refresh_results()
         self.panel.select_proxy_row(0)
         self._auto_row = self.row  # until the person picks another image
-        self._maybe_evaluate()
+        self.maybe_evaluate()
 
     def label_map(self):
         if self.source is not None and getattr(self.source, "label_map", None) is not None:
@@ -219,7 +223,7 @@ class ReviewController(QObject):
         if self.source is not None:
             self.image_model.set_results(self.results())
             self.refresh_results()
-            self._maybe_evaluate()
+            self.maybe_evaluate()
 
     def _fits(self) -> str | None:
         """Why the model cannot score this dataset (class counts differ), or None."""
@@ -243,7 +247,7 @@ class ReviewController(QObject):
             self.cache.put(self.bundle.token, self.source.token, found)
         return found
 
-    def _maybe_evaluate(self) -> None:
+    def maybe_evaluate(self) -> None:
         results = self.results()
         if results is None or results.complete or not self.auto_evaluate:
             return
@@ -266,6 +270,8 @@ class ReviewController(QObject):
             return
         if results.complete:
             self.status.emit("This split is already evaluated with this model.")
+            return
+        if isinstance(self.source, SplitSource) and self.gate is not None and not self.gate("evaluate", explicit):
             return
         source, bundle = self.source, self.bundle
         tag = (bundle.token, source.token)

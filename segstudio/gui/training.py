@@ -45,6 +45,8 @@ class TrainingController(QObject):
         if "train" not in dataset.splits:
             self.review.error.emit(ErrorInfo("Training", f"{dataset.source} has no train split.", "", "NoSplit"))
             return False
+        if self.review.gate is not None and not self.review.gate("train", True):
+            return False
         self.result = None
         self.panel.set_running(True)
         self.panel.append_log(f"output: {request.settings['output_dir']}")

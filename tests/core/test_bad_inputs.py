@@ -248,7 +248,7 @@ def test_each_bad_mask_is_reported_per_image_and_evaluation_counts_what_it_skipp
 def test_cli_evaluate_names_each_skipped_mask_and_exits_1(bad_masks, scratch_two, tmp_path, capsys):
     out = tmp_path / "m.json"
     code = main(["evaluate", "--dataset", str(bad_masks), "--model", str(scratch_two), "--device", "cpu",
-                 "--json", str(out)])
+                 "--json", str(out), "--force"])  # the stray mask is a label-check error: refused without it
     err = capsys.readouterr().err
     assert code == 1
     skipped_lines = [line for line in err.splitlines() if line.startswith("segstudio: skipped")]
