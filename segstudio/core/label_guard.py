@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.seg_dataset import SegDataset, scan_annotation_values
+from segstudio.core.seg_dataset import SegDataset, mask_values
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,14 @@ def scan_split(dataset: SegDataset, split: str, sample: int | None = DEFAULT_SAM
     scan = SplitScan(split=split, total=len(rows))
     if "annotation" not in rows.column_names:
         return scan
+    rows = rows.select_columns(["annotation"])  # once: each select copies the features (1,055 scene names)
     convention = dataset.convention
     for index in sample_indices(len(rows), sample):
         if cancel is not None and cancel.is_set():
             break
         scan.scanned += 1
         try:
-            values = scan_annotation_values(rows.select([index]), sample=None)
+            values = mask_values(rows[int(index)]["annotation"])
         except Exception as exc:  # noqa: BLE001 - a broken file is reported, the scan goes on
             scan.unreadable += 1
             scan.first_error = scan.first_error or f"row {index}: {exc}"

@@ -136,9 +136,13 @@ def scan_annotation_values(split: datasets.Dataset, sample: int | None = 64) -> 
         indices = list(range(count))
     totals: dict[int, int] = {}
     for index in indices:
-        annotation = rows[int(index)]["annotation"]
-        if annotation is None:
-            continue
-        for value, n in _value_counts(_mask_array(annotation)):
-            totals[int(value)] = totals.get(int(value), 0) + int(n)
+        for value, n in mask_values(rows[int(index)]["annotation"]).items():
+            totals[value] = totals.get(value, 0) + n
     return dict(sorted(totals.items()))
+
+
+def mask_values(annotation) -> dict[int, int]:
+    """Dataset id -> pixel count of one decoded mask, as stored (empty for a missing annotation)."""
+    if annotation is None:
+        return {}
+    return {int(value): int(n) for value, n in _value_counts(_mask_array(annotation))}
