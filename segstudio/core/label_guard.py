@@ -320,11 +320,12 @@ def blocking_errors(dataset: SegDataset, models: list[Any], splits: list[str], s
 
 
 def refusal_message(errors: list[Finding], action: str = "run") -> str:
-    """One line: why ``action`` is refused (the first error and its fix), how many more, and how to go on anyway."""
+    """One line: why ``action`` is refused (the first error and its fix), how many more, and how to go on anyway
+    (not offered for a double reduction, which training and evaluation refuse whatever is asked)."""
     first = errors[0]
     more = f" (and {len(errors) - 1} more error(s): segstudio check lists them all)" if len(errors) > 1 else ""
-    return (f"the label check refuses to {action}: {first.message}; fix: {first.fix}{more}; "
-            "or pass --force to run anyway")
+    anyway = "" if any(f.code == "double_reduction" for f in errors) else "; or pass --force to run anyway"
+    return f"the label check refuses to {action}: {first.message}; fix: {first.fix}{more}{anyway}"
 
 
 def refuse_double_reduction(dataset: SegDataset, split: str, sample: int = QUICK_SAMPLE,

@@ -65,6 +65,21 @@ def test_the_guard_finds_the_shift_only_when_reduce_labels_is_turned_off(saved):
     assert "\n" not in message and "--reduce-labels" in message and "--force" in message
 
 
+def test_a_double_reduction_is_not_offered_force(tmp_path):
+    """Training and evaluation refuse a double reduction whatever is asked, so --force is not suggested."""
+    for kind in ("images", "masks"):
+        (tmp_path / kind / "validation").mkdir(parents=True)
+    stem = "ADE_val_00000001"
+    (tmp_path / "images" / "validation" / f"{stem}.jpg").write_bytes((DEVKIT / f"{stem}.jpg").read_bytes())
+    stored = np.asarray(Image.open(DEVKIT / f"{stem}.png"))
+    reduced = np.where(stored == 0, 255, stored - 1).astype(np.uint8)  # the ADE20K reduction, done once already
+    Image.fromarray(reduced).save(tmp_path / "masks" / "validation" / f"{stem}.png")
+    errors = blocking_errors(load_source(str(tmp_path), SourceOptions(reduce_labels=True)), [], ["validation"])
+    assert [f.code for f in errors] == ["double_reduction"]
+    message = refusal_message(errors, "evaluate")
+    assert "--no-reduce-labels" in message and "--force" not in message
+
+
 def one_error_line(stderr: str) -> str:
     errors = [line for line in stderr.splitlines() if line.startswith("segstudio: error:")]
     assert len(errors) == 1 and "Traceback" not in stderr

@@ -70,6 +70,12 @@ LAYOUTS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def private_datasets_cache(tmp_path, monkeypatch):
+    """datasets converts Parquet files into its cache: the test's own, never the user's."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+
+
 @pytest.fixture(scope="module")
 def rows() -> datasets.Dataset:
     return devkit_rows(scene_names())
