@@ -21,7 +21,7 @@ from segstudio.cli import main
 from segstudio.core.datasources import SourceOptions, load_source
 from segstudio.core.label_guard import blocking_errors, refusal_message
 
-DEVKIT = Path(__file__).resolve().parents[1] / "data" / "ade20k-devkit"
+DEVKIT = Path(__file__).resolve().parents[1] / "fixtures" / "ade20k-devkit"
 
 
 def png_bytes(mask: np.ndarray) -> bytes:
