@@ -1,4 +1,4 @@
-"""Save the README's screenshots (offscreen): the main window, the pixel inspector, a confusion cell, A/B.
+"""Save the README's screenshots (offscreen): the main window, the pixel inspector, a confusion cell, A/B, the grid.
 
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs]
 
@@ -109,6 +109,19 @@ def main(argv: list[str] | None = None) -> int:
     first = window.dataset_panel.proxy.entry_at(0)
     wait(app, lambda: viewer.content.index == first and viewer.flips is not None, what="flips")
     window.grab().save(str(out / "screenshot-compare.png"))
+
+    # 4. a 1280x800 screen: the thumbnail grid with score badges, one large pane with its switcher
+    window.review.rank_by_class(-1)
+    viewer.set_analysis("errors")
+    window.resize(1280, 800)
+    window.dataset_panel.show_view("Grid")
+    window.dataset_panel.apply_order("Worst first")
+    viewer.set_layout("single")
+    viewer.show_single("error")
+    window.dataset_panel.select_proxy_row(0)
+    wait(app, lambda: viewer.content is not None and viewer.content.index == window.dataset_panel.proxy.entry_at(0),
+         what="worst image")
+    window.grab().save(str(out / "screenshot-grid.png"))
 
     window.shutdown()
     window.close()
