@@ -7,6 +7,7 @@ launch`` (Trainer handles the distributed part; only rank 0 reports and writes t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -21,10 +22,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints, mark_complete, save_errors
+from segstudio.core.checkpoints import (
+    is_complete,
+    list_checkpoints,
+    mark_complete,
+    save_errors,
+    trainer_progress,
+    unmark,
+)
 from segstudio.core.label_guard import IgnoredBatchGuard, LabelConventionError, refuse_double_reduction
 from segstudio.core.metrics import ConfusionMatrix
 from segstudio.core.model import LoadedModel, resolve_device, transformers_bars_off
+from segstudio.core.run_folder import (
+    RunFolderError,
+    check_output,
+    claim_output,
+    discard_staging,
+    make_staging,
+    release_output,
+)
 from segstudio.core.seg_dataset import SegDataset
 from segstudio.core.training_events import ProgressCallback, TrainingCancelled, TrainingListener
 from segstudio.core.transforms import SegmentationTransform, collate_batch, logits_to_labels
@@ -53,8 +69,14 @@ class TrainSettings:
     eval_limit: int | None = None
     seed: int = 0
     logging_steps: int = 10
-    save_total_limit: int | None = 3
+    save_total_limit: int | None = 3  # of the checkpoints this run writes; older ones are never deleted
     weight_decay: float = 0.01
+    resume: bool = False  # continue the run in output_dir from its newest complete checkpoint
+
+    def record(self) -> dict:
+        """The settings as JSON values (kept in the run folder, so a resumed run can reuse them)."""
+        return {key: (str(value) if isinstance(value, Path) else value)
+                for key, value in dataclasses.asdict(self).items() if key not in ("output_dir", "resume")}
 
 
 @dataclass
@@ -118,7 +140,7 @@ def _training_arguments(settings: TrainSettings, device: torch.device, has_eval:
         eval_steps=interval if eval_strategy == "steps" else None,
         save_strategy=save_strategy,
         save_steps=(settings.save_steps or interval) if save_strategy == "steps" else 500,
-        save_total_limit=settings.save_total_limit,
+        save_total_limit=None,  # the progress callback deletes only checkpoints this run wrote
         logging_steps=settings.logging_steps,
         logging_nan_inf_filter=False,
         batch_eval_metrics=True,
@@ -176,7 +198,11 @@ def train(
     listener: TrainingListener | None = None,
     cancel: threading.Event | None = None,
 ) -> TrainResult:
-    """Fine-tune ``loaded.model`` on ``dataset``'s train split; returns where the checkpoints are."""
+    """Fine-tune ``loaded.model`` on ``dataset``'s train split; returns where the checkpoints are.
+
+    The output folder must be new or empty; with ``settings.resume`` Trainer continues the run there from its newest
+    complete checkpoint (weights, optimizer, scheduler, RNG and step). Only what this run wrote is ever deleted.
+    """
     from transformers import PrinterCallback
 
     if "train" not in dataset.splits:
@@ -184,6 +210,7 @@ def train(
     dataset.convention.require_ignore_outside(dataset.label_map.num_labels)  # else the loss drops class 255
     if settings.max_steps is None and settings.epochs is None:
         settings.epochs = 3.0
+    resume_from = _checked_output(settings)
     device = resolve_device(settings.device)
     _prepare_model(loaded, dataset)
     try:
@@ -192,16 +219,9 @@ def train(
         raise TrainingError(str(exc)) from None
     guard = IgnoredBatchGuard(dataset.convention.ignore_index)
     size = settings.image_size or loaded.image_size[0]
-    train_split = dataset.splits["train"].with_transform(
-        SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
-    )
-    eval_split = _eval_split(dataset, settings.eval_limit)
-    if eval_split is not None:
-        eval_split = eval_split.with_transform(
-            SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
-        )
+    train_split, eval_split = _splits(dataset, loaded, settings, size)
     cancel = cancel or threading.Event()
-    callback = ProgressCallback(listener, cancel)
+    callback = ProgressCallback(listener, cancel, keep=settings.save_total_limit)
     args = _training_arguments(settings, device, eval_split is not None)
     trainer = _guarded_trainer(guard)(
         model=loaded.model,
@@ -216,33 +236,88 @@ def train(
     )
     trainer.remove_callback(PrinterCallback)  # our listener reports; Trainer would print raw dicts too
     cancelled = False
-    try:
-        with (
-            save_errors(settings.output_dir, TrainingError),
-            _collector_skips_what_is_loaded(),
-            transformers_bars_off(),  # transformers draws "Writing model shards" on every checkpoint save
-        ):
-            trainer.train()
-    except TrainingCancelled:
-        cancelled = True
-    except torch.OutOfMemoryError as exc:
-        raise TrainingError(
-            f"out of memory on {device}: lower --batch-size or --image-size ({exc.__class__.__name__})"
-        ) from None
-    cancelled = cancelled or cancel.is_set()
-    if callback.nan_loss:
-        raise TrainingError(callback.nan_loss)
-    with save_errors(settings.output_dir, TrainingError), transformers_bars_off():
-        final = _save_final(trainer, settings.output_dir)
+    with _claimed(settings, args) as output:
+        try:
+            with (
+                save_errors(output, TrainingError),
+                _collector_skips_what_is_loaded(),
+                transformers_bars_off(),  # transformers draws "Writing model shards" on every checkpoint save
+            ):
+                trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+        except TrainingCancelled:
+            cancelled = True
+        except torch.OutOfMemoryError as exc:
+            raise TrainingError(
+                f"out of memory on {device}: lower --batch-size or --image-size ({exc.__class__.__name__})"
+            ) from None
+        cancelled = cancelled or cancel.is_set()
+        if callback.nan_loss:
+            raise TrainingError(callback.nan_loss)
+        with save_errors(output, TrainingError), transformers_bars_off():
+            final = _save_final(trainer, output)
     loaded.model.eval()
     return TrainResult(
         output_dir=settings.output_dir,
-        checkpoints=list_checkpoints(settings.output_dir),
+        checkpoints=list_checkpoints(output),
         final_checkpoint=final,
         cancelled=cancelled,
         history=list(trainer.state.log_history),
         skipped_batches=guard.skipped,
     )
+
+
+def _splits(dataset: SegDataset, loaded: LoadedModel, settings: TrainSettings, size: int):
+    """The train split (augmented) and the evaluation split (or None), transformed for the model."""
+    train_split = dataset.splits["train"].with_transform(
+        SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
+    )
+    eval_split = _eval_split(dataset, settings.eval_limit)
+    if eval_split is not None:
+        eval_split = eval_split.with_transform(
+            SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
+        )
+    return train_split, eval_split
+
+
+def _checked_output(settings: TrainSettings) -> Path | None:
+    """Refuse an output folder the run may not write into; the checkpoint a resumed run continues from."""
+    try:
+        resume_from = check_output(settings.output_dir, settings.resume)
+    except RunFolderError as exc:
+        raise TrainingError(str(exc)) from None
+    if resume_from is None:
+        return None
+    try:
+        step, epoch = trainer_progress(resume_from)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot read the training state in {resume_from} ({exc.__class__.__name__}): "
+                            "that run cannot be resumed") from None
+    if settings.max_steps is not None and settings.max_steps <= step:
+        raise TrainingError(f"the run in {settings.output_dir} already reached step {step}: ask for more steps "
+                            "than that (--max-steps) to train further")
+    if settings.max_steps is None and settings.epochs is not None and settings.epochs <= epoch:
+        raise TrainingError(f"the run in {settings.output_dir} already trained {epoch:g} epochs: ask for more "
+                            "than that (--epochs) to train further")
+    return resume_from
+
+
+@contextlib.contextmanager
+def _claimed(settings: TrainSettings, args):
+    """The output folder, claimed by rank 0 once every rank has checked it; released (no owner) at the end."""
+    first = args.process_index == 0
+    _barrier(args)  # every rank has checked the folder before rank 0 writes into it
+    created = claim_output(settings.output_dir, settings.record()) if first else False
+    _barrier(args)
+    try:
+        yield Path(settings.output_dir)
+    finally:
+        if first:
+            release_output(settings.output_dir, created)
+
+
+def _barrier(args) -> None:
+    if args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def _guarded_trainer(guard: IgnoredBatchGuard):
@@ -268,6 +343,20 @@ def _guarded_trainer(guard: IgnoredBatchGuard):
                 loss = outputs.logits.sum() * 0.0
                 return (loss, outputs) if return_outputs else loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def _save_checkpoint(self, model, trial):
+            # A folder being written again is incomplete until on_save marks it; one this save created and could
+            # not finish (a full disk, say) is removed, so the folder is left as it was.
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            fresh, first = not folder.exists(), self.is_world_process_zero()
+            if first:
+                unmark(folder)
+            try:
+                super()._save_checkpoint(model, trial)
+            except Exception:
+                if fresh and first:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
 
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
@@ -325,19 +414,32 @@ def _processor_to_save(loaded: LoadedModel, dataset: SegDataset, size: int):
 
 
 def _save_final(trainer, output_dir: Path) -> Path | None:
-    """Write the final model to ``OUTPUT/final`` through a staging folder, so it is whole or absent."""
+    """Write the final model to ``OUTPUT/final`` through a staging folder, so it is whole or absent; a resumed
+    run's earlier ``final`` is replaced only by a complete one."""
     final = Path(output_dir) / "final"
-    staging = Path(output_dir) / ".final-staging"
     if trainer.is_world_process_zero():
-        shutil.rmtree(staging, ignore_errors=True)
-        trainer.save_model(str(staging))
-        mark_complete(staging)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        staging = make_staging(output_dir, "final")
+        try:
+            trainer.save_model(str(staging))
+            mark_complete(staging)
+            _put_in_place(staging, final)
+        finally:
+            discard_staging(staging)
     if trainer.args.world_size > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
-    return final if (final / COMPLETE_MARKER).exists() else None
+    return final if is_complete(final) else None
+
+
+def _put_in_place(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first (a staging folder of its own,
+    which a later run puts back if this process dies before the new one is in place) and deleted after."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    previous = make_staging(target.parent, f"previous-{target.name}")
+    os.replace(target, previous)
+    os.replace(staging, target)
+    discard_staging(previous)
 
 
 def steps_per_epoch(num_images: int, batch_size: int, world_size: int = 1) -> int:
