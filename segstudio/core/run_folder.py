@@ -38,12 +38,16 @@ def _left_by_segstudio(entry: Path) -> bool:
     return entry.name == RUN_MARKER or entry.name.startswith(STAGING_PREFIX)
 
 
-def check_output(path: Path, resume: bool) -> Path | None:
-    """Refuse an output folder this run may not write into (reads only); returns the checkpoint to resume from."""
+def check_output(path: Path, resume: bool, owner_check: bool = True) -> Path | None:
+    """Refuse an output folder this run may not write into (reads only); returns the checkpoint to resume from.
+
+    ``owner_check``: refuse a folder another live process is training in (off for the other ranks of a
+    distributed run, whose first rank owns it)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunFolderError(f"the output {path} is a file, not a folder: choose a folder for the checkpoints")
-    _refuse_a_live_run(path)
+    if owner_check:
+        _refuse_a_live_run(path)
     if resume:
         if not is_run_folder(path):
             raise RunFolderError(f"nothing to resume in {path}: it holds no SegStudio training run "

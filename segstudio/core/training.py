@@ -39,6 +39,7 @@ from segstudio.core.run_folder import (
     claim_output,
     discard_staging,
     make_staging,
+    recorded_settings,
     release_output,
 )
 from segstudio.core.seg_dataset import SegDataset
@@ -77,6 +78,20 @@ class TrainSettings:
         """The settings as JSON values (kept in the run folder, so a resumed run can reuse them)."""
         return {key: (str(value) if isinstance(value, Path) else value)
                 for key, value in dataclasses.asdict(self).items() if key not in ("output_dir", "resume")}
+
+
+def settings_for(output_dir: Path, given: dict, resume: bool = False) -> TrainSettings:
+    """TrainSettings from the options a person gave (None: not given); a resumed run takes the others from the
+    settings its run was started with."""
+    base: dict = {}
+    if resume:
+        names = {item.name for item in dataclasses.fields(TrainSettings)} - {"output_dir", "resume"}
+        base = {key: value for key, value in recorded_settings(output_dir).items() if key in names}
+        if given.get("max_steps") is not None or given.get("epochs") is not None:
+            base.pop("max_steps", None)
+            base.pop("epochs", None)
+    chosen = {key: value for key, value in given.items() if value is not None}
+    return TrainSettings(**{**base, **chosen, "output_dir": Path(output_dir), "resume": resume})
 
 
 @dataclass
@@ -201,16 +216,34 @@ def train(
     """Fine-tune ``loaded.model`` on ``dataset``'s train split; returns where the checkpoints are.
 
     The output folder must be new or empty; with ``settings.resume`` Trainer continues the run there from its newest
-    complete checkpoint (weights, optimizer, scheduler, RNG and step). Only what this run wrote is ever deleted.
+    complete checkpoint (weights, optimizer, scheduler, RNG state and step). Only what this run wrote is deleted.
     """
-    from transformers import PrinterCallback
-
     if "train" not in dataset.splits:
         raise TrainingError(f"{dataset.source} has no train split")
     dataset.convention.require_ignore_outside(dataset.label_map.num_labels)  # else the loss drops class 255
     if settings.max_steps is None and settings.epochs is None:
         settings.epochs = 3.0
-    resume_from = _checked_output(settings)
+    first = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate only rank 0 writes the folder
+    resume_from = _checked_output(settings, first)
+    created = claim_output(settings.output_dir, settings.record()) if first else False
+    try:
+        return _train(dataset, loaded, settings, listener, cancel, resume_from)
+    finally:
+        if first:
+            release_output(settings.output_dir, created)
+
+
+def _train(
+    dataset: SegDataset,
+    loaded: LoadedModel,
+    settings: TrainSettings,
+    listener: TrainingListener | None,
+    cancel: threading.Event | None,
+    resume_from: Path | None,
+) -> TrainResult:
+    """:func:`train` in a claimed output folder."""
+    from transformers import PrinterCallback
+
     device = resolve_device(settings.device)
     _prepare_model(loaded, dataset)
     try:
@@ -219,7 +252,14 @@ def train(
         raise TrainingError(str(exc)) from None
     guard = IgnoredBatchGuard(dataset.convention.ignore_index)
     size = settings.image_size or loaded.image_size[0]
-    train_split, eval_split = _splits(dataset, loaded, settings, size)
+    train_split = dataset.splits["train"].with_transform(
+        SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
+    )
+    eval_split = _eval_split(dataset, settings.eval_limit)
+    if eval_split is not None:
+        eval_split = eval_split.with_transform(
+            SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
+        )
     cancel = cancel or threading.Event()
     callback = ProgressCallback(listener, cancel, keep=settings.save_total_limit)
     args = _training_arguments(settings, device, eval_split is not None)
@@ -236,29 +276,28 @@ def train(
     )
     trainer.remove_callback(PrinterCallback)  # our listener reports; Trainer would print raw dicts too
     cancelled = False
-    with _claimed(settings, args) as output:
-        try:
-            with (
-                save_errors(output, TrainingError),
-                _collector_skips_what_is_loaded(),
-                transformers_bars_off(),  # transformers draws "Writing model shards" on every checkpoint save
-            ):
-                trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
-        except TrainingCancelled:
-            cancelled = True
-        except torch.OutOfMemoryError as exc:
-            raise TrainingError(
-                f"out of memory on {device}: lower --batch-size or --image-size ({exc.__class__.__name__})"
-            ) from None
-        cancelled = cancelled or cancel.is_set()
-        if callback.nan_loss:
-            raise TrainingError(callback.nan_loss)
-        with save_errors(output, TrainingError), transformers_bars_off():
-            final = _save_final(trainer, output)
+    try:
+        with (
+            save_errors(settings.output_dir, TrainingError),
+            _collector_skips_what_is_loaded(),
+            transformers_bars_off(),  # transformers draws "Writing model shards" on every checkpoint save
+        ):
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    except TrainingCancelled:
+        cancelled = True
+    except torch.OutOfMemoryError as exc:
+        raise TrainingError(
+            f"out of memory on {device}: lower --batch-size or --image-size ({exc.__class__.__name__})"
+        ) from None
+    cancelled = cancelled or cancel.is_set()
+    if callback.nan_loss:
+        raise TrainingError(callback.nan_loss)
+    with save_errors(settings.output_dir, TrainingError), transformers_bars_off():
+        final = _save_final(trainer, settings.output_dir)
     loaded.model.eval()
     return TrainResult(
         output_dir=settings.output_dir,
-        checkpoints=list_checkpoints(output),
+        checkpoints=list_checkpoints(settings.output_dir),
         final_checkpoint=final,
         cancelled=cancelled,
         history=list(trainer.state.log_history),
@@ -266,23 +305,10 @@ def train(
     )
 
 
-def _splits(dataset: SegDataset, loaded: LoadedModel, settings: TrainSettings, size: int):
-    """The train split (augmented) and the evaluation split (or None), transformed for the model."""
-    train_split = dataset.splits["train"].with_transform(
-        SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
-    )
-    eval_split = _eval_split(dataset, settings.eval_limit)
-    if eval_split is not None:
-        eval_split = eval_split.with_transform(
-            SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
-        )
-    return train_split, eval_split
-
-
-def _checked_output(settings: TrainSettings) -> Path | None:
+def _checked_output(settings: TrainSettings, first: bool) -> Path | None:
     """Refuse an output folder the run may not write into; the checkpoint a resumed run continues from."""
     try:
-        resume_from = check_output(settings.output_dir, settings.resume)
+        resume_from = check_output(settings.output_dir, settings.resume, owner_check=first)
     except RunFolderError as exc:
         raise TrainingError(str(exc)) from None
     if resume_from is None:
@@ -299,25 +325,6 @@ def _checked_output(settings: TrainSettings) -> Path | None:
         raise TrainingError(f"the run in {settings.output_dir} already trained {epoch:g} epochs: ask for more "
                             "than that (--epochs) to train further")
     return resume_from
-
-
-@contextlib.contextmanager
-def _claimed(settings: TrainSettings, args):
-    """The output folder, claimed by rank 0 once every rank has checked it; released (no owner) at the end."""
-    first = args.process_index == 0
-    _barrier(args)  # every rank has checked the folder before rank 0 writes into it
-    created = claim_output(settings.output_dir, settings.record()) if first else False
-    _barrier(args)
-    try:
-        yield Path(settings.output_dir)
-    finally:
-        if first:
-            release_output(settings.output_dir, created)
-
-
-def _barrier(args) -> None:
-    if args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
 
 
 def _guarded_trainer(guard: IgnoredBatchGuard):
@@ -357,6 +364,18 @@ def _guarded_trainer(guard: IgnoredBatchGuard):
                 if fresh and first:
                     shutil.rmtree(folder, ignore_errors=True)
                 raise
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            # Trainer reads model.safetensors with load_state_dict(strict=False), but transformers saves SegFormer
+            # under its original key names, so most weights would silently keep their values: from_pretrained
+            # maps the names, and every weight must then fit.
+            model = model if model is not None else self.model
+            try:
+                saved = type(model).from_pretrained(resume_from_checkpoint).state_dict()
+                model.load_state_dict(saved, strict=True)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise TrainingError(f"{resume_from_checkpoint} does not fit the model being trained, so the run "
+                                    f"cannot be resumed from it ({exc.__class__.__name__})") from None
 
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
