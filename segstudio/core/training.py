@@ -94,6 +94,14 @@ def settings_for(output_dir: Path, given: dict, resume: bool = False) -> TrainSe
     return TrainSettings(**{**base, **chosen, "output_dir": Path(output_dir), "resume": resume})
 
 
+def checkpoint_to_resume(output_dir: Path) -> Path:
+    """The newest complete checkpoint of the run in ``output_dir``: the model a resumed run goes on with."""
+    try:
+        return check_output(output_dir, resume=True)
+    except RunFolderError as exc:
+        raise TrainingError(str(exc)) from None
+
+
 @dataclass
 class TrainResult:
     """Where the run left its checkpoints and what it logged."""
