@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +23,7 @@ from transformers import SegformerForSemanticSegmentation, Trainer, TrainingArgu
 
 from segstudio.cli import main
 from segstudio.core import run_folder
-from segstudio.core.checkpoints import is_complete, list_checkpoints, mark_complete
+from segstudio.core.checkpoints import COMPLETE_MARKER, is_complete, list_checkpoints, mark_complete
 from segstudio.core.demo_data import make_demo
 from segstudio.core.label_guard import IgnoredBatchGuard
 from segstudio.core.model import load_model
@@ -119,6 +121,18 @@ def test_a_checkpoint_whose_files_changed_after_marking_is_not_complete(tmp_path
     assert is_complete(folder)
     (folder / "optimizer.pt").write_bytes(b"0" * 20)  # a rewrite cut short
     assert not is_complete(folder) and list_checkpoints(tmp_path) == []
+
+
+def test_files_written_0600_get_the_mode_the_umask_gives_when_marked(tmp_path):
+    folder = tmp_path / "checkpoint-1"
+    folder.mkdir()
+    fd, name = tempfile.mkstemp(dir=folder)  # how safetensors writes model.safetensors: 0600
+    os.close(fd)
+    os.replace(name, folder / "model.safetensors")
+    (folder / "config.json").write_text("{}")  # open(): 0666 less the umask
+    mark_complete(folder)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"] == modes[COMPLETE_MARKER]
 
 
 def test_the_marker_is_withdrawn_before_trainer_writes_a_checkpoint_folder_again(tiny_demo, tmp_path, monkeypatch):
