@@ -142,7 +142,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"segstudio: {result.skipped_batches} batch(es) skipped: every pixel ignored (see segstudio check)",
               file=sys.stderr)
     if result.cancelled:
-        print("segstudio: training cancelled; the model so far is saved", file=sys.stderr)
+        resumable = any(path.name.startswith("checkpoint-") for path in result.checkpoints)
+        print("segstudio: training cancelled; the model so far is saved"
+              + (" (--resume continues from the newest checkpoint)" if resumable else ""), file=sys.stderr)
         return EXIT_CANCELLED
     return EXIT_OK
 
