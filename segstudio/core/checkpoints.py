@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,30 +33,10 @@ def mark_complete(folder: Path, **info: object) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=_MARKER_TMP)
     with os.fdopen(fd, "wb") as handle:
         handle.write(payload)
-    _modes_from_umask(folder)
+    from segstudio.core.export import share_as_umask_allows  # numpy and PIL: not for the CLI's early checks
+
+    share_as_umask_allows(folder)  # safetensors and mkstemp (this marker) write 0600 whatever the umask
     os.replace(tmp, folder / COMPLETE_MARKER)
-
-
-def _modes_from_umask(folder: Path) -> None:
-    """safetensors writes model.safetensors 0600 whatever the umask: give such files the mode the umask gives
-    every other file, so a shared folder's checkpoints are readable by whoever may read the rest."""
-    umask = _umask()
-    if umask is None or 0o666 & ~umask == 0o600:
-        return
-    for path in folder.iterdir():
-        if path.is_file() and not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600:
-            path.chmod(0o666 & ~umask)  # the marker's temporary file too: mkstemp made it 0600
-
-
-def _umask() -> int | None:
-    """The process's umask, read without setting it (os.umask would change it for every thread meanwhile)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def unmark(folder: Path) -> None:
