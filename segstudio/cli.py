@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from segstudio import __version__
 from segstudio.cli_check import add_force_option
@@ -40,31 +42,84 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (what is wrong, where to read more), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"segstudio: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
+
+
+def _folder(text: str) -> str:
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder: choose a folder for the checkpoints")
+    return text
+
+
+def _add_train_parser(sub) -> None:
+    """``train``: options left out are None, so a resumed run can take them from the run it continues."""
+    train = sub.add_parser("train", help="fine-tune a model")
+    _add_dataset_options(train)
+    train.add_argument("--model", help="demo, scratch, a local folder, or a Hub id (not needed with --resume)")
+    train.add_argument("--output", required=True, type=_folder,
+                       help="folder for checkpoints: new or empty, or the run to continue with --resume")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --output from its newest complete checkpoint (options left out "
+                            "are those the run was started with)")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--max-steps", type=_positive_int)
+    length.add_argument("--epochs", type=_positive_number, help="(default 3)")
+    train.add_argument("--batch-size", type=_positive_int, help="(default 8)")
+    train.add_argument("--learning-rate", type=_positive_number, help="(default 6e-5)")
+    train.add_argument("--image-size", type=_positive_int, help="training size in pixels (default: the model's)")
+    train.add_argument("--eval-steps", type=_positive_int,
+                       help="evaluate every N steps (default: 4 times a run / per epoch)")
+    train.add_argument("--eval-limit", type=_positive_int, help="evaluate on at most N validation images")
+    train.add_argument("--save-steps", type=_positive_int)
+    train.add_argument("--seed", type=_seed, help="(default 0)")
+    train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_const", const=False)
+    _add_device(train)
+    add_force_option(train)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segstudio", description="Fine-tune and review SegFormer models.")
+    parser = _Parser(prog="segstudio", description="Fine-tune and review SegFormer models.")
     parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo-data", help="write the built-in demo as an ADE20K-layout folder")
     demo.add_argument("output", help="folder to create")
 
-    train = sub.add_parser("train", help="fine-tune a model")
-    _add_dataset_options(train)
-    train.add_argument("--model", required=True, help="demo, scratch, a local folder, or a Hub id")
-    train.add_argument("--output", required=True, help="folder for checkpoints")
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--max-steps", type=int)
-    length.add_argument("--epochs", type=float)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--learning-rate", type=float, default=6e-5)
-    train.add_argument("--image-size", type=int, help="training size in pixels (default: the model's)")
-    train.add_argument("--eval-steps", type=int, help="evaluate every N steps (default: 4 times a run / per epoch)")
-    train.add_argument("--eval-limit", type=int, help="evaluate on at most N validation images")
-    train.add_argument("--save-steps", type=int)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false")
-    _add_device(train)
-    add_force_option(train)
+    _add_train_parser(sub)
 
     ev = sub.add_parser("evaluate", help="score a model on a dataset split")
     _add_dataset_options(ev)

@@ -102,33 +102,32 @@ def _check_model_spec(spec: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    _check_model_spec(args.model)
-    from segstudio.core.model import load_model
-    from segstudio.core.training import TrainSettings, train
+    from segstudio.core.run_folder import RunFolderError, check_output
 
+    try:  # before the dataset and the model load
+        resume_from = check_output(Path(args.output), args.resume, owner_check=os.environ.get("RANK", "0") == "0")
+    except RunFolderError as exc:
+        raise _usage(str(exc)) from None
+    if resume_from is None:
+        if args.model is None:
+            raise _usage("train needs --model (demo, scratch, a folder or a Hub id), or --resume to continue a run")
+        _check_model_spec(args.model)
+    from segstudio.core.model import load_model
+    from segstudio.core.training import settings_for, train
+
+    given = {name: getattr(args, name) for name in (
+        "max_steps", "epochs", "batch_size", "learning_rate", "image_size", "device", "mixed_precision",
+        "eval_steps", "save_steps", "eval_limit", "seed")}
+    settings = settings_for(Path(args.output), given, resume=args.resume)
     dataset = load_dataset_from_args(args)
     loaded = load_model(
-        args.model,
+        str(resume_from) if resume_from is not None else args.model,  # a resumed run goes on with its checkpoint
         label_map=dataset.label_map,
         reduce_labels=dataset.convention.reduce_labels,
-        image_size=args.image_size,
+        image_size=settings.image_size,
     )
     _print_report(loaded)
     refuse_unless_forced(args, dataset, [loaded], ["train", "validation"], "train")
-    settings = TrainSettings(
-        output_dir=Path(args.output),
-        max_steps=args.max_steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        image_size=args.image_size,
-        device=args.device,
-        mixed_precision=args.mixed_precision,
-        eval_steps=args.eval_steps,
-        save_steps=args.save_steps,
-        eval_limit=args.eval_limit,
-        seed=args.seed,
-    )
     cancel = threading.Event()
     cancel_on_sigint(cancel)
     started = time.monotonic()
@@ -143,7 +142,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"segstudio: {result.skipped_batches} batch(es) skipped: every pixel ignored (see segstudio check)",
               file=sys.stderr)
     if result.cancelled:
-        print("segstudio: training cancelled; the model so far is saved", file=sys.stderr)
+        resumable = any(path.name.startswith("checkpoint-") for path in result.checkpoints)
+        print("segstudio: training cancelled; the model so far is saved"
+              + (" (--resume continues from the newest checkpoint)" if resumable else ""), file=sys.stderr)
         return EXIT_CANCELLED
     return EXIT_OK
 

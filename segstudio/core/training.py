@@ -7,6 +7,7 @@ launch`` (Trainer handles the distributed part; only rank 0 reports and writes t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -21,10 +22,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints, mark_complete, save_errors
+from segstudio.core.checkpoints import (
+    is_complete,
+    list_checkpoints,
+    mark_complete,
+    save_errors,
+    trainer_progress,
+    unmark,
+)
 from segstudio.core.label_guard import IgnoredBatchGuard, LabelConventionError, refuse_double_reduction
 from segstudio.core.metrics import ConfusionMatrix
 from segstudio.core.model import LoadedModel, resolve_device, transformers_bars_off
+from segstudio.core.run_folder import (
+    RunFolderError,
+    check_output,
+    claim_output,
+    discard_staging,
+    make_staging,
+    recorded_settings,
+    release_output,
+)
 from segstudio.core.seg_dataset import SegDataset
 from segstudio.core.training_events import ProgressCallback, TrainingCancelled, TrainingListener
 from segstudio.core.transforms import SegmentationTransform, collate_batch, logits_to_labels
@@ -53,8 +70,36 @@ class TrainSettings:
     eval_limit: int | None = None
     seed: int = 0
     logging_steps: int = 10
-    save_total_limit: int | None = 3
+    save_total_limit: int | None = 3  # of the checkpoints this run writes; older ones are never deleted
     weight_decay: float = 0.01
+    resume: bool = False  # continue the run in output_dir from its newest complete checkpoint
+
+    def record(self) -> dict:
+        """The settings as JSON values (kept in the run folder, so a resumed run can reuse them)."""
+        return {key: (str(value) if isinstance(value, Path) else value)
+                for key, value in dataclasses.asdict(self).items() if key not in ("output_dir", "resume")}
+
+
+def settings_for(output_dir: Path, given: dict, resume: bool = False) -> TrainSettings:
+    """TrainSettings from the options a person gave (None: not given); a resumed run takes the others from the
+    settings its run was started with."""
+    base: dict = {}
+    if resume:
+        names = {item.name for item in dataclasses.fields(TrainSettings)} - {"output_dir", "resume"}
+        base = {key: value for key, value in recorded_settings(output_dir).items() if key in names}
+        if given.get("max_steps") is not None or given.get("epochs") is not None:
+            base.pop("max_steps", None)
+            base.pop("epochs", None)
+    chosen = {key: value for key, value in given.items() if value is not None}
+    return TrainSettings(**{**base, **chosen, "output_dir": Path(output_dir), "resume": resume})
+
+
+def checkpoint_to_resume(output_dir: Path) -> Path:
+    """The newest complete checkpoint of the run in ``output_dir``: the model a resumed run goes on with."""
+    try:
+        return check_output(output_dir, resume=True)
+    except RunFolderError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 @dataclass
@@ -118,7 +163,7 @@ def _training_arguments(settings: TrainSettings, device: torch.device, has_eval:
         eval_steps=interval if eval_strategy == "steps" else None,
         save_strategy=save_strategy,
         save_steps=(settings.save_steps or interval) if save_strategy == "steps" else 500,
-        save_total_limit=settings.save_total_limit,
+        save_total_limit=None,  # the progress callback deletes only checkpoints this run wrote
         logging_steps=settings.logging_steps,
         logging_nan_inf_filter=False,
         batch_eval_metrics=True,
@@ -176,14 +221,37 @@ def train(
     listener: TrainingListener | None = None,
     cancel: threading.Event | None = None,
 ) -> TrainResult:
-    """Fine-tune ``loaded.model`` on ``dataset``'s train split; returns where the checkpoints are."""
-    from transformers import PrinterCallback
+    """Fine-tune ``loaded.model`` on ``dataset``'s train split; returns where the checkpoints are.
 
+    The output folder must be new or empty; with ``settings.resume`` Trainer continues the run there from its newest
+    complete checkpoint (weights, optimizer, scheduler, RNG state and step). Only what this run wrote is deleted.
+    """
     if "train" not in dataset.splits:
         raise TrainingError(f"{dataset.source} has no train split")
     dataset.convention.require_ignore_outside(dataset.label_map.num_labels)  # else the loss drops class 255
     if settings.max_steps is None and settings.epochs is None:
         settings.epochs = 3.0
+    first = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate only rank 0 writes the folder
+    resume_from = _checked_output(settings, first)
+    created = claim_output(settings.output_dir, settings.record()) if first else False
+    try:
+        return _train(dataset, loaded, settings, listener, cancel, resume_from)
+    finally:
+        if first:
+            release_output(settings.output_dir, created)
+
+
+def _train(
+    dataset: SegDataset,
+    loaded: LoadedModel,
+    settings: TrainSettings,
+    listener: TrainingListener | None,
+    cancel: threading.Event | None,
+    resume_from: Path | None,
+) -> TrainResult:
+    """:func:`train` in a claimed output folder."""
+    from transformers import PrinterCallback
+
     device = resolve_device(settings.device)
     _prepare_model(loaded, dataset)
     try:
@@ -201,7 +269,7 @@ def train(
             SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
         )
     cancel = cancel or threading.Event()
-    callback = ProgressCallback(listener, cancel)
+    callback = ProgressCallback(listener, cancel, keep=settings.save_total_limit)
     args = _training_arguments(settings, device, eval_split is not None)
     trainer = _guarded_trainer(guard)(
         model=loaded.model,
@@ -222,7 +290,7 @@ def train(
             _collector_skips_what_is_loaded(),
             transformers_bars_off(),  # transformers draws "Writing model shards" on every checkpoint save
         ):
-            trainer.train()
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     except TrainingCancelled:
         cancelled = True
     except torch.OutOfMemoryError as exc:
@@ -243,6 +311,28 @@ def train(
         history=list(trainer.state.log_history),
         skipped_batches=guard.skipped,
     )
+
+
+def _checked_output(settings: TrainSettings, first: bool) -> Path | None:
+    """Refuse an output folder the run may not write into; the checkpoint a resumed run continues from."""
+    try:
+        resume_from = check_output(settings.output_dir, settings.resume, owner_check=first)
+    except RunFolderError as exc:
+        raise TrainingError(str(exc)) from None
+    if resume_from is None:
+        return None
+    try:
+        step, epoch = trainer_progress(resume_from)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot read the training state in {resume_from} ({exc.__class__.__name__}): "
+                            "that run cannot be resumed") from None
+    if settings.max_steps is not None and settings.max_steps <= step:
+        raise TrainingError(f"the run in {settings.output_dir} already reached step {step}: ask for more steps "
+                            "than that (--max-steps) to train further")
+    if settings.max_steps is None and settings.epochs is not None and settings.epochs <= epoch:
+        raise TrainingError(f"the run in {settings.output_dir} already trained {epoch:g} epochs: ask for more "
+                            "than that (--epochs) to train further")
+    return resume_from
 
 
 def _guarded_trainer(guard: IgnoredBatchGuard):
@@ -268,6 +358,32 @@ def _guarded_trainer(guard: IgnoredBatchGuard):
                 loss = outputs.logits.sum() * 0.0
                 return (loss, outputs) if return_outputs else loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def _save_checkpoint(self, model, trial):
+            # A folder being written again is incomplete until on_save marks it; one this save created and could
+            # not finish (a full disk, say) is removed, so the folder is left as it was.
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            fresh, first = not folder.exists(), self.is_world_process_zero()
+            if first:
+                unmark(folder)
+            try:
+                super()._save_checkpoint(model, trial)
+            except Exception:
+                if fresh and first:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            # Trainer reads model.safetensors with load_state_dict(strict=False), but transformers saves SegFormer
+            # under its original key names, so most weights would silently keep their values: from_pretrained
+            # maps the names, and every weight must then fit.
+            model = model if model is not None else self.model
+            try:
+                saved = type(model).from_pretrained(resume_from_checkpoint).state_dict()
+                model.load_state_dict(saved, strict=True)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise TrainingError(f"{resume_from_checkpoint} does not fit the model being trained, so the run "
+                                    f"cannot be resumed from it ({exc.__class__.__name__})") from None
 
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
@@ -325,19 +441,32 @@ def _processor_to_save(loaded: LoadedModel, dataset: SegDataset, size: int):
 
 
 def _save_final(trainer, output_dir: Path) -> Path | None:
-    """Write the final model to ``OUTPUT/final`` through a staging folder, so it is whole or absent."""
+    """Write the final model to ``OUTPUT/final`` through a staging folder, so it is whole or absent; a resumed
+    run's earlier ``final`` is replaced only by a complete one."""
     final = Path(output_dir) / "final"
-    staging = Path(output_dir) / ".final-staging"
     if trainer.is_world_process_zero():
-        shutil.rmtree(staging, ignore_errors=True)
-        trainer.save_model(str(staging))
-        mark_complete(staging)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        staging = make_staging(output_dir, "final")
+        try:
+            trainer.save_model(str(staging))
+            mark_complete(staging)
+            _put_in_place(staging, final)
+        finally:
+            discard_staging(staging)
     if trainer.args.world_size > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
-    return final if (final / COMPLETE_MARKER).exists() else None
+    return final if is_complete(final) else None
+
+
+def _put_in_place(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first (a staging folder of its own,
+    which a later run puts back if this process dies before the new one is in place) and deleted after."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    previous = make_staging(target.parent, f"previous-{target.name}")
+    os.replace(target, previous)
+    os.replace(staging, target)
+    discard_staging(previous)
 
 
 def steps_per_epoch(num_images: int, batch_size: int, world_size: int = 1) -> int:

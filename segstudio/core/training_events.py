@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from transformers import TrainerCallback
 
-from segstudio.core.checkpoints import mark_complete
+from segstudio.core.checkpoints import mark_complete, remove_checkpoint
 
 
 class TrainingCancelled(Exception):
@@ -28,11 +28,14 @@ class TrainingListener(Protocol):
 
 
 class ProgressCallback(TrainerCallback):
-    """Relays Trainer events to a listener (rank 0 only) and stops the run when ``cancel`` is set."""
+    """Relays Trainer events to a listener (rank 0 only), stops the run when ``cancel`` is set, marks each saved
+    checkpoint complete and keeps at most ``keep`` of those this run saved (it never deletes any other)."""
 
-    def __init__(self, listener: Any | None, cancel: threading.Event) -> None:
+    def __init__(self, listener: Any | None, cancel: threading.Event, keep: int | None = None) -> None:
         self.listener = listener
         self.cancel = cancel
+        self.keep = keep
+        self.saved: list[Path] = []  # checkpoints this run wrote, oldest first
         self.nan_loss: str | None = None
         self._start = time.monotonic()
         self._first_step = 0
@@ -45,7 +48,10 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.monotonic()
         self._first_step = state.global_step
-        self._emit(state, "on_message", f"training for {state.max_steps} steps")
+        if state.global_step:
+            self._emit(state, "on_message", f"resuming at step {state.global_step} of {state.max_steps}")
+        else:
+            self._emit(state, "on_message", f"training for {state.max_steps} steps")
         if self.cancel.is_set():
             raise TrainingCancelled()
 
@@ -80,6 +86,13 @@ class ProgressCallback(TrainerCallback):
         if state.is_world_process_zero and folder.is_dir():
             mark_complete(folder, step=state.global_step)
             self._emit(state, "on_checkpoint", folder)
+            self._keep_newest(folder)
+
+    def _keep_newest(self, folder: Path) -> None:
+        if folder not in self.saved:
+            self.saved.append(folder)
+        while self.keep and len(self.saved) > self.keep:
+            remove_checkpoint(self.saved.pop(0))
 
     def on_prediction_step(self, args, state, control, **kwargs):
         if self.cancel.is_set():

@@ -17,7 +17,8 @@ class TrainEvent:
 
 @dataclass
 class TrainRequest:
-    """What the training panel asks for; ``settings`` are TrainSettings' keyword arguments."""
+    """What the training panel asks for; ``settings`` are TrainSettings' keyword arguments (with ``resume``, only
+    those that override the run's own, and ``model_spec`` is unused: the run goes on from its newest checkpoint)."""
 
     model_spec: str
     settings: dict
@@ -56,13 +57,19 @@ def run_training(ctx: Any, dataset: Any, request: TrainRequest):
     from transformers.utils import logging as hf_logging
 
     from segstudio.core.model import load_model
-    from segstudio.core.training import TrainSettings, train
+    from segstudio.core.training import TrainSettings, checkpoint_to_resume, settings_for, train
 
     hf_logging.disable_progress_bar()  # no console bars (nor tqdm's monitor thread) behind a window
     relay = _Relay(ctx)
-    settings = TrainSettings(**{**request.settings, "output_dir": Path(request.settings["output_dir"])})
-    relay.on_message(f"loading {request.model_spec} with the dataset's {dataset.label_map.num_labels} classes")
-    loaded = load_model(request.model_spec, label_map=dataset.label_map,
+    output, spec = Path(request.settings["output_dir"]), request.model_spec
+    if request.settings.get("resume"):  # the run's own settings and its newest checkpoint
+        spec = str(checkpoint_to_resume(output))
+        given = {key: value for key, value in request.settings.items() if key not in ("output_dir", "resume")}
+        settings = settings_for(output, given, resume=True)
+    else:
+        settings = TrainSettings(**{**request.settings, "output_dir": output})
+    relay.on_message(f"loading {spec} with the dataset's {dataset.label_map.num_labels} classes")
+    loaded = load_model(spec, label_map=dataset.label_map,
                         reduce_labels=dataset.convention.reduce_labels, image_size=settings.image_size)
     relay.on_message(loaded.report.summary())
     return train(dataset, loaded, settings, listener=relay, cancel=ctx.cancel_event)

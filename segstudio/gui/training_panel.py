@@ -100,6 +100,9 @@ class TrainingPanel(QWidget):
         self._build_settings()
         self.start_button = QPushButton("Start training", self)
         self.start_button.clicked.connect(self._on_start)
+        self.resume_button = QPushButton("Resume a run…", self)
+        self.resume_button.setToolTip("Continue a stopped run from its newest complete checkpoint, with its settings")
+        self.resume_button.clicked.connect(self._on_resume)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_requested)
@@ -179,6 +182,7 @@ class TrainingPanel(QWidget):
         form.addRow("Output folder", output)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
+        buttons.addWidget(self.resume_button)
         buttons.addWidget(self.cancel_button)
         settings = QWidget(self)
         column = QVBoxLayout(settings)
@@ -232,13 +236,25 @@ class TrainingPanel(QWidget):
         }
         return TrainRequest(model_spec=self.model_spec.text().strip() or "demo", settings=settings)
 
+    def resume_request(self, run_dir: str) -> TrainRequest:
+        """Continue the run in ``run_dir`` with its own settings, on the device chosen here."""
+        settings = {"output_dir": str(Path(run_dir).expanduser()), "resume": True,
+                    "device": self.device.currentText(), "mixed_precision": self.mixed_precision.isChecked()}
+        return TrainRequest(model_spec="", settings=settings)
+
     def _on_start(self) -> None:
         self.start_requested.emit(self.request())
+
+    def _on_resume(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Training run to resume", self.output_dir.text())
+        if folder:
+            self.start_requested.emit(self.resume_request(folder))
 
     # --- a run ---------------------------------------------------------------------------------------------
 
     def set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if running:
             self._started = time.monotonic()
@@ -299,6 +315,7 @@ class TrainingPanel(QWidget):
 
     def set_failed(self, message: str) -> None:
         self.start_button.setEnabled(True)
+        self.resume_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)

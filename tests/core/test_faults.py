@@ -114,7 +114,7 @@ def test_a_final_save_that_fails_leaves_no_final_folder(tiny_demo, tmp_path, mon
     original = Trainer.save_model
 
     def full_disk(self, output_dir=None, _internal_call=False):
-        if output_dir is not None and Path(output_dir).name == ".final-staging":
+        if output_dir is not None and Path(output_dir).name.startswith(".segstudio-staging-final-"):
             original(self, output_dir, _internal_call)
             raise OSError(errno.ENOSPC, "No space left on device")
         return original(self, output_dir, _internal_call)

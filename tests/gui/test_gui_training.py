@@ -171,3 +171,59 @@ def test_gui_thread_stays_responsive_while_training_and_predicting(make_window, 
               f"predicting a split {1000 * predict_gap:.0f} ms over {predict_ticks} ticks")
     assert training_gap < 1.0
     assert predict_gap < 1.0
+
+
+def _stopped_run(dataset, folder: Path) -> Path:
+    """A run of 4 steps saved at step 2 and stopped after step 3 (what a cancelled or killed run leaves)."""
+    import threading
+    from types import SimpleNamespace
+
+    from segstudio.core.model import load_model
+    from segstudio.core.training import TrainSettings, train
+
+    cancel = threading.Event()
+    stop = SimpleNamespace(on_progress=lambda step, *rest: step >= 3 and cancel.set())
+    loaded = load_model("scratch", label_map=dataset.label_map, reduce_labels=True, image_size=64)
+    settings = TrainSettings(output_dir=folder, max_steps=4, save_steps=2, batch_size=2, image_size=64,
+                             eval_steps=100, logging_steps=1, device="cpu")
+    assert train(dataset, loaded, settings, listener=stop, cancel=cancel).cancelled
+    return folder
+
+
+def test_resume_continues_a_stopped_run_from_its_newest_checkpoint(train_window, tiny_demo, qtbot, tmp_path,
+                                                                   monkeypatch):
+    import json
+
+    from segstudio.gui import training_panel
+
+    run = _stopped_run(tiny_demo, tmp_path / "run")
+    panel = train_window.training_panel
+    monkeypatch.setattr(training_panel.QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(run))
+    steps = []
+    panel.progress.valueChanged.connect(steps.append)
+    with qtbot.waitSignal(train_window.training.finished, timeout=TRAIN_TIMEOUT) as blocker:
+        qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+        assert not panel.resume_button.isEnabled() and not panel.start_button.isEnabled()
+    result = blocker.args[0]
+    assert not result.cancelled and result.output_dir == run
+    assert "resuming at step 2 of 4" in panel.log.toPlainText()
+    assert 3 in steps and 4 in steps and 2 not in steps  # steps 1-2 are not trained again
+    assert {Path(p).name for p in panel.checkpoint_paths()} == {"checkpoint-2", "checkpoint-4", "final"}
+    assert json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    assert panel.resume_button.isEnabled()
+
+
+def test_resuming_a_folder_without_a_run_says_so(train_window, qtbot, tmp_path, monkeypatch):
+    from segstudio.gui import training_panel
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    panel = train_window.training_panel
+    monkeypatch.setattr(training_panel.QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(empty))
+    seen = len(train_window.errors)
+    panel.resume_button.click()
+    qtbot.waitUntil(lambda: len(train_window.errors) > seen, timeout=TRAIN_TIMEOUT)
+    assert "nothing to resume" in train_window.errors[-1].message
+    assert "Traceback" not in train_window.errors[-1].message
+    assert panel.start_button.isEnabled() and panel.resume_button.isEnabled()
+    assert list(empty.iterdir()) == []
