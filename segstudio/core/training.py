@@ -300,6 +300,9 @@ def _train(
     cancelled = cancelled or cancel.is_set()
     if callback.nan_loss:
         raise TrainingError(callback.nan_loss)
+    if eval_split is not None and not cancelled and not _evaluated_last_step(trainer.state):
+        # A run shorter than its evaluation interval (or one epoch) would end with no validation score at all
+        trainer.evaluate()
     with save_errors(settings.output_dir, TrainingError), transformers_bars_off():
         final = _save_final(trainer, settings.output_dir)
     loaded.model.eval()
@@ -311,6 +314,11 @@ def _train(
         history=list(trainer.state.log_history),
         skipped_batches=guard.skipped,
     )
+
+
+def _evaluated_last_step(state: Any) -> bool:
+    """Whether Trainer's log already holds a validation score for the run's last step."""
+    return any("eval_mean_iou" in entry and entry.get("step") == state.global_step for entry in state.log_history)
 
 
 def _checked_output(settings: TrainSettings, first: bool) -> Path | None:

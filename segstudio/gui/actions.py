@@ -87,7 +87,7 @@ def build_actions(window: QMainWindow) -> Actions:
         clear_selection=_action(window, "Show &All Classes", "Ctrl+Shift+A"),
         evaluate=_action(window, "&Evaluate Split", "F5", tip="predict and score the current split"),
         cancel=_action(window, "&Cancel Evaluation", "Esc"),
-        train=_action(window, "Start &Training", "Ctrl+T"),
+        train=_action(window, "&Training…", "Ctrl+T", tip="the training settings, then Start"),
         cancel_training=_action(window, "Cancel T&raining"),
         compare=_action(window, "Com&pare with Checkpoint…", tip="score the split with a second checkpoint (B)"),
         about=_action(window, "&About SegStudio"),

@@ -200,7 +200,7 @@ class MainWindow(QMainWindow):
         a.cancel.triggered.connect(review.cancel)
         a.cancel.triggered.connect(self.compare.cancel)
         a.compare.triggered.connect(self.compare.choose_checkpoint)
-        a.train.triggered.connect(self.training.start_from_panel)
+        a.train.triggered.connect(self.show_training)
         a.cancel_training.triggered.connect(self.training.cancel)
         a.about.triggered.connect(lambda: dialogs.about(self, review.bundle.device if review.bundle else None))
         a.shortcuts.triggered.connect(lambda: dialogs.shortcuts(self, QWidget.actions(self)))
@@ -262,6 +262,18 @@ class MainWindow(QMainWindow):
 
     def open_model(self, spec: str, device: str = "auto", image_size: int | None = None) -> None:
         self.review.open_model(spec, device, image_size)
+
+    def show_training(self) -> None:
+        """Run > Train (Ctrl+T): the Training panel with its settings, to check before Start (never a run
+        started with settings nobody saw); while a run goes on, its progress."""
+        dock = self.docks["training"]
+        dock.show()
+        dock.raise_()
+        if self.training.running():
+            self.show_status("Training is running: its progress is in the Training panel.")
+        else:
+            self.training_panel.start_button.setFocus()
+            self.show_status("Check the training settings, then press Start training.")
 
     def show_pane(self, key: str) -> None:
         """Keys 1-4: that pane alone, large (the one-pane layout)."""

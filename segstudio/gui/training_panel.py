@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
 from PySide6.QtCore import QMargins, Qt, Signal
-from PySide6.QtGui import QPainter
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from segstudio.gui.train_job import TrainEvent, TrainRequest
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
+KEPT_RUNS = 3  # earlier runs' curves kept, dimmed, beside the current one
 
 
 def format_eta(seconds: float | None) -> str:
@@ -66,23 +67,52 @@ class Curve(QChartView):
         self.series.attachAxis(self.x_axis)
         self.series.attachAxis(self.y_axis)
         self.fixed_y = y_range
+        self.previous: list[QLineSeries] = []
+        self.length = 1
         self.clear()
         self.setMinimumHeight(140)
 
     def clear(self) -> None:
         self.series.clear()
-        self.x_axis.setRange(0, 1)
+        self.set_length(1)
         self.y_axis.setRange(*(self.fixed_y or (0.0, 1.0)))
+
+    def keep_as_previous(self) -> None:
+        """Start a new run: the current curve stays, dimmed, to compare with (the last ``KEPT_RUNS`` runs)."""
+        if self.series.count():
+            old = QLineSeries()
+            old.replace(self.series.points())
+            pen = QPen(QColor(150, 150, 150))
+            pen.setStyle(Qt.PenStyle.DashLine)
+            old.setPen(pen)
+            self.chart().addSeries(old)
+            old.attachAxis(self.x_axis)
+            old.attachAxis(self.y_axis)
+            self.previous.append(old)
+            while len(self.previous) > KEPT_RUNS:
+                self.chart().removeSeries(self.previous.pop(0))
+        self.series.clear()
+        self._fit()
+
+    def set_length(self, steps: int) -> None:
+        """The x axis spans the whole run (whole steps only: a 0..1 axis read "0 0 0 1")."""
+        self.length = max(1, int(steps))
+        self._fit()
+
+    def _fit(self) -> None:
+        points = [p for s in (self.series, *self.previous) for p in s.points()]
+        top_x = max([self.length, *(p.x() for p in points)])
+        self.x_axis.setRange(0, top_x)
+        self.x_axis.setTickCount(int(min(6, top_x + 1)))
+        if self.fixed_y is None:
+            top = max((p.y() for p in points), default=0.0)
+            self.y_axis.setRange(0.0, top * 1.1 if top > 0 else 1.0)
 
     def add(self, x: float, y: float) -> None:
         if not math.isfinite(y):
             return
         self.series.append(x, y)
-        points = self.series.points()
-        self.x_axis.setRange(0, max(1.0, max(p.x() for p in points)))
-        if self.fixed_y is None:
-            top = max(p.y() for p in points)
-            self.y_axis.setRange(0.0, top * 1.1 if top > 0 else 1.0)
+        self._fit()
 
     def values(self) -> list[tuple[float, float]]:
         return [(p.x(), p.y()) for p in self.series.points()]
@@ -120,6 +150,7 @@ class TrainingPanel(QWidget):
         self.review_button.clicked.connect(self._review_selected)
         self._build_layout()
         self._started = 0.0
+        self._step = 0
 
     def _build_settings(self) -> None:
         self.model_spec = QLineEdit("demo", self)
@@ -258,8 +289,9 @@ class TrainingPanel(QWidget):
         self.cancel_button.setEnabled(running)
         if running:
             self._started = time.monotonic()
-            self.loss_chart.clear()
-            self.iou_chart.clear()
+            self._step = 0
+            self.loss_chart.keep_as_previous()
+            self.iou_chart.keep_as_previous()
             self.checkpoints.clear()
             self.progress.setRange(0, 0)
             self.progress.setFormat("loading the model…")
@@ -272,6 +304,10 @@ class TrainingPanel(QWidget):
     def on_event(self, event: TrainEvent) -> None:
         data = event.data
         if event.kind == "progress":
+            self._step = data["step"]
+            if data["max_steps"] != self.loss_chart.length:
+                self.loss_chart.set_length(data["max_steps"])
+                self.iou_chart.set_length(data["max_steps"])
             self.progress.setRange(0, max(1, data["max_steps"]))
             self.progress.setValue(data["step"])
             self.progress.setFormat(f"step %v / %m — epoch {data['epoch']:.2f} — {format_eta(data['eta'])}")
@@ -303,11 +339,15 @@ class TrainingPanel(QWidget):
         self.set_running(False)
         for path in checkpoints:
             self.add_checkpoint(path)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
         elapsed = time.monotonic() - self._started
+        if cancelled:  # the bar stays where the run stopped
+            self.progress.setValue(self._step)
+            self.progress.setFormat(f"cancelled at step {self._step} of %m after {elapsed:.0f} s")
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.progress.setFormat(f"finished after {elapsed:.0f} s")
         state = "cancelled" if cancelled else "finished"
-        self.progress.setFormat(f"{state} after {elapsed:.0f} s")
         if final:
             self.append_log(f"{state}: model saved to {final}")
         self.start_button.setEnabled(True)

@@ -103,7 +103,8 @@ def test_cancel_stops_at_the_next_step_and_keeps_a_loadable_model(train_window, 
     result = blocker.args[0]
     assert result.cancelled
     assert result.final_checkpoint is not None and (result.final_checkpoint / COMPLETE_MARKER).is_file()
-    assert panel.progress.maximum() == 1 and 1 <= max(steps) < 10  # stopped at the next step, not at 400
+    assert panel.progress.maximum() == 400 and 1 <= max(steps) < 10  # stopped at the next step, not at 400
+    assert panel.progress.value() == max(steps)  # the bar stays where the run stopped
     assert str(result.final_checkpoint) in panel.checkpoint_paths()
     assert panel.progress.format().startswith("cancelled")
     from segstudio.core.model import load_model
@@ -227,3 +228,44 @@ def test_resuming_a_folder_without_a_run_says_so(train_window, qtbot, tmp_path, 
     assert "Traceback" not in train_window.errors[-1].message
     assert panel.start_button.isEnabled() and panel.resume_button.isEnabled()
     assert list(empty.iterdir()) == []
+
+
+def test_ctrl_t_shows_the_settings_and_starts_nothing(make_window, tiny_demo, qtbot):
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    assert not window.docks["training"].isVisible()
+    window.actions.train.trigger()
+    assert window.docks["training"].isVisible() and not window.training.running()
+    assert "settings" in window.message_label.text()
+
+
+def test_curves_span_the_run_keep_earlier_runs_and_a_short_run_gets_its_score(train_window, qtbot, tmp_path):
+    window = train_window
+    panel = window.training_panel
+    configure(panel, tmp_path / "a", steps=3)
+    panel.eval_steps.setValue(100)  # longer than the run: only the final evaluation can score it
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT):
+        panel.start_button.click()
+    assert [x for x, _ in panel.iou_chart.values()] == [3.0]
+    axis = panel.loss_chart.x_axis
+    assert axis.max() == 3 and axis.tickCount() == 4  # 0 1 2 3, not "0 0 0 1"
+    first_run = panel.loss_chart.values()
+    configure(panel, tmp_path / "b", steps=2)
+    panel.eval_steps.setValue(100)
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT):
+        panel.start_button.click()
+    (previous,) = panel.loss_chart.previous
+    assert [(p.x(), p.y()) for p in previous.points()] == first_run
+    assert panel.loss_chart.x_axis.max() == 3  # wide enough for the earlier run too
+
+
+def test_a_cancelled_run_leaves_the_bar_where_it_stopped(train_window, qtbot, tmp_path):
+    window = train_window
+    panel = window.training_panel
+    configure(panel, tmp_path, steps=400)
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=TRAIN_TIMEOUT)
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT):
+        window.training.cancel()
+    assert panel.progress.maximum() == 400 and 1 <= panel.progress.value() < 400
+    assert panel.progress.format().startswith("cancelled at step")
