@@ -141,12 +141,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.skipped_batches:
         print(f"segstudio: {result.skipped_batches} batch(es) skipped: every pixel ignored (see segstudio check)",
               file=sys.stderr)
+    for name, reason in result.skipped_items.items():
+        print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
     if result.cancelled:
         resumable = any(path.name.startswith("checkpoint-") for path in result.checkpoints)
         print("segstudio: training cancelled; the model so far is saved"
               + (" (--resume continues from the newest checkpoint)" if resumable else ""), file=sys.stderr)
         return EXIT_CANCELLED
-    return EXIT_OK
+    if result.skipped_items:
+        print(f"segstudio: {len(result.skipped_items)} unreadable item(s) left out of training", file=sys.stderr)
+    return EXIT_PARTIAL if result.skipped_items else EXIT_OK
 
 
 def _check_model_fits(dataset, loaded) -> None:

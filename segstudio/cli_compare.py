@@ -41,7 +41,7 @@ def print_comparison(comparison, label_map) -> None:
     from segstudio.core.compare import by_delta
 
     a, b = comparison.a.metrics["mean_iou"], comparison.b.metrics["mean_iou"]
-    print(f"images compared: {len(comparison.images)}")
+    print(f"images compared: {len(comparison.images)}   skipped: {len(comparison.skipped)}")
     print(f"mean IoU  A {_fmt(a)}   B {_fmt(b)}   change {_fmt(comparison.mean_iou_delta, True)}")
     print(f"{'id':>4}  {'class':<24} {'IoU A':>6} {'IoU B':>6} {'change':>7}")
     present = {r.class_id for r in (*comparison.a.class_rows(), *comparison.b.class_rows())
@@ -113,7 +113,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         document = {"dataset": dataset.source,
                     **comparison.to_json_dict(dataset.label_map, args.model[0], args.model[1])}
         write_metrics_json(Path(args.json), document)
-    skipped = dict(comparison.a.skipped + comparison.b.skipped)
+    skipped = comparison.skipped
     for name, reason in skipped.items():
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
     return EXIT_PARTIAL if skipped else EXIT_OK

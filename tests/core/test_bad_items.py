@@ -1,0 +1,172 @@
+"""One bad image or mask in a dataset never sinks a run: evaluate, compare, train and the window skip it, name it
+once and count it. The bad items are real bad files in an ADE20K folder written by ``segstudio demo-data``."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.cli import main
+from segstudio.core.model_location import DEMO_MODEL_DIR
+
+needs_demo_model = pytest.mark.skipif(
+    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
+)
+KEEP = 8  # rows kept per split: the first five made bad, three good
+GOOD = KEEP - 5
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A valid PNG header declaring 400 Mpx (over twice Pillow's MAX_IMAGE_PIXELS), with almost no data."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    idat = zlib.compress(b"\0" * 100)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def _make_bad(root: Path, folder: str) -> dict[str, str]:
+    """Keep the first KEEP rows of a split and spoil five of them; stem -> what each was made."""
+    images, masks = root / "images" / folder, root / "annotations" / folder
+    stems = sorted(p.stem for p in images.glob("*.jpg"))
+    for stem in stems[KEEP:]:
+        (images / f"{stem}.jpg").unlink()
+        (masks / f"{stem}.png").unlink(missing_ok=True)
+    bad = stems[:5]
+    (images / f"{bad[0]}.jpg").write_bytes(bomb_png())
+    data = (images / f"{bad[1]}.jpg").read_bytes()
+    (images / f"{bad[1]}.jpg").write_bytes(data[: len(data) // 2])
+    (images / f"{bad[2]}.jpg").write_text("not an image, only named like one\n")
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(masks / f"{bad[3]}.png")
+    (masks / f"{bad[4]}.png").write_bytes(bomb_png())
+    return dict(zip(bad, ["decompression bomb", "truncated", "not an image", "1x1", "decompression bomb"],
+                    strict=True))
+
+
+@pytest.fixture(scope="module")
+def bad_folder(tmp_path_factory) -> tuple[Path, dict[str, str], dict[str, str]]:
+    root = tmp_path_factory.mktemp("bad") / "ade"
+    assert main(["demo-data", str(root)]) == 0
+    shutil.rmtree(root / "images" / "testing")
+    return root, _make_bad(root, "validation"), _make_bad(root, "training")
+
+
+def _named_once(stderr: str, bad: dict[str, str]) -> None:
+    for stem, kind in bad.items():
+        lines = [line for line in stderr.splitlines() if stem in line]
+        assert len(lines) == 1, (stem, stderr)
+        assert kind.split()[-1] in lines[0], lines[0]
+        assert "Traceback" not in stderr
+
+
+def test_bad_files_fail_the_reader_with_one_line(bad_folder) -> None:
+    from segstudio.core.imageio import ImageReadError, read_image, read_mask
+
+    root, bad, _ = bad_folder
+    stems = list(bad)
+    for stem in stems[:3]:
+        with pytest.raises(ImageReadError) as caught:
+            read_image(root / "images" / "validation" / f"{stem}.jpg")
+        assert "\n" not in str(caught.value) and str(caught.value).startswith(str(root))
+    with pytest.raises(ImageReadError, match="decompression bomb"):
+        read_mask({"bytes": bomb_png(), "path": "m.png"})
+    with pytest.raises(ImageReadError, match="1x1 pixels but its image is 256x256"):
+        read_mask(root / "annotations" / "validation" / f"{stems[3]}.png", (256, 256))
+
+
+@needs_demo_model
+def test_evaluate_skips_names_and_counts_each_bad_item(bad_folder, tmp_path: Path, capsys) -> None:
+    root, bad, _ = bad_folder
+    out = tmp_path / "metrics.json"
+    code = main(["evaluate", "--dataset", str(root), "--model", "demo", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    _named_once(captured.err, bad)
+    assert f"images scored: {GOOD}   skipped: 5" in captured.out
+    document = json.loads(out.read_text())
+    assert sorted(Path(item["file_name"]).stem for item in document["skipped"]) == sorted(bad)
+    counts = json.loads((tmp_path / "manifest.json").read_text())["counts"]
+    assert counts == {"images": KEEP, "written": GOOD, "skipped": 5}
+
+
+@needs_demo_model
+def test_compare_skips_names_and_counts_each_bad_item(bad_folder, tmp_path: Path, capsys) -> None:
+    root, bad, _ = bad_folder
+    out = tmp_path / "compare.json"
+    code = main(["compare", "--dataset", str(root), "--model", "demo", "--model", "demo", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    _named_once(captured.err, bad)
+    assert f"images compared: {GOOD}   skipped: 5" in captured.out
+    document = json.loads(out.read_text())
+    assert len(document["per_image"]) == GOOD
+    assert sorted(Path(item["file_name"]).stem for item in document["skipped"]) == sorted(bad)
+
+
+def test_the_training_transform_leaves_bad_rows_out(bad_folder) -> None:
+    from transformers import SegformerImageProcessor
+
+    from segstudio.core.datasources import SourceOptions, load_source
+    from segstudio.core.transforms import SegmentationTransform
+
+    root, _, bad = bad_folder
+    dataset = load_source(str(root), SourceOptions())
+    transform = SegmentationTransform(SegformerImageProcessor(), dataset.convention, 32, augment=True)
+    rows = transform.apply_to(dataset.splits["train"])
+    batch = rows[0:KEEP]
+    assert batch["pixel_values"].shape == (GOOD, 3, 32, 32) and batch["labels"].shape == (GOOD, 32, 32)
+    assert sorted(Path(name).stem for name in transform.skipped) == sorted(bad)
+    only_bad = rows[0:5]  # nothing readable: one wholly ignored image, which the trainer's guard skips
+    assert only_bad["pixel_values"].shape == (1, 3, 32, 32)
+    assert bool((only_bad["labels"] == dataset.convention.ignore_index).all())
+    assert len(transform.skipped) == 5  # each named once, however often it is met
+
+
+@needs_demo_model
+@pytest.mark.slow
+def test_train_skips_names_and_counts_each_bad_item(bad_folder, tmp_path: Path, capsys) -> None:
+    root, bad_val, bad_train = bad_folder
+    code = main(["train", "--dataset", str(root), "--model", "demo", "--output", str(tmp_path / "run"),
+                 "--epochs", "1", "--batch-size", "4", "--image-size", "32", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    _named_once(captured.err, {**bad_train, **bad_val})
+    assert "10 unreadable item(s) left out of training" in captured.err
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
+
+
+def test_the_window_reads_a_bad_row_as_one_clear_line(bad_folder) -> None:
+    from segstudio.core.datasources import SourceOptions, load_source
+    from segstudio.core.imageio import ImageReadError
+    from segstudio.gui.sources import SplitSource
+
+    root, bad, _ = bad_folder
+    source = SplitSource(load_source(str(root), SourceOptions()), "validation")
+    for index in range(3):
+        for read in (source.image, lambda i: source.thumbnail(i, 64)):
+            with pytest.raises(ImageReadError) as caught:
+                read(index)
+            assert "\n" not in str(caught.value)
+    with pytest.raises(ImageReadError, match="decompression bomb"):
+        source.ground_truth(4)
+    assert source.image(KEEP - 1).size == (256, 256) and source.ground_truth(KEEP - 1).shape == (256, 256)
+    assert source.thumbnail(KEEP - 1, 64).shape == (64, 64, 3)
+
+
+def test_a_truncated_jpeg_cell_in_memory_is_named(tmp_path: Path) -> None:
+    from segstudio.core.imageio import ImageReadError, read_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buffer, format="JPEG")
+    with pytest.raises(ImageReadError, match="^x.jpg: truncated"):
+        read_image({"bytes": buffer.getvalue()[:300], "path": "x.jpg"})
