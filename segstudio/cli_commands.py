@@ -163,7 +163,16 @@ def _check_model_fits(dataset, loaded) -> None:
         )
 
 
+def require_positive(args: argparse.Namespace, *names: str) -> None:
+    """Refuse (one line, exit 2) a count option below 1, before anything loads: ``--limit -3`` would score nothing."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    require_positive(args, "limit", "batch_size")
     _check_model_spec(args.model)
     outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
@@ -277,6 +286,7 @@ def _with_ignore_index(loaded, ignore_index: int | None):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    require_positive(args, "batch_size")
     inputs = [Path(p) for p in args.inputs]
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:  # before any model loads
@@ -315,14 +325,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 OUT_OF_MEMORY = ("out of memory on the device: try a smaller --batch-size or --image-size, "
                  "or --device cpu (slower, but uses the computer's memory)")
+OUT_OF_HOST_MEMORY = ("out of memory: the computer has not enough free memory for this run; close other programs, "
+                      "try a smaller --batch-size, or leave the largest images out")
 
 
-def _out_of_memory_is_a_user_error(command):
+def out_of_memory_is_a_user_error(command):
     """An out-of-memory error that no core step turned into a message becomes one line with a suggestion."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
+        except MemoryError:
+            raise UsageError(OUT_OF_HOST_MEMORY) from None
         except RuntimeError as exc:
             torch = sys.modules.get("torch")
             if torch is None or not isinstance(exc, torch.OutOfMemoryError):
@@ -334,7 +348,7 @@ def _out_of_memory_is_a_user_error(command):
 
 COMMANDS = {
     "demo-data": cmd_demo_data,
-    "train": _out_of_memory_is_a_user_error(cmd_train),
-    "evaluate": _out_of_memory_is_a_user_error(cmd_evaluate),
-    "predict": _out_of_memory_is_a_user_error(cmd_predict),
+    "train": out_of_memory_is_a_user_error(cmd_train),
+    "evaluate": out_of_memory_is_a_user_error(cmd_evaluate),
+    "predict": out_of_memory_is_a_user_error(cmd_predict),
 }

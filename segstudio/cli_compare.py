@@ -78,6 +78,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         UsageError,
         cancel_on_sigint,
         load_dataset_from_args,
+        require_positive,
     )
     from segstudio.cli_report import progress_bar
     from segstudio.core.compare import compare_split
@@ -87,8 +88,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.model) != 2:
         raise UsageError(f"compare needs exactly two models (--model A --model B), got {len(args.model)}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    require_positive(args, "limit", "batch_size")
     dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")

@@ -187,6 +187,33 @@ def _unpack(packed: tuple[tuple[int, ...], str, bytes]) -> np.ndarray:
     return np.frombuffer(zlib.decompress(data), dtype=np.dtype(dtype)).reshape(shape)
 
 
+def evaluate_b(
+    dataset: SegDataset,
+    split: str,
+    predictor_b: Predictor,
+    prediction_a: Callable[[int], np.ndarray | None],
+    *,
+    limit: int | None = None,
+    cancel: threading.Event | None = None,
+    on_image: Callable[[ImageResult, np.ndarray | None, tuple[int, int] | None], None] | None = None,
+) -> tuple[EvaluationResult, dict[int, tuple[int, int]]]:
+    """Evaluate B on ``split`` and count, per image, the pixels B fixed and broke against A's prediction.
+
+    ``on_image(result, prediction, flips)`` after each image (``flips`` None when unscored). The one B half of a
+    comparison: ``compare_split`` and the window's A/B review both call it. Raises ``EvaluationCancelled``.
+    """
+    counter = FlipCounter(dataset, split, prediction_a)
+
+    def score(result: ImageResult) -> None:
+        prediction, result.prediction = result.prediction, None
+        counts = counter.add(result, prediction)
+        if on_image:
+            on_image(result, prediction, counts)
+
+    result = evaluate_split(dataset, split, predictor_b, limit=limit, cancel=cancel, on_image=score)
+    return result, counter.flips
+
+
 def compare_split(
     dataset: SegDataset,
     split: str,
@@ -211,20 +238,13 @@ def compare_split(
             on_image("A", result)
 
     result_a = evaluate_split(dataset, split, predictor_a, limit=limit, cancel=cancel, on_image=keep_a)
-    counter = FlipCounter(dataset, split, lambda index: _unpack(kept[index]) if index in kept else None)
-
-    def score_b(result: ImageResult) -> None:
-        prediction, result.prediction = result.prediction, None
-        counter.add(result, prediction)
-        if on_image:
-            on_image("B", result)
-
-    result_b = evaluate_split(dataset, split, predictor_b, limit=limit, cancel=cancel, on_image=score_b)
+    result_b, flips = evaluate_b(
+        dataset, split, predictor_b, lambda index: _unpack(kept[index]) if index in kept else None,
+        limit=limit, cancel=cancel, on_image=(lambda result, _p, _f: on_image("B", result)) if on_image else None)
     by_index_b = {image.index: image for image in result_b.images}
     images = [
-        ImageFlips(image.index, image.file_name, *counter.flips[image.index], image.mean_iou,
-                   by_index_b[image.index].mean_iou)
+        ImageFlips(image.index, image.file_name, *flips[image.index], image.mean_iou, by_index_b[image.index].mean_iou)
         for image in result_a.images
-        if image.index in counter.flips
+        if image.index in flips
     ]
     return Comparison(split, result_a, result_b, class_changes(result_a.class_rows(), result_b.class_rows()), images)

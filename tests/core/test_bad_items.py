@@ -170,3 +170,85 @@ def test_a_truncated_jpeg_cell_in_memory_is_named(tmp_path: Path) -> None:
     Image.new("RGB", (64, 64), (200, 10, 10)).save(buffer, format="JPEG")
     with pytest.raises(ImageReadError, match="^x.jpg: truncated"):
         read_image({"bytes": buffer.getvalue()[:300], "path": "x.jpg"})
+
+
+def test_colour_and_overlay_in_row_blocks_equal_the_whole_image_formula(monkeypatch) -> None:
+    """Blocks of a few rows give the pixels of the one-shot blend (image * (1 - a) + colour * a, rounded)."""
+    from segstudio.core import render
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    ids = rng.integers(0, 160, (37, 50)).astype(np.uint16)
+    ids[::7, ::3] = 255
+    palette = rng.integers(0, 256, (150, 3), dtype=np.uint8)
+    table = np.zeros((256, 3), np.uint8)
+    table[:150] = palette
+    colours = table[np.where(ids < 150, ids, 255)]
+    expected = np.clip(np.rint(image.astype(np.float32) * 0.6 + colours.astype(np.float32) * 0.4), 0, 255)
+    expected = np.where((ids == 255)[..., None], image, expected).astype(np.uint8)
+    monkeypatch.setattr(render, "BLOCK_PIXELS", 120)  # two rows a block, the last one short
+    assert len(list(render.row_blocks(37, 50))) == 19
+    assert np.array_equal(render.colorize(ids, palette), colours)
+    assert np.array_equal(render.overlay(image, ids, palette, alpha=0.4), expected)
+
+
+def test_an_overlay_needs_little_memory_beyond_its_output(monkeypatch) -> None:
+    import tracemalloc
+
+    from segstudio.core import render
+
+    image = np.full((1000, 1200, 3), 90, np.uint8)
+    ids = np.tile(np.arange(1200, dtype=np.uint16) % 150, (1000, 1))
+    palette = np.arange(450, dtype=np.uint16).reshape(150, 3).astype(np.uint8)
+    monkeypatch.setattr(render, "BLOCK_PIXELS", 1 << 14)
+    tracemalloc.start()
+    try:
+        out = render.overlay(image, ids, palette)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A few float32 copies of one block beyond the output; the whole-image blend needed 4x the output per copy.
+    assert peak < out.nbytes + 64 * render.BLOCK_PIXELS < 2 * out.nbytes
+
+
+def test_running_out_of_memory_is_one_line_and_exit_2(monkeypatch, capsys) -> None:
+    import segstudio.cli_commands as commands
+
+    def no_memory(_spec):
+        raise MemoryError
+
+    monkeypatch.setattr(commands, "_check_model_spec", no_memory)
+    assert main(["evaluate", "--dataset", "demo", "--model", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segstudio: error: out of memory") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--dataset", "demo", "--model", "demo", "--limit", "-3"],
+    ["evaluate", "--dataset", "demo", "--model", "demo", "--limit", "0"],
+    ["evaluate", "--dataset", "demo", "--model", "demo", "--batch-size", "0"],
+    ["compare", "--dataset", "demo", "--model", "demo", "--model", "demo", "--limit", "-3"],
+    ["predict", "--model", "demo", "x.png", "--output", "out", "--batch-size", "-1"],
+])
+def test_counts_below_one_are_usage_errors(argv, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segstudio: error: --") and "at least 1" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("palette", [[[300, 0, 0]], [[-1, 0, 0]], [[1e30, 0, 0]], [[1.5, 0, 0]], [[0, 0]], "red"])
+def test_a_label_map_palette_out_of_range_is_one_line(bad_folder, tmp_path: Path, palette, capsys) -> None:
+    root = bad_folder[0]
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"id2label": {str(i): f"c{i}" for i in range(150)}, "palette": palette}))
+    assert main(["evaluate", "--dataset", str(root), "--label-map", str(path), "--model", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert "palette" in err and str(path) in err and err.count("\n") == 1
+
+
+def test_a_deeply_nested_label_map_is_one_line(bad_folder, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    assert main(["evaluate", "--dataset", str(bad_folder[0]), "--label-map", str(path), "--model", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert "nested too deeply" in err and err.count("\n") == 1
