@@ -252,3 +252,27 @@ def test_a_deeply_nested_label_map_is_one_line(bad_folder, tmp_path: Path, capsy
     assert main(["evaluate", "--dataset", str(bad_folder[0]), "--label-map", str(path), "--model", "demo"]) == 2
     err = capsys.readouterr().err
     assert "nested too deeply" in err and err.count("\n") == 1
+
+
+@needs_demo_model
+def test_the_window_scores_a_split_with_bad_items_and_lists_them(bad_folder) -> None:
+    """The window's evaluation job streams every row: the good ones scored, each bad one with its one-line reason."""
+    import threading
+    from types import SimpleNamespace
+
+    from segstudio.core.datasources import SourceOptions, load_source
+    from segstudio.gui import jobs
+    from segstudio.gui.sources import SplitSource
+
+    root, bad, _ = bad_folder
+    dataset = load_source(str(root), SourceOptions())
+    source = SplitSource(dataset, "validation")
+    updates = []
+    ctx = SimpleNamespace(progress=updates.append, cancel_event=threading.Event(), cancelled=False)
+    outcome = jobs.evaluate_source(ctx, source, jobs.load_model_bundle("demo", dataset, "cpu"))
+    streamed = {o.index: o for update in updates for o in update.outcomes}
+    assert not outcome.cancelled and outcome.done == KEEP and len(streamed) == KEEP
+    assert sorted(Path(name).stem for name, _ in outcome.skipped) == sorted(bad)
+    assert all("\n" not in reason and "Traceback" not in reason for _, reason in outcome.skipped)
+    assert sum(o.confusion is not None for o in streamed.values()) == GOOD
+    assert sum(o.error is not None for o in streamed.values()) == 5
