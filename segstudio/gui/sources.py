@@ -67,8 +67,9 @@ class SplitSource:
 
         return read_image(self._images[index]["image"])
 
-    def ground_truth(self, index: int) -> np.ndarray | None:
-        """Model ids (uint8 for up to 255 classes) or None for an unannotated image."""
+    def ground_truth(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """Model ids (uint8 for up to 255 classes) or None for an unannotated image; with ``size`` (the image's
+        width, height) a mask of another size is refused, as evaluation refuses it."""
         if self._masks is None:
             return None
         annotation = self._masks[index]["annotation"]
@@ -76,7 +77,7 @@ class SplitSource:
             return None
         from segstudio.core.imageio import read_mask
 
-        return np.asarray(self.convention.to_model_ids(read_mask(annotation)))
+        return np.asarray(self.convention.to_model_ids(read_mask(annotation, size)))
 
     def thumbnail(self, index: int, size: int) -> np.ndarray:
         from segstudio.core.imageio import read_thumbnail
@@ -104,7 +105,7 @@ class FileSource:
 
         return read_image(self.paths[index])
 
-    def ground_truth(self, index: int) -> np.ndarray | None:
+    def ground_truth(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray | None:
         return None
 
     def thumbnail(self, index: int, size: int) -> np.ndarray:

@@ -159,6 +159,8 @@ def test_the_window_reads_a_bad_row_as_one_clear_line(bad_folder) -> None:
             assert "\n" not in str(caught.value)
     with pytest.raises(ImageReadError, match="decompression bomb"):
         source.ground_truth(4)
+    with pytest.raises(ImageReadError, match="1x1 pixels but its image is 256x256"):
+        source.ground_truth(3, (256, 256))
     assert source.image(KEEP - 1).size == (256, 256) and source.ground_truth(KEEP - 1).shape == (256, 256)
     assert source.thumbnail(KEEP - 1, 64).shape == (64, 64, 3)
 
