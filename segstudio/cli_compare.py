@@ -106,7 +106,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except EvaluationCancelled:
             print("segstudio: comparison cancelled", file=sys.stderr)
             return EXIT_CANCELLED
-    if not any(image.confusion is not None for image in comparison.a.images):
+    if not comparison.skipped and not any(image.confusion is not None for image in comparison.a.images):
         raise UsageError(f"the {args.split} split has no ground truth: there is nothing to compare against")
     print_comparison(comparison, dataset.label_map)
     if args.json:

@@ -278,3 +278,12 @@ def test_the_window_scores_a_split_with_bad_items_and_lists_them(bad_folder) -> 
     assert all("\n" not in reason and "Traceback" not in reason for _, reason in outcome.skipped)
     assert sum(o.confusion is not None for o in streamed.values()) == GOOD
     assert sum(o.error is not None for o in streamed.values()) == 5
+
+
+@needs_demo_model
+def test_compare_where_every_row_is_bad_names_them_rather_than_a_missing_ground_truth(bad_folder, capsys) -> None:
+    root, bad, _ = bad_folder
+    code = main(["compare", "--dataset", str(root), "--model", "demo", "--model", "demo", "--limit", "3"])
+    captured = capsys.readouterr()
+    assert code == 1 and "no ground truth" not in captured.err
+    _named_once(captured.err, dict(list(bad.items())[:3]))
