@@ -329,7 +329,7 @@ OUT_OF_HOST_MEMORY = ("out of memory: the computer has not enough free memory fo
                       "try a smaller --batch-size, or leave the largest images out")
 
 
-def out_of_memory_is_a_user_error(command):
+def _out_of_memory_is_a_user_error(command):
     """An out-of-memory error that no core step turned into a message becomes one line with a suggestion."""
 
     def run(args: argparse.Namespace) -> int:
@@ -348,7 +348,7 @@ def out_of_memory_is_a_user_error(command):
 
 COMMANDS = {
     "demo-data": cmd_demo_data,
-    "train": out_of_memory_is_a_user_error(cmd_train),
-    "evaluate": out_of_memory_is_a_user_error(cmd_evaluate),
-    "predict": out_of_memory_is_a_user_error(cmd_predict),
+    "train": _out_of_memory_is_a_user_error(cmd_train),
+    "evaluate": _out_of_memory_is_a_user_error(cmd_evaluate),
+    "predict": _out_of_memory_is_a_user_error(cmd_predict),
 }
