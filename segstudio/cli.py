@@ -181,10 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return EXIT_USAGE
     _quiet_libraries()
-    from segstudio.cli_commands import COMMANDS, user_errors
+    from segstudio.cli_commands import COMMANDS, _out_of_memory_is_a_user_error, user_errors
 
-    try:
-        handler = COMMANDS.get(args.command) or args.handler  # sub-commands in their own modules set one
+    try:  # sub-commands in their own modules set a handler
+        handler = COMMANDS.get(args.command) or _out_of_memory_is_a_user_error(args.handler)
         return handler(args)
     except KeyboardInterrupt:
         print("segstudio: cancelled", file=sys.stderr)

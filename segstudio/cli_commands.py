@@ -141,12 +141,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.skipped_batches:
         print(f"segstudio: {result.skipped_batches} batch(es) skipped: every pixel ignored (see segstudio check)",
               file=sys.stderr)
+    for name, reason in result.skipped_items.items():
+        print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
     if result.cancelled:
         resumable = any(path.name.startswith("checkpoint-") for path in result.checkpoints)
         print("segstudio: training cancelled; the model so far is saved"
               + (" (--resume continues from the newest checkpoint)" if resumable else ""), file=sys.stderr)
         return EXIT_CANCELLED
-    return EXIT_OK
+    if result.skipped_items:
+        print(f"segstudio: {len(result.skipped_items)} unreadable item(s) left out of training", file=sys.stderr)
+    return EXIT_PARTIAL if result.skipped_items else EXIT_OK
 
 
 def _check_model_fits(dataset, loaded) -> None:
@@ -159,7 +163,16 @@ def _check_model_fits(dataset, loaded) -> None:
         )
 
 
+def require_positive(args: argparse.Namespace, *names: str) -> None:
+    """Refuse (one line, exit 2) a count option below 1, before anything loads: ``--limit -3`` would score nothing."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    require_positive(args, "limit", "batch_size")
     _check_model_spec(args.model)
     outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
@@ -273,6 +286,7 @@ def _with_ignore_index(loaded, ignore_index: int | None):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    require_positive(args, "batch_size")
     inputs = [Path(p) for p in args.inputs]
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:  # before any model loads
@@ -311,6 +325,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 OUT_OF_MEMORY = ("out of memory on the device: try a smaller --batch-size or --image-size, "
                  "or --device cpu (slower, but uses the computer's memory)")
+OUT_OF_HOST_MEMORY = ("out of memory: the computer has not enough free memory for this run; close other programs, "
+                      "try a smaller --batch-size, or leave the largest images out")
 
 
 def _out_of_memory_is_a_user_error(command):
@@ -319,6 +335,8 @@ def _out_of_memory_is_a_user_error(command):
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
+        except MemoryError:
+            raise UsageError(OUT_OF_HOST_MEMORY) from None
         except RuntimeError as exc:
             torch = sys.modules.get("torch")
             if torch is None or not isinstance(exc, torch.OutOfMemoryError):

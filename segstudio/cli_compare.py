@@ -41,7 +41,7 @@ def print_comparison(comparison, label_map) -> None:
     from segstudio.core.compare import by_delta
 
     a, b = comparison.a.metrics["mean_iou"], comparison.b.metrics["mean_iou"]
-    print(f"images compared: {len(comparison.images)}")
+    print(f"images compared: {len(comparison.images)}   skipped: {len(comparison.skipped)}")
     print(f"mean IoU  A {_fmt(a)}   B {_fmt(b)}   change {_fmt(comparison.mean_iou_delta, True)}")
     print(f"{'id':>4}  {'class':<24} {'IoU A':>6} {'IoU B':>6} {'change':>7}")
     present = {r.class_id for r in (*comparison.a.class_rows(), *comparison.b.class_rows())
@@ -78,6 +78,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         UsageError,
         cancel_on_sigint,
         load_dataset_from_args,
+        require_positive,
     )
     from segstudio.cli_report import progress_bar
     from segstudio.core.compare import compare_split
@@ -87,8 +88,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.model) != 2:
         raise UsageError(f"compare needs exactly two models (--model A --model B), got {len(args.model)}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    require_positive(args, "limit", "batch_size")
     dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
@@ -106,14 +106,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except EvaluationCancelled:
             print("segstudio: comparison cancelled", file=sys.stderr)
             return EXIT_CANCELLED
-    if not any(image.confusion is not None for image in comparison.a.images):
+    if not comparison.skipped and not any(image.confusion is not None for image in comparison.a.images):
         raise UsageError(f"the {args.split} split has no ground truth: there is nothing to compare against")
     print_comparison(comparison, dataset.label_map)
     if args.json:
         document = {"dataset": dataset.source,
                     **comparison.to_json_dict(dataset.label_map, args.model[0], args.model[1])}
         write_metrics_json(Path(args.json), document)
-    skipped = dict(comparison.a.skipped + comparison.b.skipped)
+    skipped = comparison.skipped
     for name, reason in skipped.items():
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
     return EXIT_PARTIAL if skipped else EXIT_OK

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from segstudio.core.evaluation import EvaluationResult, ImageResult, evaluate_split
+from segstudio.core.imageio import ImageReadError, read_mask, stored_cells
 from segstudio.core.inference import Predictor
 from segstudio.core.labels import IGNORE_INDEX
 from segstudio.core.metrics import ClassStats
@@ -90,13 +91,17 @@ def by_delta(changes: list[ClassChange]) -> list[ClassChange]:
     return sorted(changes, key=lambda c: (math.isnan(c.delta), -c.delta if not math.isnan(c.delta) else 0.0))
 
 
-def ground_truth(dataset: SegDataset, split: str, index: int) -> np.ndarray | None:
-    """The row's mask as model ids (through the dataset's convention), or None without one."""
-    rows = dataset.splits[split]
-    if "annotation" not in rows.column_names:
-        return None
-    annotation = rows.select_columns(["annotation"])[index]["annotation"]
-    return None if annotation is None else dataset.convention.to_model_ids(np.asarray(annotation))
+def ground_truth(dataset: SegDataset, split: str, index: int, rows=None) -> np.ndarray | None:
+    """The row's mask as model ids (the one mask reader, then the dataset's convention), or None without one.
+
+    ``rows``: the split's annotation column as :func:`stored_cells` gives it, when the caller keeps one.
+    """
+    if rows is None:
+        if "annotation" not in dataset.splits[split].column_names:
+            return None
+        rows = stored_cells(dataset.splits[split].select_columns(["annotation"]))
+    annotation = rows[index]["annotation"]
+    return None if annotation is None else dataset.convention.to_model_ids(read_mask(annotation))
 
 
 class FlipCounter:
@@ -105,14 +110,22 @@ class FlipCounter:
     def __init__(self, dataset: SegDataset, split: str, prediction_a: Callable[[int], np.ndarray | None]) -> None:
         self.dataset, self.split, self.prediction_a = dataset, split, prediction_a
         self.flips: dict[int, tuple[int, int]] = {}
+        rows = dataset.splits[split]
+        self._masks = (stored_cells(rows.select_columns(["annotation"])) if "annotation" in rows.column_names
+                       else None)
 
     def add(self, result_b: ImageResult, prediction_b: np.ndarray | None) -> tuple[int, int] | None:
         """(fixed, broken) for a scored image of B, or None (unscored, or no prediction of A)."""
-        if result_b.confusion is None or prediction_b is None:
+        if result_b.confusion is None or prediction_b is None or self._masks is None:
             return None
         pred_a = self.prediction_a(result_b.index)
-        mask = ground_truth(self.dataset, self.split, result_b.index)
-        if pred_a is None or mask is None:
+        if pred_a is None:
+            return None
+        try:
+            mask = ground_truth(self.dataset, self.split, result_b.index, self._masks)
+        except ImageReadError:  # B scored it, so the mask was readable; a file changed meanwhile
+            return None
+        if mask is None or mask.shape != np.shape(pred_a):
             return None
         counts = flip_counts(pred_a, prediction_b, mask, self.dataset.convention.ignore_index)
         self.flips[result_b.index] = counts
@@ -130,6 +143,11 @@ class Comparison:
     images: list[ImageFlips] = field(default_factory=list)
 
     @property
+    def skipped(self) -> dict[str, str]:
+        """Unreadable rows, left out of both evaluations: file name -> reason."""
+        return dict(self.a.skipped + self.b.skipped)
+
+    @property
     def mean_iou_delta(self) -> float:
         return float(self.b.metrics["mean_iou"]) - float(self.a.metrics["mean_iou"])
 
@@ -145,6 +163,7 @@ class Comparison:
             "split": self.split, "model_a": model_a, "model_b": model_b,
             "mean_iou_a": self.a.metrics["mean_iou"], "mean_iou_b": self.b.metrics["mean_iou"],
             "mean_iou_delta": self.mean_iou_delta,
+            "skipped": [{"file_name": name, "reason": reason} for name, reason in self.skipped.items()],
             "per_class": [
                 {"class_id": c.class_id, "class_name": label_map.name(c.class_id), "iou_a": c.iou_a,
                  "iou_b": c.iou_b, "delta": c.delta}
@@ -166,6 +185,33 @@ def _pack(ids: np.ndarray) -> tuple[tuple[int, ...], str, bytes]:
 def _unpack(packed: tuple[tuple[int, ...], str, bytes]) -> np.ndarray:
     shape, dtype, data = packed
     return np.frombuffer(zlib.decompress(data), dtype=np.dtype(dtype)).reshape(shape)
+
+
+def evaluate_b(
+    dataset: SegDataset,
+    split: str,
+    predictor_b: Predictor,
+    prediction_a: Callable[[int], np.ndarray | None],
+    *,
+    limit: int | None = None,
+    cancel: threading.Event | None = None,
+    on_image: Callable[[ImageResult, np.ndarray | None, tuple[int, int] | None], None] | None = None,
+) -> tuple[EvaluationResult, dict[int, tuple[int, int]]]:
+    """Evaluate B on ``split`` and count, per image, the pixels B fixed and broke against A's prediction.
+
+    ``on_image(result, prediction, flips)`` after each image (``flips`` None when unscored). The one B half of a
+    comparison: ``compare_split`` and the window's A/B review both call it. Raises ``EvaluationCancelled``.
+    """
+    counter = FlipCounter(dataset, split, prediction_a)
+
+    def score(result: ImageResult) -> None:
+        prediction, result.prediction = result.prediction, None
+        counts = counter.add(result, prediction)
+        if on_image:
+            on_image(result, prediction, counts)
+
+    result = evaluate_split(dataset, split, predictor_b, limit=limit, cancel=cancel, on_image=score)
+    return result, counter.flips
 
 
 def compare_split(
@@ -192,20 +238,13 @@ def compare_split(
             on_image("A", result)
 
     result_a = evaluate_split(dataset, split, predictor_a, limit=limit, cancel=cancel, on_image=keep_a)
-    counter = FlipCounter(dataset, split, lambda index: _unpack(kept[index]) if index in kept else None)
-
-    def score_b(result: ImageResult) -> None:
-        prediction, result.prediction = result.prediction, None
-        counter.add(result, prediction)
-        if on_image:
-            on_image("B", result)
-
-    result_b = evaluate_split(dataset, split, predictor_b, limit=limit, cancel=cancel, on_image=score_b)
+    result_b, flips = evaluate_b(
+        dataset, split, predictor_b, lambda index: _unpack(kept[index]) if index in kept else None,
+        limit=limit, cancel=cancel, on_image=(lambda result, _p, _f: on_image("B", result)) if on_image else None)
     by_index_b = {image.index: image for image in result_b.images}
     images = [
-        ImageFlips(image.index, image.file_name, *counter.flips[image.index], image.mean_iou,
-                   by_index_b[image.index].mean_iou)
+        ImageFlips(image.index, image.file_name, *flips[image.index], image.mean_iou, by_index_b[image.index].mean_iou)
         for image in result_a.images
-        if image.index in counter.flips
+        if image.index in flips
     ]
     return Comparison(split, result_a, result_b, class_changes(result_a.class_rows(), result_b.class_rows()), images)

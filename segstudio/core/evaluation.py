@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from segstudio.core.imageio import ImageReadError, read_pair, stored_cells
 from segstudio.core.inference import Predictor
 from segstudio.core.label_guard import refuse_double_reduction
 from segstudio.core.metrics import ClassStats, ConfusionMatrix, ImageConfusion, class_table
 from segstudio.core.seg_dataset import SegDataset
-from segstudio.core.transforms import upright_rgb
 
 
 class EvaluationCancelled(Exception):
@@ -74,27 +74,16 @@ class EvaluationResult:
         }
 
 
-def _file_name(rows, index: int) -> str:
-    """The row's file name without decoding its images."""
-    if "file_name" in rows.column_names:
-        return str(rows.select_columns(["file_name"])[index]["file_name"])
-    return str(index)
-
-
 def _load_row(index: int, row: dict, dataset: SegDataset, scenes: list[str]) -> tuple[ImageResult, object, object]:
+    """The row's image and mask (model ids), read by the one image / mask reader; ImageReadError if unusable."""
     scene_id = row.get("scene_category")
     scene = scenes[scene_id] if isinstance(scene_id, int) and 0 <= scene_id < len(scenes) else ""
     result = ImageResult(index=index, file_name=str(row.get("file_name", index)), scene=scene)
-    image = upright_rgb(row["image"])
-    annotation = row.get("annotation")
-    if annotation is None:
+    image, stored = read_pair(row["image"], row.get("annotation"))
+    if stored is None:
         return result, image, None
-    mask = dataset.convention.to_model_ids(np.asarray(annotation))
-    if mask.ndim != 2:
-        raise ValueError(f"mask has shape {mask.shape}: an index mask (one channel of class ids) is expected")
-    if mask.shape != (image.height, image.width):
-        raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.width}x{image.height}")
-    stray = dataset.convention.stray_values(np.asarray(annotation), dataset.label_map.num_labels)
+    mask = dataset.convention.to_model_ids(stored)
+    stray = dataset.convention.stray_values(stored, dataset.label_map.num_labels)
     if stray.size:
         result.warnings.append(f"values beyond the label map: {stray.tolist()[:10]}")
     return result, image, mask
@@ -125,19 +114,20 @@ def evaluate_split(
     images_per_class = np.zeros(num_labels, dtype=np.int64)
     pending: dict[int, tuple[ImageResult, np.ndarray | None]] = {}
 
-    rows = dataset.splits[split]
+    rows = stored_cells(dataset.splits[split])
     count = len(rows) if limit is None else min(limit, len(rows))
 
     def inputs():
         for index in range(count):
             if cancel is not None and cancel.is_set():
                 return
+            row = rows[index]
             try:
-                result, image, mask = _load_row(index, rows[index], dataset, scenes)
-            except (OSError, ValueError, SyntaxError) as exc:
-                name = _file_name(rows, index)
-                failed = ImageResult(index=index, file_name=name, scene="", error=str(exc))
-                skipped.append((name, str(exc)))
+                result, image, mask = _load_row(index, row, dataset, scenes)
+            except ImageReadError as exc:
+                name, reason = str(row.get("file_name", index)), exc.reason
+                failed = ImageResult(index=index, file_name=name, scene="", error=reason)
+                skipped.append((name, reason))
                 images.append(failed)
                 if on_image:
                     on_image(failed)

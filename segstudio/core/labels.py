@@ -101,9 +101,11 @@ class LabelMap:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             id2label = data.get("id2label", data)
             palette = data.get("palette")
-            return cls.from_id2label(id2label, None if palette is None else np.asarray(palette, np.uint8))
+            return cls.from_id2label(id2label, None if palette is None else _palette_array(palette))
         except FileNotFoundError:
             raise LabelMapError(f"label map not found: {path}") from None
+        except RecursionError:
+            raise LabelMapError(f"cannot read label map {path}: nested too deeply to be a label map") from None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LabelMapError(f"cannot read label map {path}: {exc}") from None
 
@@ -111,6 +113,19 @@ class LabelMap:
     def ade20k(cls) -> LabelMap:
         """The 150 ADE20K SceneParsing classes (model ids 0..149) with the mmsegmentation palette."""
         return _ade20k()
+
+
+def _palette_array(palette) -> np.ndarray:
+    """A label map file's palette as uint8 colours; ValueError unless it is [[r, g, b], ...] of whole 0-255."""
+    message = "the palette must be a list of [r, g, b] colours, each a whole number from 0 to 255"
+    try:
+        values = np.asarray(palette, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(message) from None
+    if (values.ndim != 2 or values.shape[1] != 3
+            or not np.all((values >= 0) & (values <= 255) & (values == np.round(values)))):
+        raise ValueError(message)
+    return values.astype(np.uint8)
 
 
 def _ade20k() -> LabelMap:

@@ -1,6 +1,12 @@
-"""Colour masks, overlays and error maps as uint8 RGB arrays (NumPy only; the GUI and export share them)."""
+"""Colour masks, overlays and error maps as uint8 RGB arrays (NumPy only; the GUI and export share them).
+
+Colours and overlays are computed a block of rows at a time, so the memory beyond the output stays a few
+megabytes whatever the image's size (an 81-megapixel overlay would otherwise need ~4 GB of float temporaries).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -10,6 +16,14 @@ CORRECT_RGB = (20, 20, 20)
 WRONG_RGB = (230, 30, 30)
 IGNORED_RGB = (128, 128, 128)
 ERROR_RGB = np.array([CORRECT_RGB, WRONG_RGB, IGNORED_RGB], dtype=np.uint8)  # by error code
+BLOCK_PIXELS = 1 << 20  # pixels per block of rows
+
+
+def row_blocks(height: int, width: int) -> Iterator[slice]:
+    """Slices of whole rows covering ``height`` rows, each about ``BLOCK_PIXELS`` pixels."""
+    step = max(1, BLOCK_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        yield slice(top, min(top + step, height))
 
 
 def _table(palette: np.ndarray, size: int, ignore_index: int) -> np.ndarray:
@@ -29,9 +43,12 @@ def colorize(ids: np.ndarray, palette: np.ndarray, ignore_index: int = IGNORE_IN
         return _table(palette, 256, ignore_index)[ids]
     count = len(np.asarray(palette).reshape(-1, 3))
     table = _table(palette, count + 1, ignore_index)
-    index = ids.astype(np.intp)
-    index[(index < 0) | (index >= count) | (index == ignore_index)] = count
-    return table[index]
+    out = np.empty((*ids.shape, 3), dtype=np.uint8)
+    for rows in row_blocks(*ids.shape[:2]) if ids.ndim == 2 else [slice(None)]:
+        index = ids[rows].astype(np.intp)
+        index[(index < 0) | (index >= count) | (index == ignore_index)] = count
+        out[rows] = table[index]
+    return out
 
 
 def overlay(
@@ -48,11 +65,17 @@ def overlay(
         raise ValueError(
             f"image is {image.shape[1]}x{image.shape[0]} but the mask is {ids.shape[1]}x{ids.shape[0]}"
         )
-    colours = colorize(ids, palette, ignore_index).astype(np.float32)
-    blended = image.astype(np.float32) * (1.0 - alpha) + colours * alpha
-    out = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-    ignored = ids == ignore_index
-    out[ignored] = image[ignored]
+    out = np.empty(image.shape, dtype=np.uint8)
+    for rows in row_blocks(*ids.shape):
+        block, block_ids = image[rows], ids[rows]
+        colours = colorize(block_ids, palette, ignore_index).astype(np.float32)
+        blended = block.astype(np.float32)
+        blended *= 1.0 - alpha
+        colours *= alpha
+        blended += colours
+        out[rows] = np.clip(np.rint(blended, out=blended), 0, 255, out=blended)
+        ignored = block_ids == ignore_index
+        out[rows][ignored] = block[ignored]
     return out
 
 

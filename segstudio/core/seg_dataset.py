@@ -103,14 +103,15 @@ def canonical_split(name: str) -> str | None:
 
 
 def _mask_array(annotation) -> np.ndarray:
-    """Class ids of a decoded mask; a colour image is refused rather than guessed."""
-    array = np.asarray(annotation)
-    if array.ndim == 3:
-        if array.shape[2] >= 3 and not (np.array_equal(array[..., 0], array[..., 1])
-                                        and np.array_equal(array[..., 0], array[..., 2])):
-            raise DataSourceError("an annotation is a colour image, not a mask of class ids")
-        array = array[..., 0]
-    return array
+    """Class ids of a decoded mask, by the one mask rule (``imageio.mask_ids``); a colour image is refused."""
+    from segstudio.core.imageio import ImageReadError, mask_ids
+
+    if not hasattr(annotation, "mode"):
+        return np.asarray(annotation)
+    try:
+        return mask_ids(annotation, str(getattr(annotation, "filename", "") or "an annotation"))
+    except ImageReadError as exc:
+        raise DataSourceError(str(exc)) from None
 
 
 def _value_counts(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -112,6 +112,7 @@ class TrainResult:
     cancelled: bool = False
     history: list[dict] = field(default_factory=list)
     skipped_batches: int = 0  # batches whose pixels were all ignored (NaN loss), not trained on
+    skipped_items: dict[str, str] = field(default_factory=dict)  # unreadable rows left out: file name -> reason
 
 
 class StreamingSegMetrics:
@@ -260,14 +261,12 @@ def _train(
         raise TrainingError(str(exc)) from None
     guard = IgnoredBatchGuard(dataset.convention.ignore_index)
     size = settings.image_size or loaded.image_size[0]
-    train_split = dataset.splits["train"].with_transform(
-        SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
-    )
+    train_transform = SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
+    eval_transform = SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
+    train_split = train_transform.apply_to(dataset.splits["train"])
     eval_split = _eval_split(dataset, settings.eval_limit)
     if eval_split is not None:
-        eval_split = eval_split.with_transform(
-            SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
-        )
+        eval_split = eval_transform.apply_to(eval_split)
     cancel = cancel or threading.Event()
     callback = ProgressCallback(listener, cancel, keep=settings.save_total_limit)
     args = _training_arguments(settings, device, eval_split is not None)
@@ -313,6 +312,7 @@ def _train(
         cancelled=cancelled,
         history=list(trainer.state.log_history),
         skipped_batches=guard.skipped,
+        skipped_items={**train_transform.skipped, **eval_transform.skipped},
     )
 
 

@@ -1,25 +1,28 @@
 """Per-batch transforms for ``datasets.set_transform`` / ``with_transform``, the collate, and logits -> ids.
 
-Augmentation keeps image and mask aligned (the same flip and crop for both); the image processor then
-resizes, rescales and normalises. Label reduction is done once, by the dataset's ``LabelConvention``, and the
-processor is always called with ``do_reduce_labels=False``.
+Images and masks are read by the one reader (``segstudio.core.imageio``) from the cells as stored, so an
+unreadable item (a decompression bomb, a truncated file, a mask of the wrong size) is left out of its batch,
+named once in the log and kept in ``SegmentationTransform.skipped``, instead of ending the run. Augmentation
+keeps image and mask aligned (the same flip and crop for both); the image processor then resizes, rescales and
+normalises. Label reduction is done once, by the dataset's ``LabelConvention``, and the processor is always
+called with ``do_reduce_labels=False``.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
+from segstudio.core.imageio import ImageReadError, read_pair, stored_cells
 from segstudio.core.labels import LabelConvention
 
-
-def upright_rgb(image: Image.Image) -> Image.Image:
-    """Apply EXIF orientation and convert to RGB (masks are drawn on the upright image)."""
-    return ImageOps.exif_transpose(image).convert("RGB")
+log = logging.getLogger(__name__)
 
 
 def random_flip_crop(image: Image.Image, mask: np.ndarray, min_scale: float = 0.6) -> tuple[Image.Image, np.ndarray]:
@@ -37,27 +40,55 @@ def random_flip_crop(image: Image.Image, mask: np.ndarray, min_scale: float = 0.
 
 
 class SegmentationTransform:
-    """Turns a batch of dataset rows into ``pixel_values`` and ``labels`` (model ids, ignore index kept)."""
+    """Turns a batch of dataset rows into ``pixel_values`` and ``labels`` (model ids, ignore index kept).
+
+    Attach it with :meth:`apply_to` (the rows must reach it undecoded). Unreadable rows are left out of the
+    batch and recorded in ``skipped`` (file name -> reason, each once); a batch with no readable row becomes one
+    blank image whose every pixel is ignored, which the trainer's ignored-batch guard then skips.
+    """
 
     def __init__(self, processor: Any, convention: LabelConvention, size: int, augment: bool) -> None:
         self.processor = processor
         self.convention = convention
         self.size = {"height": size, "width": size}
         self.augment = augment
+        self.skipped: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def apply_to(self, rows: Any) -> Any:
+        """``rows`` (a ``datasets.Dataset``) with this transform, its images and masks left for it to read."""
+        return stored_cells(rows).with_transform(self)
+
+    def _read(self, image_cell: Any, annotation: Any) -> tuple[Image.Image, np.ndarray]:
+        if annotation is None:
+            raise ImageReadError("no annotation", "no annotation (training and evaluation images need one)")
+        image, mask = read_pair(image_cell, annotation)
+        return image, self.convention.to_model_ids(mask)
+
+    def _skip(self, name: str, reason: str) -> None:
+        with self._lock:
+            if name in self.skipped:
+                return
+            self.skipped[name] = reason
+        log.info("skipped %s: %s (%d item(s) skipped so far)", name, reason, len(self.skipped))
 
     def __call__(self, batch: dict[str, list]) -> dict[str, torch.Tensor]:
         images, masks = [], []
-        for image, annotation in zip(batch["image"], batch["annotation"], strict=True):
-            image = upright_rgb(image)
-            if annotation is None:
-                raise ValueError("a training or evaluation image has no annotation")
-            mask = self.convention.to_model_ids(np.asarray(annotation))
-            if mask.shape != (image.height, image.width):
-                raise ValueError(f"mask size {mask.shape[::-1]} differs from image size {image.size}")
+        names = batch.get("file_name") or [str(i) for i in range(len(batch["image"]))]
+        for image_cell, annotation, name in zip(batch["image"], batch["annotation"], names, strict=True):
+            try:
+                image, mask = self._read(image_cell, annotation)
+            except ImageReadError as exc:
+                self._skip(str(name), exc.reason)
+                continue
             if self.augment:
                 image, mask = random_flip_crop(image, mask)
             images.append(image)
             masks.append(mask)
+        if not images:  # nothing readable: one blank, wholly ignored image keeps the batch's shape valid
+            images = [Image.new("RGB", (self.size["width"], self.size["height"]))]
+            ignored = self.convention.ignore_index
+            masks = [np.full((self.size["height"], self.size["width"]), ignored, np.min_scalar_type(ignored))]
         encoded = self.processor(
             images,
             segmentation_maps=masks,

@@ -1,8 +1,8 @@
 """Checkpoint A/B review in the GUI: score the shown split with checkpoint B in a worker and show the change.
 
-A is the model already open (its predictions of the split are cached); B is loaded and run through the core's
-``evaluate_split`` in the job runner, and each image's pixels fixed / broken by B come from the core's
-``FlipCounter``. The class table gains IoU B and Δ columns, the image list can rank by B's net improvement or
+A is the model already open (its predictions of the split are cached); B is loaded and scored in the job runner
+by the core's ``evaluate_b`` (the B half of ``segstudio compare``), which also counts each image's pixels fixed /
+broken by B. The class table gains IoU B and Δ columns, the image list can rank by B's net improvement or
 regression, and the viewer's "Flips A→B" layer shows the image on screen.
 """
 
@@ -53,23 +53,19 @@ def run_comparison(ctx: Any, source: SplitSource, spec: str, device: str, predic
     """Load checkpoint B and score the split with it, counting flips against A's packed predictions (worker)."""
     bundle = jobs.load_model_bundle(spec, source.dataset, device)
     jobs.import_core("evaluate")
-    from segstudio.core.compare import FlipCounter
-    from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
+    from segstudio.core.compare import evaluate_b
+    from segstudio.core.evaluation import EvaluationCancelled
 
     have = bundle.loaded.label_map.num_labels
     if have != num_labels:
         raise ValueError(f"checkpoint B predicts {have} classes but model A and the dataset have {num_labels}")
-    counter = FlipCounter(source.dataset, source.split,
-                          lambda i: predictions_a[i].unpack() if i in predictions_a else None)
     batch: dict[str, Any] = {"outcomes": [], "flips": {}, "done": 0, "sent": 0.0}
 
     def flush() -> None:
         ctx.progress(CompareUpdate(tag, batch["outcomes"], batch["flips"], batch["done"], len(source)))
         batch.update(outcomes=[], flips={}, sent=time.monotonic())
 
-    def on_image(result: Any) -> None:
-        prediction, result.prediction = result.prediction, None
-        counts = counter.add(result, prediction)
+    def on_image(result: Any, prediction: Any, counts: tuple[int, int] | None) -> None:
         if counts is not None:
             batch["flips"][result.index] = counts
         batch["outcomes"].append(outcome_from(result.index, prediction, result.confusion, result.error, have))
@@ -78,8 +74,9 @@ def run_comparison(ctx: Any, source: SplitSource, spec: str, device: str, predic
             flush()
 
     try:
-        result = evaluate_split(source.dataset, source.split, bundle.predictor, on_image=on_image,
-                                cancel=ctx.cancel_event, keep_predictions=True)
+        result, _flips = evaluate_b(source.dataset, source.split, bundle.predictor,
+                                    lambda i: predictions_a[i].unpack() if i in predictions_a else None,
+                                    cancel=ctx.cancel_event, on_image=on_image)
     except EvaluationCancelled as stopped:
         flush()
         return CompareOutcome(tag, spec, True, batch["done"], list(stopped.partial.skipped))

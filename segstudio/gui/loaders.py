@@ -93,7 +93,7 @@ class AsyncLoader(QObject):
     def _make_image(self, source: Any, index: int) -> None:
         try:
             rgb = np.asarray(source.image(index), dtype=np.uint8)
-            gt = source.ground_truth(index)
+            gt = source.ground_truth(index, (rgb.shape[1], rgb.shape[0]))
         except Exception as exc:  # noqa: BLE001 - reported to the person in the status bar and viewer
             self._signals.failed.emit(source.token, index, str(exc) or exc.__class__.__name__)
             return

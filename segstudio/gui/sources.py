@@ -1,7 +1,8 @@
 """What the image list shows: a dataset split or a set of dropped files, read lazily (no Qt here).
 
 Opening a source reads only the ``file_name`` and ``scene_category`` columns; images and masks are decoded
-when a row is shown (thumbnails) or selected (viewer), from whichever thread asks.
+when a row is shown (thumbnails) or selected (viewer), from whichever thread asks, by the core's one image and
+mask reader (``segstudio.core.imageio``): a broken file raises its ``ImageReadError``, one line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 DROPPED = "dropped"
 _TOKENS = itertools.count(1)
@@ -26,22 +27,6 @@ class Entry:
     index: int
     file_name: str
     scene: str
-
-
-def upright_rgb(image: Image.Image) -> Image.Image:
-    """EXIF orientation applied, RGB (the same as the core's reading of dataset rows)."""
-    from segstudio.core.imageio import to_rgb
-
-    return to_rgb(ImageOps.exif_transpose(image))
-
-
-def thumbnail_array(image: Image.Image, size: int) -> np.ndarray:
-    """(h, w, 3) uint8 no larger than size x size; JPEG decodes at a reduced scale (draft mode)."""
-    if image.format == "JPEG":
-        image.draft("RGB", (size * 2, size * 2))
-    image = upright_rgb(image)
-    image.thumbnail((size, size), Image.Resampling.BILINEAR)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
 class SplitSource:
@@ -61,8 +46,10 @@ class SplitSource:
             Entry(i, names[i], scenes[s] if isinstance(s, int) and 0 <= s < len(scenes) else "")
             for i, s in enumerate(scene_ids)
         ]
-        self._images = rows.select_columns(["image"])
-        self._masks = rows.select_columns(["annotation"]) if "annotation" in rows.column_names else None
+        from segstudio.core.imageio import stored_cells
+
+        self._images = stored_cells(rows.select_columns(["image"]))
+        self._masks = stored_cells(rows.select_columns(["annotation"])) if "annotation" in rows.column_names else None
 
     @property
     def label_map(self):
@@ -75,26 +62,27 @@ class SplitSource:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def raw_image(self, index: int) -> Image.Image:
-        return self._images[index]["image"]
-
     def image(self, index: int) -> Image.Image:
-        return upright_rgb(self.raw_image(index))
+        from segstudio.core.imageio import read_image
 
-    def ground_truth(self, index: int) -> np.ndarray | None:
-        """Model ids (uint8 for up to 255 classes) or None for an unannotated image."""
+        return read_image(self._images[index]["image"])
+
+    def ground_truth(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """Model ids (uint8 for up to 255 classes) or None for an unannotated image; with ``size`` (the image's
+        width, height) a mask of another size is refused, as evaluation refuses it."""
         if self._masks is None:
             return None
         annotation = self._masks[index]["annotation"]
         if annotation is None:
             return None
-        mask = np.asarray(annotation)
-        if mask.ndim == 3:
-            mask = mask[..., 0]
-        return np.asarray(self.convention.to_model_ids(mask))
+        from segstudio.core.imageio import read_mask
+
+        return np.asarray(self.convention.to_model_ids(read_mask(annotation, size)))
 
     def thumbnail(self, index: int, size: int) -> np.ndarray:
-        return thumbnail_array(self.raw_image(index), size)
+        from segstudio.core.imageio import read_thumbnail
+
+        return read_thumbnail(self._images[index]["image"], size)
 
 
 class FileSource:
@@ -117,12 +105,13 @@ class FileSource:
 
         return read_image(self.paths[index])
 
-    def ground_truth(self, index: int) -> np.ndarray | None:
+    def ground_truth(self, index: int, size: tuple[int, int] | None = None) -> np.ndarray | None:
         return None
 
     def thumbnail(self, index: int, size: int) -> np.ndarray:
-        with Image.open(self.paths[index]) as image:
-            return thumbnail_array(image, size)
+        from segstudio.core.imageio import read_thumbnail
+
+        return read_thumbnail(self.paths[index], size)
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,12 @@ class TrainingController(QObject):
         self.result = result
         final = str(result.final_checkpoint) if result.final_checkpoint else None
         self.panel.set_finished([str(p) for p in result.checkpoints], result.cancelled, final)
+        skipped = getattr(result, "skipped_items", {})
+        for name, reason in skipped.items():
+            self.panel.append_log(f"skipped {name}: {reason}")
         state = "cancelled; the model so far is saved" if result.cancelled else "finished"
-        self.review.status.emit(f"Training {state}: {final or result.output_dir}")
+        left_out = f" ({len(skipped)} unreadable item(s) left out, see the log)" if skipped else ""
+        self.review.status.emit(f"Training {state}: {final or result.output_dir}{left_out}")
         self.finished.emit(result)
 
     def _on_error(self, info: ErrorInfo) -> None:

@@ -125,3 +125,39 @@ def test_find_images(tmp_path: Path) -> None:
     assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} == set(IMAGE_EXTENSIONS)
     with pytest.raises(ImageReadError, match="no such file or folder"):
         find_images([tmp_path / "nope"])
+
+
+def test_sixteen_bit_images_are_scaled_by_one_rule_wherever_they_are_read(tmp_path: Path) -> None:
+    """predict (a file), a dataset cell (evaluate, compare, the window) and the training transform agree:
+    v * 255 / 65535, rounded, where Pillow's own convert("RGB") would clip everything above 255 to white."""
+    from transformers import SegformerImageProcessor
+
+    from segstudio.core.labels import LabelConvention
+    from segstudio.core.transforms import SegmentationTransform
+
+    values = np.array([[0, 1000, 30000, 65535]] * 4, dtype=np.uint16)
+    expected = [0, 4, 117, 255]
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert np.asarray(Image.open(tmp_path / "deep.png").convert("RGB"))[0, :, 0].tolist() == [0, 255, 255, 255]
+    cell = {"bytes": (tmp_path / "deep.png").read_bytes(), "path": "deep.png"}
+    for source in (tmp_path / "deep.png", cell, {"bytes": None, "path": str(tmp_path / "deep.png")}):
+        pixels = np.asarray(read_image(source))
+        assert pixels[0, :, 0].tolist() == expected and np.array_equal(pixels[..., 0], pixels[..., 2])
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "mask.png")
+    processor = SegformerImageProcessor(do_rescale=False, do_normalize=False, resample=Image.Resampling.NEAREST)
+    transform = SegmentationTransform(processor, LabelConvention(reduce_labels=False), 4, augment=False)
+    batch = transform({"image": [cell], "annotation": [{"bytes": None, "path": str(tmp_path / "mask.png")}],
+                       "file_name": ["deep.png"]})
+    assert batch["pixel_values"][0, :, 0].round().int().tolist() == [expected] * 3
+
+
+def test_masks_from_files_and_dataset_cells_are_read_alike(tmp_path: Path) -> None:
+    wide = np.array([[0, 300], [1000, 65535]], dtype=np.uint16)
+    Image.fromarray(wide).save(tmp_path / "w.png")
+    cell = {"bytes": (tmp_path / "w.png").read_bytes(), "path": "w.png"}
+    assert np.array_equal(read_mask(cell), wide) and read_mask(cell).dtype == np.uint16
+    photo(8, 8).save(tmp_path / "colour.png")
+    with pytest.raises(ImageReadError, match="^c.png: a colour"):
+        read_mask({"bytes": (tmp_path / "colour.png").read_bytes(), "path": "c.png"})
+    with pytest.raises(ImageReadError, match="2x2 pixels but its image is 3x2"):
+        read_mask(cell, (3, 2))
