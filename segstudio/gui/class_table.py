@@ -200,12 +200,16 @@ class ClassTable(QWidget):
         self.compare_note.setObjectName("compare-note")
         self.compare_note.setWordWrap(True)
         buttons = QHBoxLayout()
-        for text, key in (("Images B improved", "improved"), ("Images B regressed", "regressed")):
+        # Short labels (the tooltips say it all): three long buttons made the dock too wide for a 1280-px screen
+        for text, key, tip in (("B improved", "improved", "Rank the images by the pixels checkpoint B fixed"),
+                               ("B regressed", "regressed", "Rank the images by the pixels checkpoint B broke")):
             button = QPushButton(text, bar)
+            button.setToolTip(tip)
             button.setObjectName(f"rank-{key}")
             button.clicked.connect(lambda _=False, k=key: self.rank_images.emit(k))
             buttons.addWidget(button)
-        end = QPushButton("End comparison", bar)
+        end = QPushButton("End A/B", bar)
+        end.setToolTip("End the comparison with checkpoint B")
         end.setObjectName("end-comparison")
         end.clicked.connect(self.end_comparison)
         buttons.addWidget(end)

@@ -238,3 +238,17 @@ def test_the_class_filter_finds_a_class_by_any_part_of_its_name(review_window, q
     assert combo.currentData() == combo.findText("tree") - 1 and panel.proxy.present_class == combo.currentData()
     panel._on_class_typed("no such class")
     assert combo.currentText() == "tree"
+
+
+def test_the_window_fits_a_1280_pixel_screen_also_with_an_a_b_comparison(make_window, qtbot):
+    from PySide6.QtWidgets import QPushButton
+
+    window = make_window()
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    assert window.minimumSizeHint().width() <= 1280 and window.width() <= 1280
+    end = window.class_table.findChild(QPushButton, "end-comparison")
+    end.parentWidget().setVisible(True)  # the A/B bar above the classes table
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    assert window.width() <= 1280, window.width()
