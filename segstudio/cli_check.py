@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 EXIT_OK, EXIT_FOUND = 0, 1
 
@@ -58,12 +57,14 @@ def print_report(report) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from segstudio.cli_commands import UsageError, load_dataset_from_args
-    from segstudio.core.export import write_metrics_json
+    from segstudio.core.export_folder import check_report_path, write_report_json
     from segstudio.core.label_guard import check_labels
     from segstudio.core.model import load_model
 
     if args.sample is not None and args.sample < 1:
         raise UsageError(f"--sample must be at least 1, got {args.sample}")
+    if args.json:
+        check_report_path(args.json)  # a file of yours in the way is refused before any work
     dataset = load_dataset_from_args(args)
     if args.split is not None and args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
@@ -74,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check_labels(dataset, loaded, [args.split] if args.split else None, args.sample)
     print_report(report)
     if args.json:
-        write_metrics_json(Path(args.json), report.to_json_dict())
+        write_report_json(args.json, report.to_json_dict())
     if report.errors:
         print(f"segstudio: {len(report.errors)} label-convention error(s) found", file=sys.stderr)
         return EXIT_FOUND

@@ -7,7 +7,6 @@ import math
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from segstudio.cli_check import add_force_option, refuse_unless_forced
 
@@ -83,12 +82,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from segstudio.cli_report import progress_bar
     from segstudio.core.compare import compare_split
     from segstudio.core.evaluation import EvaluationCancelled
-    from segstudio.core.export import write_metrics_json
+    from segstudio.core.export_folder import check_report_path, write_report_json
     from segstudio.core.inference import Predictor
 
     if len(args.model) != 2:
         raise UsageError(f"compare needs exactly two models (--model A --model B), got {len(args.model)}")
     require_positive(args, "limit", "batch_size")
+    if args.json:
+        check_report_path(args.json)  # a file of yours in the way is refused before any work
     dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
@@ -112,7 +113,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         document = {"dataset": dataset.source,
                     **comparison.to_json_dict(dataset.label_map, args.model[0], args.model[1])}
-        write_metrics_json(Path(args.json), document)
+        write_report_json(args.json, document)
     skipped = comparison.skipped
     for name, reason in skipped.items():
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)

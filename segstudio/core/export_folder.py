@@ -14,11 +14,12 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from segstudio.core.export import ExportError, _explain, atomic_write_text
+from segstudio.core.export import ExportError, _explain, atomic_write_text, write_metrics_json
 from segstudio.core.folder_lock import LOCK_NAME, folder_lock, refuse_if_locked
 from segstudio.core.manifest import file_sha256
 
@@ -215,3 +216,20 @@ def _remove_empty_parents(root: Path, name: str) -> None:
     for parent in list(PurePosixPath(name).parents)[:-1]:
         with contextlib.suppress(OSError):
             (root / parent).rmdir()
+
+
+def check_report_path(path: str | Path) -> None:
+    """Before work: a report file (``check --json``, ``compare --json``) may go where no file of the person's is."""
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder: give a file name for the report")
+    check_export(path.parent if str(path.parent) else Path("."), [path.name])
+
+
+def write_report_json(path: str | Path, document: Mapping[str, Any]) -> None:
+    """One JSON report, written as an export of its own: it joins the folder's other files and replaces only a report
+    SegStudio wrote there before and nobody changed since."""
+    path = Path(path)
+    check_report_path(path)
+    with staged_export(path.parent if str(path.parent) else Path("."), [path.name], replace=False) as stage:
+        write_metrics_json(stage.folder / path.name, document)

@@ -372,3 +372,25 @@ def test_a_saved_checkpoint_follows_the_umask(tmp_path, umask):
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
     for name in ("model.safetensors", "config.json", "preprocessor_config.json", "labels.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["check", "compare"])
+def test_check_and_compare_json_never_overwrite_a_file_of_yours(tmp_path, command):
+    """A report is an export of its own: refused over your file before any work, and may replace only its own."""
+    mine = tmp_path / "report.json"
+    mine.write_text("my notes")
+    models = ["--model", "demo"] + (["--model", "demo", "--limit", "2"] if command == "compare" else [])
+    args = [sys.executable, "-m", "segstudio", command, "--dataset", "demo", *models, "--json", str(mine)]
+    if command == "check":
+        args += ["--split", "validation", "--sample", "4"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    refused = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 2 and mine.read_text() == "my notes", refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    ours = tmp_path / "ours.json"
+    args[args.index(str(mine))] = str(ours)
+    for _ in range(2):  # the second run replaces the report the first one wrote
+        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(ours.read_text())
