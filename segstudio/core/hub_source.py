@@ -44,7 +44,7 @@ def _network_failure(exc: BaseException) -> bool:
 def _unreachable(name: str) -> DataSourceError:
     return DataSourceError(
         f"dataset '{name}' is not in the local Hugging Face cache and the Hub is unreachable (offline); "
-        "use --dataset demo or a local folder (ADE20K layout, image/mask pairs or save_to_disk)"
+        "open 'demo' or a local folder instead (ADE20K layout, Parquet files, image/mask pairs or save_to_disk)"
     )
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QWidget
 
 from segstudio.gui import jobs
 from segstudio.gui.results import ImageOutcome, SplitResults, outcome_from
@@ -23,6 +23,7 @@ from segstudio.gui.sources import SplitSource
 from segstudio.gui.workers import ErrorInfo
 
 JOB = "compare"
+CHOOSE_FOLDER = "Folder…"
 RANK_TITLES = {"improved": "Net fixed", "regressed": "Net broken"}  # pixels, B against A
 
 
@@ -117,10 +118,27 @@ class CompareController(QObject):
         return (self.tag is not None and review.bundle is not None and review.source is not None
                 and self.tag == (review.bundle.token, review.source.token))
 
-    def choose_checkpoint(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Compare with a checkpoint folder (B)")
-        if folder:
-            self.compare_with(folder)
+    def choose_checkpoint(self) -> QInputDialog:
+        """Checkpoint B: demo, a recent checkpoint, a Hub id typed in, or a folder chosen with "Folder…"."""
+        recent = self.window.settings.recent("models") if hasattr(self.window, "settings") else []
+        dialog = QInputDialog(self.window)
+        dialog.setWindowTitle("Compare with checkpoint B")
+        dialog.setLabelText("Checkpoint B: demo, a recent checkpoint, a folder or a Hub model id")
+        dialog.setComboBoxItems([*dict.fromkeys([*recent, "demo"]), CHOOSE_FOLDER])
+        dialog.setComboBoxEditable(True)
+        dialog.setOkButtonText("Compare")
+        dialog.resize(560, dialog.sizeHint().height())
+        dialog.textValueSelected.connect(self._on_chosen)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def _on_chosen(self, text: str) -> None:
+        spec = text.strip()
+        if spec == CHOOSE_FOLDER:
+            spec = QFileDialog.getExistingDirectory(self.window, "Compare with a checkpoint folder (B)")
+        if spec:
+            self.compare_with(spec)
 
     def _refusal(self) -> str | None:
         review = self.review

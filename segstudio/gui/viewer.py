@@ -41,7 +41,8 @@ from segstudio.gui.qimages import indexed_pixmap, to_pixmap
 
 MIN_SCALE, MAX_SCALE = 0.02, 64.0
 LAYERS = ("image", "gt", "pred", "error")
-ERROR_MIN_OPACITY = 0.6  # the error map stays readable with the class overlays faded out
+ERROR_MIN_OPACITY = 0.6
+SPARSE_LAYER_IMAGE_OPACITY = 0.35  # the error map stays readable with the class overlays faded out
 TITLE_HEIGHT = 20  # a pane title's height, for Auto's arithmetic
 ANALYSES = {"errors": "Errors", "tpfpfn": "TP / FP / FN", "flips": "Flips A→B", "confidence": "Low confidence"}
 LAYOUTS = {"auto": "Auto", "side": "Side by side", "grid": "2 × 2", "single": "One pane"}
@@ -299,6 +300,7 @@ class ImageViewer(QWidget):
         self.threshold_box.setVisible(mode == "confidence")
         self.pane_switch.setTabText(SINGLE_PANES.index("error"), ANALYSES[mode])
         self._render_overlays()
+        self.set_opacity(self.opacity)  # the third pane's image is dimmed under sparse layers
         if changed:
             self.analysis_changed.emit(mode)
 
@@ -341,6 +343,9 @@ class ImageViewer(QWidget):
         for key in ("gt", "pred"):
             self.panes[key].overlay.setOpacity(self.opacity)
         self.panes["error"].overlay.setOpacity(max(self.opacity, ERROR_MIN_OPACITY))
+        # Layers that colour only some pixels (flips, TP/FP/FN, low confidence) sit on a dimmed image, so a red
+        # "broken" pixel cannot vanish on a red object; the error map covers every pixel itself.
+        self.panes["error"].base.setOpacity(1.0 if self.analysis == "errors" else SPARSE_LAYER_IMAGE_OPACITY)
 
     def set_layer_visible(self, layer: str, visible: bool) -> None:
         if layer not in LAYERS:

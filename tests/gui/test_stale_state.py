@@ -122,3 +122,30 @@ def test_blank_panes_say_the_dataset_is_opening_and_why_it_failed(make_window, q
     qtbot.waitUntil(lambda: bool(window.errors), timeout=30_000)
     _close_boxes()
     assert "Could not open the dataset" in window.viewer.notice.text()
+
+
+def test_checkpoint_b_can_be_demo_a_recent_checkpoint_or_a_hub_id(make_window, monkeypatch):
+    window = make_window()
+    window.settings.add_recent("models", "/runs/a/final")
+    chosen = []
+    monkeypatch.setattr(window.compare, "compare_with", lambda spec, device="auto": chosen.append(spec))
+    dialog = window.compare.choose_checkpoint()
+    assert dialog.comboBoxItems() == ["/runs/a/final", "demo", "Folder…"]
+    dialog.setTextValue("nvidia/segformer-b0-finetuned-ade-512-512")
+    dialog.accept()
+    assert chosen == ["nvidia/segformer-b0-finetuned-ade-512-512"]
+
+
+def test_sparse_layers_sit_on_a_dimmed_image(make_window):
+    viewer = make_window().viewer
+    viewer.set_analysis("flips")
+    assert viewer.panes["error"].base.opacity() < 0.5 and viewer.panes["gt"].base.opacity() == 1.0
+    viewer.set_analysis("errors")
+    assert viewer.panes["error"].base.opacity() == 1.0
+
+
+def test_an_offline_hub_dataset_suggests_what_the_window_can_open():
+    from segstudio.core.hub_source import _unreachable
+
+    message = str(_unreachable("someone/data"))
+    assert "--dataset" not in message and "'demo'" in message
