@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     from segstudio.cli_classify import add_classify_parser
 
     add_classify_parser(sub, _add_device)
+
+    from segstudio.cli_label_issues import add_label_issues_parser
+
+    add_label_issues_parser(sub, _add_dataset_options, _add_device)
     return parser
 
 

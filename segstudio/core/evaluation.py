@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from segstudio.core.inference import Predictor
 from segstudio.core.label_guard import refuse_double_reduction
 from segstudio.core.metrics import ClassStats, ConfusionMatrix, ImageConfusion, class_table
 from segstudio.core.seg_dataset import SegDataset
+
+if TYPE_CHECKING:
+    from segstudio.core.label_issues import LabelIssueCollector
 
 
 class EvaluationCancelled(Exception):
@@ -98,11 +102,13 @@ def evaluate_split(
     on_image: Callable[[ImageResult], None] | None = None,
     cancel: threading.Event | None = None,
     keep_predictions: bool = True,
+    label_issues: LabelIssueCollector | None = None,
 ) -> EvaluationResult:
     """Predict and score every image of ``split`` (unannotated images are predicted, not scored).
 
     Raises ``LabelConventionError`` before any work when the masks are already reduced and reduce_labels is on,
-    ``LabelMapError`` when the ignore index 255 is also a class (more than 255 classes).
+    ``LabelMapError`` when the ignore index 255 is also a class (more than 255 classes). With ``label_issues``,
+    each annotated image also goes into that collector (``segstudio.core.label_issues``) in the same pass.
     """
     refuse_double_reduction(dataset, split)
     num_labels = dataset.label_map.num_labels
@@ -135,7 +141,9 @@ def evaluate_split(
             pending[index] = (result, mask)
             yield index, image
 
-    for index, prediction in predictor.predict_iter(inputs()):
+    stream = (predictor.predict_iter(inputs()) if label_issues is None
+              else label_issues.scan(predictor, inputs(), lambda key: pending[key][1]))
+    for index, prediction in stream:
         result, mask = pending.pop(index)
         if mask is not None:
             result.confusion = matrix.update(prediction, mask)
