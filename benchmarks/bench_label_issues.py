@@ -1,0 +1,222 @@
+"""Label-error ranking on the demo validation split with known, realistic corruptions; and its cost.
+
+A fixed share of the 48 demo validation masks (seeded) gets one corruption each, in turn: a region given a wrong
+class, an object erased to "other" (ignored), a boundary shifted, an object missing (painted as its surroundings).
+The demo model then scores the corrupted split. Reported: precision at k (k = corrupted images) and AUROC of the
+image ranking, pixel precision / recall of the suspected map against the pixels a corruption changed (changed
+pixels that became "other" are ignored, so no pixel map can find them: they are left out of the recall), for
+SegStudio's score and, side by side, the softmin of self-confidence (cleanlab's default image score, temperature
+0.1, as cleanlab computes it), and cleanlab's own ``get_label_quality_scores`` when cleanlab is installed (it is
+not a dependency). Then the time of ``scan_split`` (evaluation and label issues in one pass) against plain
+``evaluate_split`` on the same split, rounds interleaved, and the size of the per-image summaries kept.
+
+    .venv/bin/python benchmarks/bench_label_issues.py [--share 0.25] [--seed 0] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+from PIL import Image
+
+from segstudio.core.demo_data import load_demo
+from segstudio.core.evaluation import evaluate_split
+from segstudio.core.inference import Predictor
+from segstudio.core.label_issues import LabelIssueCollector, scan_split, suspected_map
+from segstudio.core.model import load_for_inference
+
+KINDS = ("wrong class", "erased to other", "boundary shift", "missing object")
+WINDOW = 96  # side of the square a corruption works in (demo images are 256x256)
+
+
+def _window(rng: np.random.Generator, where: np.ndarray) -> tuple[slice, slice]:
+    """A WINDOW-sized square around a random pixel of ``where``."""
+    ys, xs = np.nonzero(where)
+    pick = rng.integers(len(ys))
+    h, w = where.shape
+    y0 = int(np.clip(ys[pick] - WINDOW // 2, 0, h - WINDOW))
+    x0 = int(np.clip(xs[pick] - WINDOW // 2, 0, w - WINDOW))
+    return slice(y0, y0 + WINDOW), slice(x0, x0 + WINDOW)
+
+
+def corrupt(mask: np.ndarray, kind: str, rng: np.random.Generator, num_labels: int) -> np.ndarray:
+    """One corruption of a dataset-id mask (0 = other, k + 1 = class k), as an annotator would make it."""
+    out = mask.copy()
+    values, counts = np.unique(mask[mask > 0], return_counts=True)
+    if kind == "boundary shift":  # everything in a window moved by 10 px: its boundaries are off
+        window = _window(rng, mask > 0)
+        shifted = np.roll(mask, (10, 10), axis=(0, 1))
+        out[window] = shifted[window]
+        return out
+    # an object: the smallest class with enough pixels to be one (large ones are background stuff)
+    candidates = values[counts >= 300]
+    cls = int(candidates[np.argmin(counts[counts >= 300])]) if len(candidates) else int(values[0])
+    window = _window(rng, mask == cls)
+    region = np.zeros(mask.shape, dtype=bool)
+    region[window] = mask[window] == cls
+    if kind == "wrong class":
+        out[region] = rng.choice([v for v in range(1, num_labels + 1) if v != cls])
+    elif kind == "erased to other":
+        out[region] = 0
+    else:  # missing object: painted as the class most common around it
+        ring = np.zeros(mask.shape, dtype=bool)
+        ring[window] = ~region[window] & (mask[window] > 0)
+        around = np.bincount(mask[ring], minlength=num_labels + 1) if ring.any() else np.ones(1)
+        out[region] = int(np.argmax(around)) if ring.any() else 0
+    return out
+
+
+def corrupted_split(dataset, share: float, seed: int):
+    """The validation split with ``share`` of its masks corrupted; (dataset, {index: kind}, originals)."""
+    rng = np.random.default_rng(seed)
+    rows = dataset.splits["validation"]
+    originals = [np.asarray(row["annotation"]) for row in rows]
+    chosen = rng.choice(len(rows), size=round(share * len(rows)), replace=False)
+    kinds = {int(index): KINDS[n % len(KINDS)] for n, index in enumerate(sorted(chosen))}
+    masks = [corrupt(m, kinds[i], rng, dataset.label_map.num_labels) if i in kinds else m
+             for i, m in enumerate(originals)]
+    split = rows.map(lambda _row, i: {"annotation": Image.fromarray(masks[i])}, with_indices=True,
+                     keep_in_memory=True)
+    dataset.splits["validation"] = split
+    return dataset, kinds, originals, masks
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a corrupted image scores lower (worse) than a clean one; ties count half."""
+    bad, good = scores[positive], scores[~positive]
+    lower = (bad[:, None] < good[None, :]).sum() + 0.5 * (bad[:, None] == good[None, :]).sum()
+    return float(lower / (len(bad) * len(good)))
+
+
+def precision_at_k(scores: np.ndarray, positive: np.ndarray) -> float:
+    k = int(positive.sum())
+    return float(positive[np.argsort(scores, kind="stable")[:k]].mean())
+
+
+class KeepingCollector(LabelIssueCollector):
+    """The collector, also keeping every image's probabilities (benchmark only: to draw and score the maps)."""
+
+    def __init__(self, num_labels: int) -> None:
+        super().__init__(num_labels)
+        self.pixels: dict[int, tuple] = {}
+
+    def add(self, index, labels, ids, given, top) -> None:
+        super().add(index, labels, ids, given, top)
+        self.pixels[index] = (np.array(labels), ids, given, top)
+
+
+def cleanlab_scores(collector: KeepingCollector, count: int, num_labels: int) -> np.ndarray | None:
+    """cleanlab's softmin image scores from full probability maps, or None when cleanlab is not installed.
+
+    cleanlab has no ignore index: ignored pixels get the model's own prediction as their label.
+    """
+    try:
+        from cleanlab.segmentation.rank import get_label_quality_scores
+    except ImportError:
+        return None
+    labels, probs = [], []
+    for index in range(count):
+        label, ids, given, top = collector.pixels[index]
+        ignored = label >= num_labels
+        label = np.where(ignored, ids, label).astype(np.int64)
+        given = np.where(ignored, top, given)
+        # softmin reads only p(given label), which is exact here; the rest is spread to sum to 1
+        other = np.where(ids == label, 0.0, top)
+        rest = np.clip(1.0 - given - other, 0.0, None) / num_labels
+        full = np.repeat(rest[None], num_labels, axis=0).astype(np.float32)
+        np.put_along_axis(full, ids[None].astype(np.int64), (other + rest)[None].astype(np.float32), axis=0)
+        np.put_along_axis(full, label[None], (given + rest)[None].astype(np.float32), axis=0)
+        labels.append(label)
+        probs.append(full)
+    scores, _ = get_label_quality_scores(np.stack(labels), np.stack(probs), method="softmin", verbose=False)
+    return np.asarray(scores)
+
+
+def quality(dataset, predictor, kinds, originals, masks) -> dict:
+    count = len(masks)
+    num_labels = dataset.label_map.num_labels
+    collector = KeepingCollector(num_labels)
+    evaluate_split(dataset, "validation", predictor, keep_predictions=False, label_issues=collector)
+    report = collector.report({})
+    positive = np.array([i in kinds for i in range(count)])
+    ours = np.ones(count)
+    for image in report.images:
+        ours[image.index] = image.score
+    softmin = np.array([collector.summaries[i].softmin for i in range(count)])
+    hit = suspected = truth = 0
+    for index in range(count):
+        labels, ids, given, top = collector.pixels[index]
+        flagged = suspected_map(labels, ids, given, top, report.thresholds)
+        changed = (masks[index] != originals[index]) & (masks[index] > 0)
+        hit += int((flagged & changed).sum())
+        suspected += int(flagged.sum())
+        truth += int(changed.sum())
+    order = np.argsort(ours, kind="stable")
+    ranks = {KINDS[n]: [int(np.nonzero(order == i)[0][0]) + 1 for i, k in kinds.items() if k == KINDS[n]]
+             for n in range(len(KINDS))}
+    figures = {
+        "images": count, "corrupted": int(positive.sum()),
+        "segstudio": {"precision_at_k": precision_at_k(ours, positive), "auroc": auroc(ours, positive)},
+        "softmin_self_confidence": {"precision_at_k": precision_at_k(softmin, positive),
+                                    "auroc": auroc(softmin, positive)},
+        "pixel_precision": hit / suspected if suspected else float("nan"),
+        "pixel_recall": hit / truth if truth else float("nan"),
+        "ranks_of_corrupted_by_kind": ranks,
+        "summary_bytes_per_image": sum(s.codes.nbytes + s.counts.nbytes for s in collector.summaries.values())
+        / max(1, len(collector.summaries)),
+    }
+    baseline = cleanlab_scores(collector, count, num_labels)
+    if baseline is None:
+        print("cleanlab is not installed: its get_label_quality_scores baseline was skipped "
+              "(softmin_self_confidence is the same formula, computed here)")
+    else:
+        figures["cleanlab_softmin"] = {"precision_at_k": precision_at_k(baseline, positive),
+                                       "auroc": auroc(baseline, positive)}
+    return figures
+
+
+def timing(dataset, predictor, rounds: int) -> dict:
+    """Plain evaluation and evaluation with label issues, alternating, on the same split."""
+    plain, scanned = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        evaluate_split(dataset, "validation", predictor, keep_predictions=False)
+        plain.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        scan_split(dataset, "validation", predictor)
+        scanned.append(time.perf_counter() - start)
+    ratios = [s / p for s, p in zip(scanned, plain, strict=True)]
+    return {"evaluate_s": plain, "label_issues_s": scanned, "ratio_rounds": ratios,
+            "ratio_median": statistics.median(ratios)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--share", type=float, default=0.25)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    dataset, kinds, originals, masks = corrupted_split(load_demo(), args.share, args.seed)
+    predictor = Predictor(load_for_inference("demo", "cpu"), device="cpu")
+    figures = quality(dataset, predictor, kinds, originals, masks)
+    print(f"{figures['corrupted']} of {figures['images']} masks corrupted")
+    for name in ("segstudio", "softmin_self_confidence", "cleanlab_softmin"):
+        if name in figures:
+            print(f"{name:>24}: precision@k {figures[name]['precision_at_k']:.3f}  AUROC {figures[name]['auroc']:.3f}")
+    print(f"suspected-pixel map: precision {figures['pixel_precision']:.3f}  recall {figures['pixel_recall']:.3f}")
+    print(f"ranks of corrupted images by kind: {figures['ranks_of_corrupted_by_kind']}")
+    print(f"per-image summary kept: {figures['summary_bytes_per_image']:.0f} bytes")
+    if args.rounds:
+        figures["timing"] = timing(dataset, predictor, args.rounds)
+        t = figures["timing"]
+        print(f"evaluate {min(t['evaluate_s']):.2f} s, with label issues {min(t['label_issues_s']):.2f} s: "
+              f"ratio {t['ratio_median']:.2f}x (rounds {', '.join(f'{r:.2f}' for r in t['ratio_rounds'])})")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
