@@ -98,6 +98,22 @@ def test_the_planted_region_is_suspected_and_counts_equal_the_map() -> None:
     assert [image.score for image in report.images] == sorted(image.score for image in report.images)
 
 
+def test_image_score_is_softmin_of_confidence_calibrated_by_class_thresholds() -> None:
+    """Equal, to the histogram's quantisation, to softmin over min(1, p_k / t_k) of every labelled pixel."""
+    rng = np.random.default_rng(4)
+    collector = LabelIssueCollector(3)
+    images = [planted_image(rng) for _ in range(3)]
+    for index, (labels, ids, given, top) in enumerate(images):
+        given[labels != 255] = rng.random(int((labels != 255).sum()))
+        collector.add(index, labels, ids, given, top)
+    report = collector.report({})
+    for image in report.images:
+        labels, _, given, _ = images[image.index]
+        known = labels != 255
+        calibrated = np.minimum(1.0, given[known] / report.thresholds[labels[known]])
+        assert image.score == pytest.approx(softmin_score(calibrated), abs=2 / LEVELS)
+
+
 def test_a_class_nobody_labelled_is_never_a_confident_prediction() -> None:
     labels = np.zeros((4, 4), np.uint8)
     ids = np.full((4, 4), 1, np.uint8)
