@@ -338,7 +338,7 @@ def _band_confidence(band: torch.Tensor, labels: torch.Tensor | None) -> tuple[t
     if labels is None:
         return total.reciprocal_(), None
     channels = band.shape[0]
-    known = labels < channels
+    known = (labels >= 0) & (labels < channels)
     given = exps.gather(0, torch.where(known, labels, 0)[None])[0].div_(total).mul_(known)
     return total.reciprocal_(), given
 

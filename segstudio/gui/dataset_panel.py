@@ -28,8 +28,10 @@ ORDERS = {
     "Worst first": (COL_MIOU, Qt.SortOrder.AscendingOrder),
     "Best first": (COL_MIOU, Qt.SortOrder.DescendingOrder),
     "Ranked (most errors first)": (COL_RANK, Qt.SortOrder.DescendingOrder),
+    "Suspected label errors first": (COL_RANK, Qt.SortOrder.DescendingOrder),
 }
 RANKED = "Ranked (most errors first)"
+SUSPECTS = "Suspected label errors first"
 
 
 class DatasetPanel(QWidget):
@@ -38,6 +40,7 @@ class DatasetPanel(QWidget):
     open_requested = Signal(str)
     split_chosen = Signal(str)
     row_chosen = Signal(int)
+    order_chosen = Signal(str)  # a name of ORDERS
 
     def __init__(self, model: ImageListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -236,6 +239,7 @@ class DatasetPanel(QWidget):
         self.scene.setCurrentIndex(max(0, self.scene.findData(scene)))
 
     def apply_order(self, name: str) -> None:
+        self.order_chosen.emit(name)  # "Suspected label errors first" ranks the list before it sorts
         column, order = ORDERS[name]
         self.view.sortByColumn(column, order)
 

@@ -42,6 +42,7 @@ class ImageListModel(QAbstractTableModel):
         self.results: SplitResults | None = None
         self.rank: tuple | None = None  # ("class", id), ("pair", gt, pred), ("improved",) or ("regressed",)
         self.flips: dict[int, tuple[int, int]] = {}  # entry index -> (fixed, broken) by checkpoint B
+        self.suspects: dict[int, tuple[int, int]] = {}  # entry index -> (place by label-quality score, pixels)
         self.rank_title = "Rank"
         self._order_held = False  # the pointer is over the list: rows stay where they are
         self._resort_pending = False
@@ -80,6 +81,12 @@ class ImageListModel(QAbstractTableModel):
         self.flips = dict(flips or {})
         self.refresh_scores()
 
+    def set_label_issues(self, report: Any | None) -> None:
+        """The core's LabelIssueReport of the split shown (None: not computed): the "suspects" ranking."""
+        images = report.images if report is not None else []
+        self.suspects = {image.index: (place, image.suspected) for place, image in enumerate(images)}
+        self.refresh_scores()
+
     def refresh_scores(self) -> None:
         """Scores changed (results streamed in): repaint the score columns and re-sort if sorted by them."""
         if self.rowCount() == 0:
@@ -110,6 +117,11 @@ class ImageListModel(QAbstractTableModel):
             names = sorted({e.scene for e in self.source.entries})
             rank = {name: i for i, name in enumerate(names)}
             return np.array([rank[e.scene] for e in self.source.entries], dtype=np.float64)
+        if column == COL_RANK and self.rank == ("suspects",):  # the label-quality order, most suspicious first
+            for index, (place, _pixels) in self.suspects.items():
+                if index < count:
+                    keys[index] = count - place
+            return keys
         if self.results is None:
             return keys
         for index in list(self.results.outcomes):
@@ -160,7 +172,8 @@ class ImageListModel(QAbstractTableModel):
     def rank_header(self) -> str:
         """A header short enough for its narrow column; the tooltip has the whole title."""
         kind = self.rank[0] if self.rank is not None else None
-        return {"class": "Errors", "pair": "Pixels", "improved": "Net fixed", "regressed": "Net broken"}.get(
+        return {"class": "Errors", "pair": "Pixels", "improved": "Net fixed", "regressed": "Net broken",
+                "suspects": "Suspected"}.get(
             kind, "Rank")
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -205,6 +218,8 @@ class ImageListModel(QAbstractTableModel):
                 return None
             fixed, broken = self.flips[entry_index]
             return fixed - broken if self.rank[0] == "improved" else broken - fixed
+        if self.rank == ("suspects",):
+            return self.suspects[entry_index][1] if entry_index in self.suspects else None
         value = self.rank_value(entry_index)
         return None if value < 0 else value
 

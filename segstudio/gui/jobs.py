@@ -75,6 +75,7 @@ class PredictOutcome:
     cancelled: bool
     done: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    label_issues: Any = None  # a core LabelIssueReport, when a split with ground truth was evaluated in full
 
 
 def load_dataset(spec: str, options: Any = None):
@@ -164,8 +165,10 @@ def evaluate_source(ctx: Any, source: SplitSource, bundle: ModelBundle, tag: Any
     """Predict and score a split through the core's ``evaluate_split``, streaming each image's outcome."""
     import_core("data", "model", "evaluate")
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
+    from segstudio.core.label_issues import LabelIssueCollector
 
     num_labels = bundle.loaded.label_map.num_labels
+    collector = LabelIssueCollector(num_labels)
     streamer = _Streamer(ctx, len(source), tag)
 
     def on_image(result: Any) -> None:
@@ -174,12 +177,14 @@ def evaluate_source(ctx: Any, source: SplitSource, bundle: ModelBundle, tag: Any
 
     try:
         result = evaluate_split(source.dataset, source.split, bundle.predictor, on_image=on_image,
-                                cancel=ctx.cancel_event, keep_predictions=True)
+                                cancel=ctx.cancel_event, keep_predictions=True, label_issues=collector)
     except EvaluationCancelled as stopped:
         streamer.flush()
         return PredictOutcome(True, streamer.done, list(stopped.partial.skipped))
     streamer.flush()
-    return PredictOutcome(False, streamer.done, list(result.skipped))
+    report = collector.report({image.index: image.file_name for image in result.images}) \
+        if collector.summaries else None
+    return PredictOutcome(False, streamer.done, list(result.skipped), report)
 
 
 def predict_files(ctx: Any, source: FileSource, bundle: ModelBundle, tag: Any = None) -> PredictOutcome:

@@ -16,6 +16,7 @@ from segstudio.core.render import ERROR_RGB, error_codes
 TP_COLOUR, FP_COLOUR, FN_COLOUR = (40, 200, 70), (255, 150, 0), (40, 110, 255)
 FIXED_COLOUR, BROKEN_COLOUR = (40, 200, 70), (230, 30, 30)
 LOW_CONFIDENCE_COLOUR = (255, 230, 0)
+SUSPECTED_COLOUR = (230, 0, 230)
 CLEAR = (0, 0, 0, 0)
 
 Colour = tuple[int, int, int, int]
@@ -91,3 +92,9 @@ def low_confidence_layer(margin: np.ndarray, threshold: float) -> IndexedLayer:
     """Pixels whose top-1 minus top-2 probability is below ``threshold``, in yellow."""
     codes = (np.asarray(margin, np.float32) < threshold).view(np.uint8)
     return IndexedLayer(np.ascontiguousarray(codes), (CLEAR, _opaque(LOW_CONFIDENCE_COLOUR)))
+
+
+def suspects_layer(suspected: np.ndarray) -> IndexedLayer:
+    """Pixels whose label the model doubts (the core's ``suspected_map``), in magenta."""
+    codes = np.ascontiguousarray(np.asarray(suspected, dtype=bool).view(np.uint8))
+    return IndexedLayer(codes, (CLEAR, _opaque(SUSPECTED_COLOUR)))

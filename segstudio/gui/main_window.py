@@ -32,6 +32,7 @@ from segstudio.gui.exporting import ExportController
 from segstudio.gui.guard_banner import GuardBanner, GuardController
 from segstudio.gui.image_list import ImageListModel
 from segstudio.gui.inspector import InspectorController, PixelInspector
+from segstudio.gui.label_issues_view import SuspectsController
 from segstudio.gui.legend import LegendWidget
 from segstudio.gui.loaders import AsyncLoader
 from segstudio.gui.model_panel import ModelPanel
@@ -70,6 +71,7 @@ class MainWindow(QMainWindow):
         self.compare = CompareController(self, self.review, self.jobs, self)
         self.inspect = InspectorController(self.inspector, self.viewer, self.review, self.jobs, self)
         self.classify = ClassifyController(self.model_panel, self.viewer, self.review, self.jobs, self)
+        self.suspects = SuspectsController(self.viewer, self.review, self.jobs, self)
         self._build_docks()
         self._build_status_bar()
         self.actions = build_actions(self)

@@ -79,6 +79,7 @@ class SplitResults:
         self.images_per_class = np.zeros(num_labels, dtype=np.int64)
         self.complete = False
         self.errors: list[tuple[int, str]] = []
+        self.label_issues: Any = None  # the core's LabelIssueReport once the whole split is evaluated
 
     def add(self, outcome: ImageOutcome) -> None:
         if outcome.index in self.outcomes:

@@ -15,8 +15,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from segstudio.gui import jobs
 from segstudio.gui.class_table import ClassTable
 from segstudio.gui.confusions import ConfusionsPanel
-from segstudio.gui.dataset_panel import DatasetPanel
-from segstudio.gui.image_list import ImageListModel
+from segstudio.gui.dataset_panel import SUSPECTS, DatasetPanel
+from segstudio.gui.image_list import COL_RANK, COL_SCENE, ImageListModel
 from segstudio.gui.legend import LegendWidget
 from segstudio.gui.loaders import AsyncLoader
 from segstudio.gui.results import ResultsCache, SplitResults
@@ -69,12 +69,14 @@ class ReviewController(QObject):
         self.gate: Callable[[str, bool], bool] | None = None  # the label guard's say on starting a run
         self._model_after_dataset = False
         self._auto_row: int | None = None
+        self._shown_issues: Any = None  # the LabelIssueReport the image list ranks by
         self._refresh = QTimer(self, singleShot=True, interval=REFRESH_MS, timeout=self.refresh_results)
         loader.image_ready.connect(self._on_image)
         loader.image_failed.connect(self._on_image_failed)
         dataset_panel.split_chosen.connect(self.show_source)
         dataset_panel.row_chosen.connect(self.show_row)
         dataset_panel.open_requested.connect(self.open_dataset)
+        dataset_panel.order_chosen.connect(self._on_order)
         model_panel.load_requested.connect(self.open_model)
         class_table.class_selected.connect(self.rank_by_class)
         confusions.pair_selected.connect(self.rank_by_pair)
@@ -299,6 +301,7 @@ class ReviewController(QObject):
         results = self.cache.get(*tag)
         if results is not None and not outcome.cancelled:
             results.complete = True
+            results.label_issues = outcome.label_issues
         text = "Cancelled" if outcome.cancelled else f"Predicted {outcome.done} images"
         if outcome.skipped:
             text += f"; {len(outcome.skipped)} skipped (first: {outcome.skipped[0][0]}: {outcome.skipped[0][1]})"
@@ -329,6 +332,10 @@ class ReviewController(QObject):
             self.class_table.set_results(results.class_rows(), results.metrics(), label_map, results.scored,
                                          results.total)
             self.confusions.set_results(results.top_confusions(25), results.matrix, label_map)
+        report = results.label_issues if results is not None else None
+        if report is not self._shown_issues:
+            self._shown_issues = report
+            self.image_model.set_label_issues(report)
         self.image_model.refresh_scores()
         self.panel.proxy.refilter()
         self.panel.update_count()
@@ -341,6 +348,20 @@ class ReviewController(QObject):
         self.class_table.select_class(None, quiet=True)
         self.confusions.clear_selection()
         self.set_highlight(None)
+
+    def _on_order(self, name: str) -> None:
+        """"Suspected label errors first" ranks the list by label quality and shows the suspected pixels;
+        another order ends that ranking."""
+        suspects = name == SUSPECTS
+        if suspects == (self.image_model.rank == ("suspects",)):
+            return
+        self.image_model.set_rank(("suspects",) if suspects else None, "Suspected label errors (px)")
+        self.panel.view.setColumnHidden(COL_RANK, not suspects)
+        self.panel.view.setColumnHidden(COL_SCENE, suspects)
+        if suspects:
+            self.viewer.set_analysis("suspects")
+            if self._shown_issues is None:
+                self.status.emit("Suspected label errors are ranked once the split with ground truth is evaluated.")
 
     def rank_by_class(self, class_id: int) -> None:
         """Rank the image list by this class's wrong pixels (most first); -1 goes back to mean IoU."""

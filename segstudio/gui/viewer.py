@@ -2,7 +2,8 @@
 
 Each pane is a QGraphicsView over its own scene (image pixmap below, colour overlay above); they share one
 transform and one scroll position, so wheel zoom, drag, fit and 1:1 act on all of them. The third pane shows the
-error map, or (picked above it) one class's TP/FP/FN, the pixels checkpoint B fixed or broke, or low confidence.
+error map, or (picked above it) one class's TP/FP/FN, the pixels checkpoint B fixed or broke, low confidence, or
+the pixels whose label the model doubts (suspected label errors).
 Layouts: side by side (three panes in a row), a 2x2 grid (with the plain image), one large pane with a switcher,
 and Auto, which picks whichever of the first two shows the image larger, and one pane when there is no ground truth.
 """
@@ -34,6 +35,7 @@ from segstudio.gui.layers import (
     error_layer,
     flips_layer,
     low_confidence_layer,
+    suspects_layer,
     tpfpfn_layer,
 )
 from segstudio.gui.pane import Pane
@@ -44,7 +46,8 @@ LAYERS = ("image", "gt", "pred", "error")
 ERROR_MIN_OPACITY = 0.6
 SPARSE_LAYER_IMAGE_OPACITY = 0.35  # the error map stays readable with the class overlays faded out
 TITLE_HEIGHT = 20  # a pane title's height, for Auto's arithmetic
-ANALYSES = {"errors": "Errors", "tpfpfn": "TP / FP / FN", "flips": "Flips A→B", "confidence": "Low confidence"}
+ANALYSES = {"errors": "Errors", "tpfpfn": "TP / FP / FN", "flips": "Flips A→B", "confidence": "Low confidence",
+            "suspects": "Suspected label errors"}
 LAYOUTS = {"auto": "Auto", "side": "Side by side", "grid": "2 × 2", "single": "One pane"}
 PANE_TITLES = {"gt": "Ground truth", "pred": "Prediction", "error": "Third pane", "image": "Image"}
 SINGLE_PANES = ("gt", "pred", "error", "image")  # the switcher's tabs, keys 1-4
@@ -81,6 +84,7 @@ class ImageViewer(QWidget):
         self.analysis = "errors"
         self.flips: np.ndarray | None = None  # 0 unchanged, 1 fixed by B, 2 broken by B
         self.margin: np.ndarray | None = None  # top-1 minus top-2 probability per pixel
+        self.suspects: np.ndarray | None = None  # bool: pixels whose label the model doubts
         self.marker: tuple[int, int] | None = None
         self.opacity = 0.5
         self.visible_layers = dict.fromkeys(LAYERS, True)
@@ -271,7 +275,7 @@ class ImageViewer(QWidget):
         )
         previous, self.content = self.content, content
         if content is None or previous is None or content.image is not previous.image:
-            self.flips = self.margin = None  # they belong to the image shown (controllers set them again)
+            self.flips = self.margin = self.suspects = None  # they belong to the image shown (controllers set them again)
         if content is None:
             self._analysis_shown = False
             for pane in self.panes.values():
@@ -312,6 +316,11 @@ class ImageViewer(QWidget):
     def set_margin(self, margin: np.ndarray | None) -> None:
         """Top-1 minus top-2 probability per pixel of the image shown (None: not computed)."""
         self.margin = margin
+        self._render_overlays()
+
+    def set_suspects(self, suspects: np.ndarray | None) -> None:
+        """The suspected-label-error map of the image shown (None: not computed)."""
+        self.suspects = suspects
         self._render_overlays()
 
     def set_confidence_threshold(self, value: float) -> None:
@@ -380,6 +389,8 @@ class ImageViewer(QWidget):
             return tpfpfn_layer(c.ground_truth, c.prediction, self.highlight, c.ignore_index) if ok else None
         if self.analysis == "flips":
             return flips_layer(self.flips) if self._fits(self.flips) else None
+        if self.analysis == "suspects":
+            return suspects_layer(self.suspects) if self._fits(self.suspects) else None
         threshold = self.threshold_box.value()
         return low_confidence_layer(self.margin, threshold) if self._fits(self.margin) else None
 
@@ -393,6 +404,10 @@ class ImageViewer(QWidget):
             if not self._fits(self.flips):
                 return "Flips A→B (Run > Compare with Checkpoint…)"
             return "Flips A→B: green fixed by B, red broken"
+        if mode == "suspects":
+            if not self._fits(self.suspects):
+                return "Suspected label errors (after the split is evaluated; needs ground truth)"
+            return f"Suspected label errors: {int(self.suspects.sum()):,} px (magenta)"
         if not self._fits(self.margin):
             return "Low confidence (computing…)" if c.prediction is not None else "Low confidence (pending)"
         return "Low confidence (yellow)"
