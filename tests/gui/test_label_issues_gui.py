@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from segstudio.core.label_issues import scan_split, suspected_map
+from segstudio.core.model_location import DEMO_MODEL_DIR
 from segstudio.gui.dataset_panel import SUSPECTS
 from segstudio.gui.image_list import COL_RANK, COL_SCENE
+
+needs_demo_model = pytest.mark.skipif(
+    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
+)
 
 
 def overlay_rgba(viewer, key: str) -> np.ndarray:
@@ -18,11 +25,23 @@ def overlay_rgba(viewer, key: str) -> np.ndarray:
     return rows[:, : 4 * image.width()].reshape(image.height(), image.width(), 4).copy()
 
 
+@pytest.fixture(scope="module")
+def demo_bundle(tiny_demo):
+    """The shipped demo model: trained on the demo, so it doubts some labels (a random one doubts none)."""
+    from segstudio.gui.jobs import load_model_bundle
+
+    return load_model_bundle("demo", tiny_demo, "cpu")
+
+
+@needs_demo_model
 @pytest.mark.slow
-def test_suspected_order_follows_the_cores_ranking_and_the_layer_shows_its_pixels(review_window, qtbot,
-                                                                                 tiny_demo, scratch_bundle):
-    window = review_window
-    _, expected = scan_split(tiny_demo, "validation", scratch_bundle.predictor)
+def test_suspected_order_follows_the_cores_ranking_and_the_layer_shows_its_pixels(make_window, wait_results, qtbot,
+                                                                                 tiny_demo, demo_bundle):
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    window.review.set_model(demo_bundle)
+    wait_results(window)
+    _, expected = scan_split(tiny_demo, "validation", demo_bundle.predictor)
     report = window.review.results().label_issues
     assert [i.index for i in report.images] == [i.index for i in expected.images]
     np.testing.assert_allclose(report.thresholds, expected.thresholds)
@@ -43,7 +62,7 @@ def test_suspected_order_follows_the_cores_ranking_and_the_layer_shows_its_pixel
                     and viewer.suspects is not None, timeout=20_000)
     source = window.review.source
     labels = source.ground_truth(first.index)
-    [(_, ids, given, top)] = list(scratch_bundle.predictor.predict_confidence_iter(
+    [(_, ids, given, top)] = list(demo_bundle.predictor.predict_confidence_iter(
         [(0, tiny_demo.splits["validation"][first.index]["image"].convert("RGB"), labels)]))
     reference = suspected_map(labels, ids, given, top, expected.thresholds)
     np.testing.assert_array_equal(viewer.suspects, reference)
