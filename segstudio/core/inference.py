@@ -260,14 +260,19 @@ class Predictor:
 
     def predict_iter(self, items: Iterable[tuple[K, Image.Image]]) -> Iterator[tuple[K, np.ndarray]]:
         """Predict ``(key, image)`` pairs lazily, ``batch_size`` at a time, yielding ``(key, ids)`` in order."""
-        batch: list[tuple[K, Image.Image]] = []
+        for batch in self._batches(items):
+            yield from self._run(batch)
+
+    def _batches(self, items: Iterable[tuple]) -> Iterator[list[tuple]]:
+        """``items`` in lists of ``batch_size`` (the last one shorter), pulled lazily."""
+        batch: list[tuple] = []
         for item in items:
             batch.append(item)
             if len(batch) == self.batch_size:
-                yield from self._run(batch)
+                yield batch
                 batch = []
         if batch:
-            yield from self._run(batch)
+            yield batch
 
     def _run(self, batch: list[tuple[K, Image.Image]]) -> Iterator[tuple[K, np.ndarray]]:
         logits = self.logits([image for _, image in batch])
@@ -307,13 +312,7 @@ class Predictor:
         ``ids`` are :meth:`predict`'s; ``given`` (H, W) float32 is the softmax probability of each pixel's label
         (0 where the label is not a class id) and ``top`` that of the predicted class; both None without labels.
         """
-        batch: list[tuple[K, Image.Image, np.ndarray | None]] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) == self.batch_size:
-                yield from self._run_confidence(batch)
-                batch = []
-        if batch:
+        for batch in self._batches(items):
             yield from self._run_confidence(batch)
 
     def _run_confidence(self, batch: list) -> Iterator[tuple]:
