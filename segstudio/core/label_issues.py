@@ -150,6 +150,7 @@ class LabelIssueCollector:
         self.confidence_sum = np.zeros(num_labels, dtype=np.float64)
         self.pixel_count = np.zeros(num_labels, dtype=np.int64)
         self.summaries: dict[int, ImageSummary] = {}
+        self.code_dtype = np.int32 if num_labels * num_labels * LEVELS * LEVELS < 2**31 else np.int64
 
     def add(self, index: int, labels: np.ndarray, ids: np.ndarray, given: np.ndarray, top: np.ndarray) -> None:
         """Take one image: labels in model ids (anything outside 0..K-1 is ignored), predicted ids, probabilities."""
@@ -171,7 +172,7 @@ class LabelIssueCollector:
         centres = (present % LEVELS + 0.5) / LEVELS
         self.summaries[index] = ImageSummary(
             index, int(label.size), softmin_score(centres, counts=histogram[present]), present.astype(np.int32),
-            histogram[present].astype(np.int32), codes, counts.astype(np.int32))
+            histogram[present].astype(np.int32), codes.astype(self.code_dtype), counts.astype(np.int32))
 
     def thresholds(self) -> np.ndarray:
         """t_k: mean self-confidence of the pixels labelled k (NaN for a class no pixel has)."""
@@ -188,7 +189,7 @@ class LabelIssueCollector:
 
     def _image(self, summary: ImageSummary, thresholds: np.ndarray, file_name: str, top_pairs: int) -> ImageIssues:
         levels = class_levels(thresholds)
-        pair, rest = np.divmod(summary.codes, LEVELS * LEVELS)
+        pair, rest = np.divmod(summary.codes.astype(np.int64), LEVELS * LEVELS)
         label_level, top_level = np.divmod(rest, LEVELS)
         label, predicted = np.divmod(pair, self.num_labels)
         hit = (label_level < levels[label]) & (top_level >= levels[predicted])
