@@ -145,6 +145,33 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_escaped() -> None:
     assert [safe_cell(v) for v in ("=1+1", "+x", "-y", "@z", "a=b", 3)] == ["'=1+1", "'+x", "'-y", "'@z", "a=b", 3]
 
 
+def test_scanning_for_label_issues_leaves_the_evaluation_unchanged() -> None:
+    """The same pass: predictions, per-image confusions and metrics equal a plain evaluate_split's."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    from segstudio.core.evaluation import evaluate_split
+    from segstudio.core.inference import Predictor
+    from segstudio.core.label_issues import scan_split
+    from segstudio.core.model import LoadedModel, LoadReport, new_processor
+
+    dataset = make_demo(train=0, validation=3, test=0, size=48)
+    label_map = dataset.label_map
+    config = SegformerConfig(hidden_sizes=[8, 16, 32, 64], decoder_hidden_size=32, depths=[1, 1, 1, 1],
+                             id2label=dict(label_map.id2label), label2id=label_map.label2id)
+    torch.manual_seed(0)
+    model = SegformerForSemanticSegmentation(config).eval()
+    predictor = Predictor(LoadedModel(model, new_processor(32), label_map, dataset.convention, LoadReport("tiny"),
+                                      "tiny"), device="cpu", batch_size=2)
+    plain = evaluate_split(dataset, "validation", predictor)
+    scanned, report = scan_split(dataset, "validation", predictor, keep_predictions=True)
+    assert scanned.metrics.keys() == plain.metrics.keys()
+    np.testing.assert_array_equal(scanned.matrix, plain.matrix)
+    for a, b in zip(plain.images, scanned.images, strict=True):
+        np.testing.assert_array_equal(a.prediction, b.prediction)
+    assert sorted(image.index for image in report.images) == [0, 1, 2]
+    assert all(image.labelled > 0 for image in report.images)
+
+
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "ADEChallengeData2016"
