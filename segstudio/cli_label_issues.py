@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from segstudio.cli_check import add_force_option, refuse_unless_forced
+
 CSV_COLUMNS = ("rank", "file_name", "score", "suspected_pixels", "labelled_pixels", "top_pairs")
 FORMULA_STARTS = ("=", "+", "-", "@")
 
@@ -26,6 +28,7 @@ def add_label_issues_parser(sub, add_dataset_options: Callable, add_device: Call
     parser.add_argument("--csv", help="write every ranked image as CSV")
     parser.add_argument("--batch-size", type=int, default=8)
     add_device(parser)
+    add_force_option(parser)
     parser.set_defaults(handler=cmd_label_issues)
     return parser
 
@@ -94,6 +97,7 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
     loaded = load_for_inference(args.model, args.device)
     _print_report(loaded)
     _check_model_fits(dataset, loaded)
+    refuse_unless_forced(args, dataset, [loaded], [args.split], "look for label issues")
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
     rows = len(dataset.splits[args.split])
     total = rows if args.limit is None else min(args.limit, rows)
