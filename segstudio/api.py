@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Model", "check", "compare", "evaluate", "export_masks", "load_dataset", "load_model", "predict", "train"]
+__all__ = ["Model", "check", "compare", "evaluate", "export_masks", "label_issues", "load_dataset", "load_model",
+           "predict", "train"]
 
 
 @dataclass
@@ -114,6 +115,14 @@ def compare(model_a: Model, model_b: Model, dataset: Any, split: str = "validati
     from segstudio.core.compare import compare_split
 
     return compare_split(dataset, split, model_a.predictor, model_b.predictor, limit=limit)
+
+
+def label_issues(model: Model, dataset: Any, split: str = "validation", *, limit: int | None = None) -> Any:
+    """Suspected label errors (``segstudio label-issues``), found in the evaluation pass: ``(EvaluationResult,
+    LabelIssueReport)``; the report ranks images by label quality and gives each one's suspected pixels."""
+    from segstudio.core.label_issues import scan_split
+
+    return scan_split(dataset, split, model.predictor, limit=limit)
 
 
 def check(dataset: Any, model: Model, splits: list[str] | None = None) -> Any:

@@ -17,8 +17,8 @@ labelled pixels of the *calibrated* self-confidence ``min(1, p_k / t_k)``: a pix
 model is less sure of its label than it usually is of that class (a class it is always unsure of does not make every
 image that shows it suspicious). It is computed at the end from each image's histogram of (label, self-confidence
 level), so p_k is taken at its level's centre (an error below 1 / (2 * LEVELS)). Chosen with
-``benchmarks/bench_label_issues.py``: on corrupted demo masks it ranked as well as plain softmin by precision at k
-and better by AUROC, where the suspected-pixel share ranked worse than both (model errors along boundaries in
+``benchmarks/bench_label_issues.py``: on corrupted demo masks it ranked level with plain softmin by precision at k
+and by AUROC (within noise over three seeds), where the suspected-pixel share ranked worse than both (model errors along boundaries in
 clean images weigh as much there as a relabelled region).
 """
 

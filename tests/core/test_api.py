@@ -95,3 +95,11 @@ def test_scratch_needs_a_dataset(demo):
         ss.load_model("scratch")
     scratch = ss.load_model("scratch", dataset=demo, device="cpu")
     assert scratch.label_map.num_labels == demo.label_map.num_labels
+
+
+def test_label_issues_is_evaluation_plus_a_ranking(model, demo):
+    result, issues = ss.label_issues(model, demo, "validation", limit=6)
+    plain = ss.evaluate(model, demo, "validation", limit=6)
+    assert result.metrics["mean_iou"] == pytest.approx(plain.metrics["mean_iou"], abs=1e-12)
+    scores = [image.score for image in issues.images]
+    assert len(scores) == 6 and scores == sorted(scores)  # most suspicious (lowest label quality) first
