@@ -231,6 +231,10 @@ class CompareController(QObject):
         broken = sum(b for _, b in self.flips.values())
         name = Path(self.spec).name or self.spec
         note = f"A/B with B = {name}{done}: {fixed:,} px fixed, {broken:,} px broken by B"
+        results_a = self.review.results(create=False)
+        if self.results.scored and results_a is not None and results_a.scored:  # the headline figure, beside A's
+            a, b = results_a.metrics()["mean_iou"], self.results.metrics()["mean_iou"]
+            note = f"<b>mean IoU B {100 * b:.1f}%</b> (A {100 * a:.1f}%, {100 * (b - a):+.1f}). " + note
         self.class_table.set_comparison(iou_b, note)
         self.image_model.set_flips(self.flips)
         self.update_viewer()

@@ -65,6 +65,9 @@ def test_b_columns_and_flips_match_a_separate_evaluation(review_window, qtbot, c
     _compare(window, qtbot, checkpoint_b)
     table = window.class_table
     model = table.model
+    note = table.compare_note.text()  # B's headline figure beside A's, from B's own evaluation
+    assert f"mean IoU B {100 * b_alone.metrics['mean_iou']:.1f}%" in note
+    assert f"(A {100 * window.review.results().metrics()['mean_iou']:.1f}%" in note
     assert model.headerData(ClassTableModel.COL_DELTA, Qt.Orientation.Horizontal) == "Δ IoU"
     assert model.headerData(1, Qt.Orientation.Horizontal) == "IoU A %"
     rows_a, rows_b = window.review.results().class_rows(), b_alone.class_rows()
