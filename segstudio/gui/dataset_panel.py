@@ -67,6 +67,9 @@ class DatasetPanel(QWidget):
         self.order = QComboBox(self)
         self.order.addItems(list(ORDERS))
         self.order.currentTextChanged.connect(self.apply_order)
+        # Its longest entries would set the whole dock's width: the closed box shows as much as fits, the list all
+        self.order.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.order.setMinimumContentsLength(10)
         self._enable_ranked(False)
         self.view = self._make_view()
         self.grid = make_grid(self)

@@ -232,7 +232,7 @@ def test_scene_parse_150_offline_with_an_empty_cache(tmp_path):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout + result.stderr
     assert "scene_parse_150" in lines[0] and "not in the local Hugging Face cache" in lines[0]
-    assert "unreachable" in lines[0] and "--dataset demo" in lines[0]
+    assert "unreachable" in lines[0] and "'demo'" in lines[0]
 
 
 def _png_cell(array: np.ndarray, path: str | None) -> dict:
