@@ -78,7 +78,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._refresh_recent()
         self.resize(1600, 900)
-        self.resizeDocks([self.docks["images"], self.docks["legend"]], [380, 390], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["images"], self.docks["legend"]], [380, 440], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["legend"], self.docks["classes"]], [220, 480], Qt.Orientation.Vertical)
         self.settings.restore_window(self)
         self.setAcceptDrops(True)
