@@ -27,7 +27,7 @@ from segstudio.core.checkpoint_files import (
     too_deep,
 )
 from segstudio.core.export import share_as_umask_allows
-from segstudio.core.labels import LabelConvention, LabelMap, LabelMapError
+from segstudio.core.labels import IGNORE_INDEX, LabelConvention, LabelMap, LabelMapError
 from segstudio.core.model_location import TRY_INSTEAD as _TRY_INSTEAD
 from segstudio.core.model_location import ModelLoadError, locate_model
 
@@ -263,7 +263,7 @@ def _load_light(spec: str, folder: str, location: str) -> LoadedModel | None:
     report = LoadReport(
         source=spec, num_labels=chosen.num_labels, notes=notes, checkpoint_num_labels=len(raw["id2label"])
     )
-    return LoadedModel(model, processor, chosen, LabelConvention(recorded), report, spec)
+    return LoadedModel(model, processor, chosen, LabelConvention(recorded, recorded_ignore_index(raw)), report, spec)
 
 
 def _hub_error(spec: str, location: str, exc: BaseException) -> ModelLoadError:
@@ -460,7 +460,18 @@ def _load_pretrained(
         notes=notes,
         checkpoint_num_labels=len(raw["id2label"]) if "id2label" in raw else None,
     )
-    return LoadedModel(model, processor, chosen, LabelConvention(bool(reduce_labels)), report, spec)
+    return LoadedModel(model, processor, chosen, LabelConvention(bool(reduce_labels), recorded_ignore_index(raw)),
+                       report, spec)
+
+
+def recorded_ignore_index(raw: dict) -> int:
+    """The ignore index the checkpoint was trained with (``semantic_loss_ignore_index``, which ``train`` sets to the
+    dataset's), so a model of over 255 classes trained with ``--ignore-index 65535`` predicts without the flag
+    again; 255 where the config has none or a value no mask can hold."""
+    value = raw.get("semantic_loss_ignore_index", IGNORE_INDEX)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+        return value
+    return IGNORE_INDEX
 
 
 def _load_scratch(

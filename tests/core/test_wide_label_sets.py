@@ -148,3 +148,35 @@ def test_evaluate_counts_classes_255_and_299(wide_model, tmp_path, capsys):
 ])
 def test_mask_type_follows_the_largest_dataset_id(classes, reduce, dtype):
     assert LabelConvention(reduce).dataset_dtype(classes) is dtype
+
+
+@pytest.mark.slow
+def test_a_checkpoint_trained_with_another_ignore_index_predicts_without_the_flag(wide_model, tmp_path, capsys):
+    """``train`` records the dataset's ignore index as ``semantic_loss_ignore_index``; predict reads it back."""
+    import json
+    import shutil
+
+    model, reduce, reference = wide_model
+    trained = tmp_path / "trained"
+    shutil.copytree(model, trained)
+    config = json.loads((trained / "config.json").read_text())
+    config["semantic_loss_ignore_index"] = 65535
+    (trained / "config.json").write_text(json.dumps(config))
+    inputs = _write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(trained), str(inputs), "--output", str(out)]) == 0
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["ignore_index"] == 65535
+    for name, expected in reference.items():
+        with Image.open(out / f"{name}.png") as png:
+            written = np.asarray(png).astype(np.int64)
+        assert np.array_equal(written, expected + (1 if reduce else 0))
+
+
+def test_the_recorded_ignore_index_must_be_a_mask_value():
+    from segstudio.core.model import recorded_ignore_index
+
+    assert recorded_ignore_index({}) == 255
+    assert recorded_ignore_index({"semantic_loss_ignore_index": 65535}) == 65535
+    for odd in (-100, 70000, 2.5, True, "255", None):
+        assert recorded_ignore_index({"semantic_loss_ignore_index": odd}) == 255
