@@ -171,11 +171,9 @@ def require_positive(args: argparse.Namespace, *names: str) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    require_positive(args, "limit", "batch_size")
-    _check_model_spec(args.model)
-    outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
-    from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
+def open_split_and_model(args: argparse.Namespace, action: str):
+    """What scoring a split starts from: the dataset (with ``--split``), the model (its report printed, checked to
+    fit the dataset and passed by the label check unless ``--force``) and its predictor."""
     from segstudio.core.inference import Predictor
     from segstudio.core.model import load_for_inference
 
@@ -185,8 +183,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     loaded = load_for_inference(args.model, args.device)
     _print_report(loaded)
     _check_model_fits(dataset, loaded)
-    refuse_unless_forced(args, dataset, [loaded], [args.split], "evaluate")
-    predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
+    refuse_unless_forced(args, dataset, [loaded], [args.split], action)
+    return dataset, loaded, Predictor(loaded, device=args.device, batch_size=args.batch_size)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    require_positive(args, "limit", "batch_size")
+    _check_model_spec(args.model)
+    outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
+    from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
+
+    dataset, loaded, predictor = open_split_and_model(args, "evaluate")
     total = len(dataset.splits[args.split]) if args.limit is None else min(args.limit, len(dataset.splits[args.split]))
     cancel = threading.Event()
     cancel_on_sigint(cancel)

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from segstudio.cli_check import add_force_option, refuse_unless_forced
+from segstudio.cli_check import add_force_option
 
 CSV_COLUMNS = ("rank", "file_name", "score", "suspected_pixels", "labelled_pixels", "top_pairs")
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -72,33 +72,29 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         EXIT_OK,
         EXIT_PARTIAL,
         UsageError,
-        _check_model_fits,
         _check_model_spec,
-        _print_report,
         cancel_on_sigint,
-        load_dataset_from_args,
+        open_split_and_model,
+        require_positive,
     )
     from segstudio.cli_report import progress_bar
 
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    require_positive(args, "limit", "batch_size")
     if args.top < 0:
         raise UsageError("--top must be 0 or more")
     _check_model_spec(args.model)
-    from segstudio.core.evaluation import EvaluationCancelled
-    from segstudio.core.export import atomic_write_text, write_metrics_json
-    from segstudio.core.inference import Predictor
-    from segstudio.core.label_issues import scan_split
-    from segstudio.core.model import load_for_inference
+    from segstudio.core.export import atomic_write_text
+    from segstudio.core.export_folder import check_report_path, staged_report, write_report_json
 
-    dataset = load_dataset_from_args(args)
-    if args.split not in dataset.splits:
-        raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
-    loaded = load_for_inference(args.model, args.device)
-    _print_report(loaded)
-    _check_model_fits(dataset, loaded)
-    refuse_unless_forced(args, dataset, [loaded], [args.split], "look for label issues")
-    predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
+    if args.json and args.csv and Path(args.json).resolve() == Path(args.csv).resolve():
+        raise UsageError(f"--json and --csv both name {args.json}: give them different files")
+    for report_path in (args.json, args.csv):
+        if report_path:
+            check_report_path(report_path)  # a file of yours in the way is refused before any work
+    from segstudio.core.evaluation import EvaluationCancelled
+    from segstudio.core.label_issues import scan_split
+
+    dataset, _loaded, predictor = open_split_and_model(args, "look for label issues")
     rows = len(dataset.splits[args.split])
     total = rows if args.limit is None else min(args.limit, rows)
     cancel = threading.Event()
@@ -116,9 +112,10 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
     if args.json:
         document = {"dataset": dataset.source, "split": args.split, "model": args.model,
                     **report.to_json_dict(dataset.label_map)}
-        write_metrics_json(Path(args.json), document)
+        write_report_json(args.json, document)
     if args.csv:
-        atomic_write_text(args.csv, ranking_csv(report, dataset.label_map))
+        with staged_report(args.csv) as target:
+            atomic_write_text(target, ranking_csv(report, dataset.label_map))
     for name, reason in result.skipped:
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
     return EXIT_PARTIAL if result.skipped else EXIT_OK

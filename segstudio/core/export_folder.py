@@ -219,17 +219,25 @@ def _remove_empty_parents(root: Path, name: str) -> None:
 
 
 def check_report_path(path: str | Path) -> None:
-    """Before work: a report file (``check --json``, ``compare --json``) may go where no file of the person's is."""
+    """Before work: a report file (``check``, ``compare`` or ``label-issues`` with ``--json`` / ``--csv``) may go
+    where no file of the person's is."""
     path = Path(path)
     if path.is_dir():
         raise ExportError(f"{path} is a folder: give a file name for the report")
-    check_export(path.parent if str(path.parent) else Path("."), [path.name])
+    check_export(path.parent, [path.name])
+
+
+@contextlib.contextmanager
+def staged_report(path: str | Path) -> Iterator[Path]:
+    """Where to write one report file: an export of its own, which joins the folder's other files and replaces only
+    a report SegStudio wrote there before and nobody changed since."""
+    path = Path(path)
+    check_report_path(path)
+    with staged_export(path.parent, [path.name], replace=False) as stage:
+        yield stage.folder / path.name
 
 
 def write_report_json(path: str | Path, document: Mapping[str, Any]) -> None:
-    """One JSON report, written as an export of its own: it joins the folder's other files and replaces only a report
-    SegStudio wrote there before and nobody changed since."""
-    path = Path(path)
-    check_report_path(path)
-    with staged_export(path.parent if str(path.parent) else Path("."), [path.name], replace=False) as stage:
-        write_metrics_json(stage.folder / path.name, document)
+    """One JSON report, written as :func:`staged_report` says."""
+    with staged_report(path) as target:
+        write_metrics_json(target, document)

@@ -375,12 +375,13 @@ def test_a_saved_checkpoint_follows_the_umask(tmp_path, umask):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["check", "compare"])
+@pytest.mark.parametrize("command", ["check", "compare", "label-issues"])
 def test_check_and_compare_json_never_overwrite_a_file_of_yours(tmp_path, command):
     """A report is an export of its own: refused over your file before any work, and may replace only its own."""
     mine = tmp_path / "report.json"
     mine.write_text("my notes")
-    models = ["--model", "demo"] + (["--model", "demo", "--limit", "2"] if command == "compare" else [])
+    models = ["--model", "demo"] + {"compare": ["--model", "demo", "--limit", "2"],
+                                     "label-issues": ["--limit", "2"]}.get(command, [])
     args = [sys.executable, "-m", "segstudio", command, "--dataset", "demo", *models, "--json", str(mine)]
     if command == "check":
         args += ["--split", "validation", "--sample", "4"]
