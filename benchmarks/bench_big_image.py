@@ -21,7 +21,7 @@ from PIL import Image
 
 RUN = r'''
 import resource, sys
-from segstudio.cli import main
+from segstudio.cli.entry import main
 code = main(["predict", "--model", "demo", sys.argv[1], "--output", sys.argv[2], "--format", "color",
              "--format", "overlay", "--device", "cpu"])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

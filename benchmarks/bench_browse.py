@@ -35,8 +35,8 @@ def rss_mb() -> float:
 
 def make_folder(root: Path, count: int) -> Path:
     """ROOT/images/validation/*.jpg + ROOT/masks/validation/*.png + labels.json, 683x512."""
-    from segstudio.core.datasources import load_source
-    from segstudio.core.export import write_labels_json
+    from segstudio.core.data.sources import load_source
+    from segstudio.core.export.writers import write_labels_json
 
     demo = load_source("demo")
     rows = demo.splits["validation"]
@@ -64,8 +64,8 @@ def make_folder(root: Path, count: int) -> Path:
 
 def fill_results(review, rng: np.random.Generator) -> None:
     """Predictions for every row, stored the way the evaluation worker stores them."""
-    from segstudio.core.metrics import ConfusionMatrix
-    from segstudio.gui.results import outcome_from
+    from segstudio.core.metrics.confusion import ConfusionMatrix
+    from segstudio.gui.controllers.results import outcome_from
 
     source, results = review.source, review.results()
     loaded = review.bundle.loaded
@@ -113,8 +113,8 @@ def decode_reference(folder: Path, count: int) -> list[float]:
 
 
 def main(images: int = 2000, steps: int = 200) -> dict:
-    from segstudio.core.datasources import load_source
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.core.data.sources import load_source
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

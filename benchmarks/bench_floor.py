@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from segstudio.core.allocator import keep_freed_memory
-from segstudio.core.inference import Predictor
-from segstudio.core.labels import LabelMap
-from segstudio.core.model import load_model
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.labels.label_map import LabelMap
+from segstudio.core.model.loading import load_model
+from segstudio.process_setup import keep_freed_memory
 
 SIZE = 512
 

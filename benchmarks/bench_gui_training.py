@@ -169,8 +169,8 @@ def percentiles(gaps: np.ndarray) -> dict:
 
 
 def main(steps: int = 40, rounds: int = 2) -> dict:
-    from segstudio.core.datasources import load_source
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.core.data.sources import load_source
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     load_source("demo")  # build the demo cache once, outside the timed runs
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,12 +24,12 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from segstudio.core.allocator import keep_freed_memory
-from segstudio.core.demo_data import load_demo
-from segstudio.core.evaluation import evaluate_split
-from segstudio.core.inference import Predictor
-from segstudio.core.label_issues import LabelIssueCollector, scan_split, softmin_score, suspected_map
-from segstudio.core.model import load_for_inference
+from segstudio.core.data.demo_dataset import load_demo
+from segstudio.core.evaluation.scoring import evaluate_split
+from segstudio.core.inference.loading import load_for_inference
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.review.label_issues import LabelIssueCollector, scan_split, softmin_score, suspected_map
+from segstudio.process_setup import keep_freed_memory
 
 KINDS = ("wrong class", "erased to other", "boundary shift", "missing object")
 WINDOW = 96  # side of the square a corruption works in (demo images are 256x256)
@@ -218,7 +218,7 @@ def timing(dataset, predictor, rounds: int) -> dict:
 def side_by_side(dataset, predictor, repeats: int) -> dict:
     """Each batch's evaluation work (forward, ids, confusion) with and without label issues, timed back to back,
     best of ``repeats`` per batch and side, images decoded beforehand: the machine's drift hits both sides alike."""
-    from segstudio.core.metrics import ConfusionMatrix
+    from segstudio.core.metrics.confusion import ConfusionMatrix
 
     rows = dataset.splits["validation"]
     num_labels = dataset.label_map.num_labels

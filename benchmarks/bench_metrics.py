@@ -24,8 +24,8 @@ from functools import partial
 
 import numpy as np
 
-from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.metrics_reference import reference_mean_iou
+from segstudio.core.metrics.confusion import ConfusionMatrix
+from segstudio.core.metrics.reference import reference_mean_iou
 
 NUM_LABELS = 150
 IGNORE = 255

@@ -42,7 +42,7 @@ for path in sorted(src.glob("*.jpg")):
 
 
 def _make_inputs(folder: Path, count: int = 48) -> None:
-    from segstudio.core.datasources import load_source
+    from segstudio.core.data.sources import load_source
 
     rows = load_source("demo").splits["validation"]
     for index in range(count):
@@ -51,7 +51,7 @@ def _make_inputs(folder: Path, count: int = 48) -> None:
 
 
 def _model_at_512(folder: Path) -> Path:
-    from segstudio.core.model_location import DEMO_MODEL_DIR
+    from segstudio.core.model.location import DEMO_MODEL_DIR
 
     model = folder / "model"
     shutil.copytree(str(DEMO_MODEL_DIR), model)

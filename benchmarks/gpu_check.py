@@ -64,8 +64,8 @@ def check_training(dataset, work: Path) -> None:
     """AMP fine-tuning of the demo model on CUDA: steps per second, precision, last loss, peak memory."""
     import torch
 
-    from segstudio.core.model import load_model
-    from segstudio.core.training import TrainSettings, train
+    from segstudio.core.model.loading import load_model
+    from segstudio.core.training.trainer import TrainSettings, train
 
     loaded = load_model("demo", label_map=dataset.label_map, reduce_labels=dataset.convention.reduce_labels)
     settings = TrainSettings(output_dir=work / "train", max_steps=TRAIN_STEPS, batch_size=8, device="cuda",
@@ -119,8 +119,8 @@ def check_commands(work: Path) -> float:
 
 def check_float32(dataset) -> float:
     """Float32 predictions of the demo validation split on CUDA and on the CPU; their pixel agreement."""
-    from segstudio.core.inference import Predictor
-    from segstudio.core.model import load_model
+    from segstudio.core.inference.predictor import Predictor
+    from segstudio.core.model.loading import load_model
 
     images = [row["image"].convert("RGB") for row in dataset.splits["validation"]]
     maps = [Predictor(load_model("demo"), device=device, precision="fp32").predict(images)
@@ -134,8 +134,8 @@ def check_throughput(dataset) -> None:
     """Images per second of ``Predictor.predict`` (default precision) at 512x512, and peak memory, per batch."""
     import torch
 
-    from segstudio.core.inference import Predictor
-    from segstudio.core.model import load_model
+    from segstudio.core.inference.predictor import Predictor
+    from segstudio.core.model.loading import load_model
 
     loaded = load_model("demo")
     loaded.processor.size = {"height": THROUGHPUT_SIZE, "width": THROUGHPUT_SIZE}
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(NO_CUDA, file=sys.stderr)
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from segstudio.core.datasources import load_source
+    from segstudio.core.data.sources import load_source
 
     started = time.perf_counter()
     figure("device", torch.cuda.get_device_name(0))

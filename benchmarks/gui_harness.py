@@ -11,9 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def open_window(folder: Path):
     """(app, window): the real MainWindow, 1400x900, shown, settings in ``folder``, no autoload."""
-    from segstudio.core.allocator import keep_freed_memory
+    from segstudio.process_setup import set_up_window
 
-    keep_freed_memory()  # as run_app does
+    set_up_window()  # as run_app does
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 

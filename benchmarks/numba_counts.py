@@ -1,7 +1,7 @@
 """A compiled counting kernel for byte masks, measured by ``bench_metrics.py --numba`` only (numba is not a
 dependency: see README's performance section for why).
 
-It does in one pass over 8-pixel words what the NumPy kernel (``segstudio.core.pixel_counts``) does in a dozen
+It does in one pass over 8-pixel words what the NumPy kernel (``segstudio.core.metrics.pixel_counts``) does in a dozen
 passes: word-wise XOR of each mask with itself shifted by one pixel marks where a run ends; busy words are listed,
 then their run ends, both without branches (the data decide nothing but a store's offset); last, each run's
 length is added on the grid at its last pixel's (label, prediction) code.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from segstudio.core.pixel_counts import DENSE_TABLE_MAX, RunCounter
+from segstudio.core.metrics.pixel_counts import DENSE_TABLE_MAX, RunCounter
 
 
 @njit(nogil=True, boundscheck=False, cache=False)

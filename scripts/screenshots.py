@@ -41,7 +41,7 @@ def checkpoint_b(folder: Path) -> Path:
     """The demo model with seeded noise on its classifier: it fixes some pixels and breaks others."""
     import torch
 
-    from segstudio.core.model import load_model, save_checkpoint
+    from segstudio.core.model.loading import load_model, save_checkpoint
 
     loaded = load_model("demo")
     classifier = loaded.model.decode_head.classifier
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from segstudio.core.datasources import load_source
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.core.data.sources import load_source
     from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     temp = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))

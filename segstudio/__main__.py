@@ -2,7 +2,7 @@
 
 
 def main() -> int:
-    from segstudio.cli import entry_point
+    from segstudio.cli.entry import entry_point
 
     return entry_point()
 

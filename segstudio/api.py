@@ -57,7 +57,7 @@ def load_dataset(spec: str = "demo", *, config: str | None = None, revision: str
                  reduce_labels: bool | None = None, ignore_index: int = 255,
                  label_map: str | Path | None = None) -> Any:
     """A dataset as ``segstudio --dataset`` takes it: splits, label map and id convention (a ``SegDataset``)."""
-    from segstudio.core.datasources import SourceOptions, load_source
+    from segstudio.core.data import SourceOptions, load_source
 
     options = SourceOptions(config=config, revision=revision, image_column=image_column, mask_column=mask_column,
                             reduce_labels=reduce_labels, ignore_index=ignore_index,
@@ -68,8 +68,7 @@ def load_dataset(spec: str = "demo", *, config: str | None = None, revision: str
 def load_model(spec: str = "demo", *, device: str = "auto", dataset: Any = None, batch_size: int = 8) -> Model:
     """A checkpoint ready to predict: ``demo``, a ``save_pretrained`` folder, a Hub id, or ``scratch`` (random
     weights with ``dataset``'s classes). The load report is ``model.loaded.report``."""
-    from segstudio.core.inference import Predictor
-    from segstudio.core.model import load_for_inference
+    from segstudio.core.inference import Predictor, load_for_inference
     from segstudio.core.model import load_model as load_checkpoint
 
     if spec == "scratch":
@@ -85,7 +84,7 @@ def load_model(spec: str = "demo", *, device: str = "auto", dataset: Any = None,
 def _as_image(item: Any) -> Any:
     from PIL import Image
 
-    from segstudio.core.imageio import read_image
+    from segstudio.core.data import read_image
 
     if isinstance(item, (str, Path)):
         return read_image(item)
@@ -112,7 +111,7 @@ def evaluate(model: Model, dataset: Any, split: str = "validation", *, limit: in
 def compare(model_a: Model, model_b: Model, dataset: Any, split: str = "validation", *,
             limit: int | None = None) -> Any:
     """Both models on one split: per-class IoU change and the images B fixed or broke (``Comparison``)."""
-    from segstudio.core.compare import compare_split
+    from segstudio.core.evaluation import compare_split
 
     return compare_split(dataset, split, model_a.predictor, model_b.predictor, limit=limit)
 
@@ -120,14 +119,14 @@ def compare(model_a: Model, model_b: Model, dataset: Any, split: str = "validati
 def label_issues(model: Model, dataset: Any, split: str = "validation", *, limit: int | None = None) -> Any:
     """Suspected label errors (``segstudio label-issues``), found in the evaluation pass: ``(EvaluationResult,
     LabelIssueReport)``; the report ranks images by label quality and gives each one's suspected pixels."""
-    from segstudio.core.label_issues import scan_split
+    from segstudio.core.review import scan_split
 
     return scan_split(dataset, split, model.predictor, limit=limit)
 
 
 def check(dataset: Any, model: Model, splits: list[str] | None = None) -> Any:
     """The label-convention guard (``segstudio check``): ``report.findings``, each with a severity and a fix."""
-    from segstudio.core.label_guard import check_labels
+    from segstudio.core.data import check_labels
 
     return check_labels(dataset, model.loaded, splits)
 
@@ -137,8 +136,8 @@ def export_masks(model: Model, inputs: Sequence[str | Path], output_dir: str | P
                  on_error: Callable[[Path, str], None] | None = None) -> int:
     """``segstudio predict``: masks of every image under ``inputs`` into ``output_dir`` (index, color, overlay),
     with ``labels.json`` and ``manifest.json``, never over a file SegStudio did not write. Returns how many."""
-    from segstudio.core.manifest import build_manifest
-    from segstudio.core.predict_files import check_predict, predict_files
+    from segstudio.core.export import build_manifest
+    from segstudio.core.inference import check_predict, predict_files
 
     paths, out = [Path(p) for p in inputs], Path(output_dir)
     check_predict(paths, out, list(formats))

@@ -34,7 +34,7 @@ def test_wheel_install_has_label_map_and_demo_model(tmp_path):
     code = (
         "import segstudio, pathlib;"
         "from segstudio.core.labels import LabelMap;"
-        "from segstudio.core.model_location import DEMO_MODEL_DIR;"
+        "from segstudio.core.model.location import DEMO_MODEL_DIR;"
         "assert LabelMap.ade20k().num_labels == 150;"
         "assert pathlib.Path(str(DEMO_MODEL_DIR), 'model.safetensors').is_file();"
         "print(segstudio.__file__)"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
-from segstudio.gui.viewer import LAYOUTS
+from segstudio.gui.widgets.viewer import LAYOUTS
 
 Key = QKeySequence.StandardKey
 # The one-pane layout's panes, keys 1-4 (the viewer's SINGLE_PANES order).

@@ -11,8 +11,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from segstudio.core.allocator import keep_freed_memory
 from segstudio.gui.settings import APPLICATION, ORGANIZATION
+from segstudio.process_setup import set_up_window
 
 
 def app_icon() -> QIcon:
@@ -25,7 +25,7 @@ def run_app(argv: Sequence[str] | None = None, settings: QSettings | None = None
     """Open SegStudio on the demo (dataset, model, predictions streaming in); returns the exit status."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    keep_freed_memory()
+    set_up_window()
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

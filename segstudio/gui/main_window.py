@@ -20,28 +20,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui import dialogs, jobs
 from segstudio.gui.actions import build_actions
-from segstudio.gui.class_table import ClassTable
-from segstudio.gui.classify_job import ClassifyController
-from segstudio.gui.compare_job import CompareController
-from segstudio.gui.confusions import ConfusionsPanel
-from segstudio.gui.dataset_dialog import DatasetOptionsDialog
-from segstudio.gui.dataset_panel import DatasetPanel
-from segstudio.gui.exporting import ExportController
-from segstudio.gui.guard_banner import GuardBanner, GuardController
-from segstudio.gui.image_list import ImageListModel
-from segstudio.gui.inspector import InspectorController, PixelInspector
-from segstudio.gui.label_issues_view import SuspectsController
-from segstudio.gui.legend import LegendWidget
-from segstudio.gui.loaders import AsyncLoader
-from segstudio.gui.model_panel import ModelPanel
-from segstudio.gui.review import ReviewController
+from segstudio.gui.controllers.classify import ClassifyController
+from segstudio.gui.controllers.compare import CompareController
+from segstudio.gui.controllers.export import ExportController
+from segstudio.gui.controllers.review import ReviewController
+from segstudio.gui.controllers.training import TrainingController
+from segstudio.gui.dialogs import messages as dialogs
+from segstudio.gui.dialogs.open_dataset import DatasetOptionsDialog
 from segstudio.gui.settings import AppSettings
-from segstudio.gui.training import TrainingController
-from segstudio.gui.training_panel import TrainingPanel, format_eta
-from segstudio.gui.viewer import ANALYSES, LAYOUTS, ImageViewer
-from segstudio.gui.workers import ErrorInfo, JobRunner
+from segstudio.gui.widgets.class_table import ClassTable
+from segstudio.gui.widgets.confusions import ConfusionsPanel
+from segstudio.gui.widgets.dataset_panel import DatasetPanel
+from segstudio.gui.widgets.guard_banner import GuardBanner, GuardController
+from segstudio.gui.widgets.image_list import ImageListModel
+from segstudio.gui.widgets.inspector import InspectorController, PixelInspector
+from segstudio.gui.widgets.label_issues_view import SuspectsController
+from segstudio.gui.widgets.legend import LegendWidget
+from segstudio.gui.widgets.model_panel import ModelPanel
+from segstudio.gui.widgets.training_panel import TrainingPanel, format_eta
+from segstudio.gui.widgets.viewer import ANALYSES, LAYOUTS, ImageViewer
+from segstudio.gui.workers import jobs
+from segstudio.gui.workers.loaders import AsyncLoader
+from segstudio.gui.workers.worker import ErrorInfo, JobRunner
 
 TITLE = "SegStudio"
 AUTOLOAD_FALLBACK_MS = 2000  # start loading the demo even if the window is never painted (hidden)

@@ -38,7 +38,7 @@ def test_predict_takes_paths_images_and_arrays_and_matches_transformers(model, t
     import torch
     from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
 
-    from segstudio.core.model_location import DEMO_MODEL_DIR
+    from segstudio.core.model.location import DEMO_MODEL_DIR
 
     rng = np.random.default_rng(1)
     array = rng.integers(0, 255, (61, 83, 3), dtype=np.uint8)
@@ -83,7 +83,7 @@ def test_export_masks_writes_dataset_ids_and_refuses_files_in_the_way(model, tmp
     assert (tmp_path / "out" / "manifest.json").is_file() and (tmp_path / "out" / "color" / "p.png").is_file()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "p.png").write_bytes(b"my own file")
-    from segstudio.core.export import ExportError
+    from segstudio.core.export.writers import ExportError
 
     with pytest.raises(ExportError):
         ss.export_masks(model, [photos], tmp_path / "mine")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.imageio import ImageReadError, find_images, read_image
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.cli.entry import main
+from segstudio.core.data.imageio import ImageReadError, find_images, read_image
+from segstudio.core.model.location import DEMO_MODEL_DIR
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -213,8 +213,8 @@ def bad_masks(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def scratch_two(tmp_path_factory, bad_masks) -> Path:
     """A scratch checkpoint with the folder's two classes, saved so the CLI can load it."""
-    from segstudio.core.datasources import load_source
-    from segstudio.core.model import load_model, save_checkpoint
+    from segstudio.core.data.sources import load_source
+    from segstudio.core.model.loading import load_model, save_checkpoint
 
     data = load_source(str(bad_masks))
     loaded = load_model("scratch", label_map=data.label_map, reduce_labels=True, image_size=32)
@@ -224,10 +224,10 @@ def scratch_two(tmp_path_factory, bad_masks) -> Path:
 
 
 def test_each_bad_mask_is_reported_per_image_and_evaluation_counts_what_it_skipped(bad_masks, scratch_two):
-    from segstudio.core.datasources import load_source
-    from segstudio.core.evaluation import evaluate_split
-    from segstudio.core.inference import Predictor
-    from segstudio.core.model import load_model
+    from segstudio.core.data.sources import load_source
+    from segstudio.core.evaluation.scoring import evaluate_split
+    from segstudio.core.inference.predictor import Predictor
+    from segstudio.core.model.loading import load_model
 
     data = load_source(str(bad_masks))
     result = evaluate_split(data, "validation", Predictor(load_model(str(scratch_two)), device="cpu"))
@@ -261,10 +261,10 @@ def test_cli_evaluate_names_each_skipped_mask_and_exits_1(bad_masks, scratch_two
 
 
 def test_a_test_split_without_annotations_is_predicted_without_metrics(bad_masks, scratch_two, capsys):
-    from segstudio.core.datasources import load_source
-    from segstudio.core.evaluation import evaluate_split
-    from segstudio.core.inference import Predictor
-    from segstudio.core.model import load_model
+    from segstudio.core.data.sources import load_source
+    from segstudio.core.evaluation.scoring import evaluate_split
+    from segstudio.core.inference.predictor import Predictor
+    from segstudio.core.model.loading import load_model
 
     data = load_source(str(bad_masks))
     assert data.splits["test"]["annotation"] == [None, None]
@@ -302,7 +302,7 @@ def test_safetensors_are_preferred_over_pickled_weights(tmp_path, scratch_two):
     """With both files present the safetensors are loaded; the pickle (which would run code) is never opened."""
     import shutil
 
-    from segstudio.core.model import load_model
+    from segstudio.core.model.loading import load_model
 
     folder = tmp_path / "both"
     shutil.copytree(scratch_two, folder)
@@ -324,7 +324,7 @@ def test_pickled_weights_are_loaded_with_weights_only(tmp_path, scratch_two):
 
     import torch
 
-    from segstudio.core.model import ModelLoadError, load_model
+    from segstudio.core.model.loading import ModelLoadError, load_model
 
     folder = tmp_path / "pickled"
     shutil.copytree(scratch_two, folder)
@@ -345,7 +345,7 @@ def test_pickled_weights_are_loaded_with_weights_only(tmp_path, scratch_two):
 def test_remote_code_is_never_trusted(tmp_path, scratch_two):
     import shutil
 
-    from segstudio.core.model import ModelLoadError, load_model
+    from segstudio.core.model.loading import ModelLoadError, load_model
 
     folder = tmp_path / "remote"
     shutil.copytree(scratch_two, folder)
@@ -367,7 +367,7 @@ def test_remote_code_is_never_trusted(tmp_path, scratch_two):
 
 
 def test_outputs_never_leave_the_chosen_folder(tmp_path: Path) -> None:
-    from segstudio.core.export import ExportError, plan_outputs
+    from segstudio.core.export.writers import ExportError, plan_outputs
 
     out = tmp_path / "out"
     for relative in (Path("../escape.jpg"), Path("a/../../b.jpg"), Path("/abs/c.jpg")):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.cli.entry import main
+from segstudio.core.model.location import DEMO_MODEL_DIR
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -70,7 +70,7 @@ def _named_once(stderr: str, bad: dict[str, str]) -> None:
 
 
 def test_bad_files_fail_the_reader_with_one_line(bad_folder) -> None:
-    from segstudio.core.imageio import ImageReadError, read_image, read_mask
+    from segstudio.core.data.imageio import ImageReadError, read_image, read_mask
 
     root, bad, _ = bad_folder
     stems = list(bad)
@@ -116,8 +116,8 @@ def test_compare_skips_names_and_counts_each_bad_item(bad_folder, tmp_path: Path
 def test_the_training_transform_leaves_bad_rows_out(bad_folder) -> None:
     from transformers import SegformerImageProcessor
 
-    from segstudio.core.datasources import SourceOptions, load_source
-    from segstudio.core.transforms import SegmentationTransform
+    from segstudio.core.data.sources import SourceOptions, load_source
+    from segstudio.core.training.transforms import SegmentationTransform
 
     root, _, bad = bad_folder
     dataset = load_source(str(root), SourceOptions())
@@ -146,9 +146,9 @@ def test_train_skips_names_and_counts_each_bad_item(bad_folder, tmp_path: Path, 
 
 
 def test_the_window_reads_a_bad_row_as_one_clear_line(bad_folder) -> None:
-    from segstudio.core.datasources import SourceOptions, load_source
-    from segstudio.core.imageio import ImageReadError
-    from segstudio.gui.sources import SplitSource
+    from segstudio.core.data.imageio import ImageReadError
+    from segstudio.core.data.sources import SourceOptions, load_source
+    from segstudio.gui.controllers.sources import SplitSource
 
     root, bad, _ = bad_folder
     source = SplitSource(load_source(str(root), SourceOptions()), "validation")
@@ -166,7 +166,7 @@ def test_the_window_reads_a_bad_row_as_one_clear_line(bad_folder) -> None:
 
 
 def test_a_truncated_jpeg_cell_in_memory_is_named(tmp_path: Path) -> None:
-    from segstudio.core.imageio import ImageReadError, read_image
+    from segstudio.core.data.imageio import ImageReadError, read_image
 
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 10, 10)).save(buffer, format="JPEG")
@@ -176,7 +176,7 @@ def test_a_truncated_jpeg_cell_in_memory_is_named(tmp_path: Path) -> None:
 
 def test_colour_and_overlay_in_row_blocks_equal_the_whole_image_formula(monkeypatch) -> None:
     """Blocks of a few rows give the pixels of the one-shot blend (image * (1 - a) + colour * a, rounded)."""
-    from segstudio.core import render
+    from segstudio.core.labels import render
 
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)
@@ -197,7 +197,7 @@ def test_colour_and_overlay_in_row_blocks_equal_the_whole_image_formula(monkeypa
 def test_an_overlay_needs_little_memory_beyond_its_output(monkeypatch) -> None:
     import tracemalloc
 
-    from segstudio.core import render
+    from segstudio.core.labels import render
 
     image = np.full((1000, 1200, 3), 90, np.uint8)
     ids = np.tile(np.arange(1200, dtype=np.uint16) % 150, (1000, 1))
@@ -214,7 +214,7 @@ def test_an_overlay_needs_little_memory_beyond_its_output(monkeypatch) -> None:
 
 
 def test_running_out_of_memory_is_one_line_and_exit_2(monkeypatch, capsys) -> None:
-    import segstudio.cli_commands as commands
+    import segstudio.cli.commands as commands
 
     def no_memory(_spec):
         raise MemoryError
@@ -262,9 +262,9 @@ def test_the_window_scores_a_split_with_bad_items_and_lists_them(bad_folder) -> 
     import threading
     from types import SimpleNamespace
 
-    from segstudio.core.datasources import SourceOptions, load_source
-    from segstudio.gui import jobs
-    from segstudio.gui.sources import SplitSource
+    from segstudio.core.data.sources import SourceOptions, load_source
+    from segstudio.gui.controllers.sources import SplitSource
+    from segstudio.gui.workers import jobs
 
     root, bad, _ = bad_folder
     dataset = load_source(str(root), SourceOptions())

@@ -21,9 +21,10 @@ from transformers import (
     SegformerImageProcessor,
 )
 
-from segstudio.core.inference import Predictor
-from segstudio.core.model import ModelLoadError, load_for_inference, load_model
-from segstudio.core.segformer_light import LightSegformer
+from segstudio.core.inference.fast.segformer_light import LightSegformer
+from segstudio.core.inference.loading import load_for_inference
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.model.loading import ModelLoadError, load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SMALL = {

@@ -13,9 +13,9 @@ import torch
 from imagenet_checkpoint import IMAGENET_FIRST_TEN, save_classifier
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.classify import NotAClassifierError, has_classification_head, load_classifier
-from segstudio.core.model_location import DEMO_MODEL_DIR, ModelLoadError
+from segstudio.cli.entry import main
+from segstudio.core.inference.classify import NotAClassifierError, has_classification_head, load_classifier
+from segstudio.core.model.location import DEMO_MODEL_DIR, ModelLoadError
 
 HUB_ID = "nvidia/mit-b0"
 

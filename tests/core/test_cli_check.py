@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.labels import LabelConvention, LabelMap
-from segstudio.core.model import load_model, save_checkpoint
+from segstudio.cli.entry import main
+from segstudio.core.labels.label_map import LabelConvention, LabelMap
+from segstudio.core.model.loading import load_model, save_checkpoint
 
 NAMES = ["wall", "building", "sky"]
 

@@ -11,12 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from segstudio.cli import main
-from segstudio.core.compare import BROKEN, FIXED, by_delta, compare_split, flip_counts, flip_map, ground_truth
-from segstudio.core.evaluation import evaluate_split
-from segstudio.core.inference import Predictor
-from segstudio.core.model import load_model, save_checkpoint
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.cli.entry import main
+from segstudio.core.evaluation.compare import (
+    BROKEN,
+    FIXED,
+    by_delta,
+    compare_split,
+    flip_counts,
+    flip_map,
+    ground_truth,
+)
+from segstudio.core.evaluation.scoring import evaluate_split
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.model.loading import load_model, save_checkpoint
+from segstudio.core.model.location import DEMO_MODEL_DIR
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -39,7 +47,7 @@ def test_flip_map_marks_fixed_and_broken_and_skips_ignored():
 
 @pytest.fixture(scope="module")
 def demo():
-    from segstudio.core.datasources import load_source
+    from segstudio.core.data.sources import load_source
 
     return load_source("demo")
 

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core import hub_source
-from segstudio.core.datasources import (
+from segstudio.core.data import hub as hub_source
+from segstudio.core.data.sources import (
     DataSourceError,
     SourceOptions,
     load_source,
     scan_annotation_values,
     write_ade_folder,
 )
-from segstudio.core.labels import LabelConvention
+from segstudio.core.labels.label_map import LabelConvention
 
 OBJECT_INFO = "Idx\tRatio\tTrain\tVal\tName\n1\t0.5\t2\t1\twall\n2\t0.3\t2\t1\tbuilding;edifice\n3\t0.2\t1\t1\tsky\n"
 
@@ -225,7 +225,7 @@ def test_scene_parse_150_offline_with_an_empty_cache(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
            "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
     code = (
-        "from segstudio.core.datasources import DataSourceError, load_source\n"
+        "from segstudio.core.data.sources import DataSourceError, load_source\n"
         "try:\n    load_source('scene_parse_150')\nexcept DataSourceError as exc:\n    print(exc)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

@@ -8,11 +8,11 @@ import datasets
 import numpy as np
 import pytest
 
-from segstudio.core import demo_data
-from segstudio.core.datasources import load_source, write_ade_folder
-from segstudio.core.demo_data import load_demo, make_demo
-from segstudio.core.demo_scenes import CLASS_NAMES, SCENES
-from segstudio.core.labels import LabelMap
+from segstudio.core.data import demo_dataset as demo_data
+from segstudio.core.data.demo_dataset import load_demo, make_demo
+from segstudio.core.data.demo_scenes import CLASS_NAMES, SCENES
+from segstudio.core.data.sources import load_source, write_ade_folder
+from segstudio.core.labels.label_map import LabelMap
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from segstudio.core.datasources import load_source
-from segstudio.core.evaluation import evaluate_split
-from segstudio.core.inference import Predictor
-from segstudio.core.model import load_model
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.core.data.sources import load_source
+from segstudio.core.evaluation.scoring import evaluate_split
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.model.loading import load_model
+from segstudio.core.model.location import DEMO_MODEL_DIR
 
 DEMO_DIR = Path(str(DEMO_MODEL_DIR))
 

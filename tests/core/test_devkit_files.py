@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from segstudio.cli import main
-from segstudio.core.ade_folder import read_object_info
-from segstudio.core.datasources import load_source
+from segstudio.cli.entry import main
+from segstudio.core.data.ade_folder import read_object_info
+from segstudio.core.data.sources import load_source
 
 DEVKIT = Path(__file__).parent.parent / "fixtures" / "ade20k-devkit"
 SAMPLES = [f"ADE_val_{i:08d}" for i in (1, 2, 3)]

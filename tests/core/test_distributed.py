@@ -9,7 +9,7 @@ import sys
 import pytest
 from transformers import SegformerForSemanticSegmentation
 
-from segstudio.core.demo_data import demo_label_map
+from segstudio.core.data.demo_dataset import demo_label_map
 
 
 @pytest.mark.slow

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core import export
-from segstudio.core.export import (
+from segstudio.core.data.imageio import read_mask
+from segstudio.core.export import writers as export
+from segstudio.core.export.writers import (
     ExportError,
     atomic_write_bytes,
     plan_outputs,
@@ -24,9 +25,8 @@ from segstudio.core.export import (
     write_metrics_json,
     write_prediction,
 )
-from segstudio.core.imageio import read_mask
-from segstudio.core.labels import LabelConvention, LabelMap
-from segstudio.core.render import colorize, error_map, overlay
+from segstudio.core.labels.label_map import LabelConvention, LabelMap
+from segstudio.core.labels.render import colorize, error_map, overlay
 
 
 @pytest.fixture

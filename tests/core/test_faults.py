@@ -14,14 +14,15 @@ import torch
 from PIL import Image
 from transformers import SegformerModel, Trainer
 
-from segstudio.cli import main
-from segstudio.core import export, fused_encoder
-from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints
-from segstudio.core.demo_data import make_demo
-from segstudio.core.model import load_model
-from segstudio.core.model_location import DEMO_MODEL_DIR
-from segstudio.core.seg_dataset import SegDataset
-from segstudio.core.training import TrainingError, TrainSettings, train
+from segstudio.cli.entry import main
+from segstudio.core.data.demo_dataset import make_demo
+from segstudio.core.data.schema import SegDataset
+from segstudio.core.export import writers as export
+from segstudio.core.inference.fast import fused_encoder
+from segstudio.core.model.loading import load_model
+from segstudio.core.model.location import DEMO_MODEL_DIR
+from segstudio.core.training.checkpoints import COMPLETE_MARKER, list_checkpoints
+from segstudio.core.training.trainer import TrainingError, TrainSettings, train
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -171,7 +172,7 @@ def test_out_of_memory_in_cli_train_is_one_line_with_a_suggestion(tmp_path, monk
 @needs_demo_model
 def test_out_of_memory_outside_the_model_forward_is_still_one_line(tmp_path, monkeypatch, capsys):
     """An OOM where no core code expects one (moving the model to the device) gets the same treatment."""
-    from segstudio.core import inference
+    from segstudio.core.inference import predictor as inference
 
     def oom_on_move(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
@@ -280,7 +281,7 @@ def test_staged_export_commit_never_deletes_outside_the_folder(tmp_path):
     outside.write_text("precious")
     out = tmp_path / "out"
     out.mkdir()
-    from segstudio.core import export_folder
+    from segstudio.core.export import folder as export_folder
 
     (out / export_folder.EXPORT_RECORD).write_text(json.dumps(["../keep.txt", str(outside), "old.png"]))
     (out / "old.png").write_bytes(b"old")

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from segstudio.core import fused_encoder
-from segstudio.core.fused_encoder import can_run, fused_hidden_states, kernels_available
-from segstudio.core.inference import Predictor
-from segstudio.core.labels import LabelConvention, LabelMap
-from segstudio.core.model import LoadedModel, LoadReport, new_processor
+from segstudio.core.inference.fast import fused_encoder
+from segstudio.core.inference.fast.fused_encoder import can_run, fused_hidden_states, kernels_available
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.labels.label_map import LabelConvention, LabelMap
+from segstudio.core.model.loading import LoadedModel, LoadReport, new_processor
 
 TINY = {"hidden_sizes": [8, 16, 32, 64], "decoder_hidden_size": 32, "depths": [2, 1, 1, 1], "num_labels": 5}
 
@@ -101,7 +101,7 @@ def test_predictor_runs_the_fused_encoder_and_predicts_what_transformers_predict
         calls.append(values.shape)
         return real(segformer, values)
 
-    monkeypatch.setattr("segstudio.core.inference.fused_hidden_states", counting)
+    monkeypatch.setattr("segstudio.core.inference.predictor.fused_hidden_states", counting)
     with torch.inference_mode():
         logits = predictor._forward(pixel_values)
         expected = model(pixel_values=pixel_values).logits

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.datasources import SourceOptions, load_source
-from segstudio.core.label_guard import blocking_errors, refusal_message
+from segstudio.cli.entry import main
+from segstudio.core.data.label_guard import blocking_errors, refusal_message
+from segstudio.core.data.sources import SourceOptions, load_source
 
 DEVKIT = Path(__file__).resolve().parents[1] / "fixtures" / "ade20k-devkit"
 

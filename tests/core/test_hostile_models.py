@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from segstudio.core.checkpoint_files import MAX_IMAGE_SIZE, MAX_NUM_LABELS
+from segstudio.core.model.checkpoint_files import MAX_IMAGE_SIZE, MAX_NUM_LABELS
 
 MEMORY_LIMIT = 6 * 2**30  # address space; the runner maps ~1.9 GB after importing torch, transformers, datasets
 CASE_TIMEOUT = 60
@@ -99,7 +99,7 @@ def ade_folder(tmp_path_factory) -> Path:
 RUNNER = r"""
 import json, os, signal, sys
 import datasets, torch, transformers
-from segstudio.cli import main
+from segstudio.cli.entry import main
 cases, out, timeout = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 statuses = {}
 for case, argv in cases.items():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.imageio import IMAGE_EXTENSIONS, ImageReadError, find_images, read_image, read_mask
+from segstudio.core.data.imageio import IMAGE_EXTENSIONS, ImageReadError, find_images, read_image, read_mask
 
 
 def photo(width: int = 64, height: int = 48) -> Image.Image:
@@ -132,8 +132,8 @@ def test_sixteen_bit_images_are_scaled_by_one_rule_wherever_they_are_read(tmp_pa
     v * 255 / 65535, rounded, where Pillow's own convert("RGB") would clip everything above 255 to white."""
     from transformers import SegformerImageProcessor
 
-    from segstudio.core.labels import LabelConvention
-    from segstudio.core.transforms import SegmentationTransform
+    from segstudio.core.labels.label_map import LabelConvention
+    from segstudio.core.training.transforms import SegmentationTransform
 
     values = np.array([[0, 1000, 30000, 65535]] * 4, dtype=np.uint16)
     expected = [0, 4, 117, 255]

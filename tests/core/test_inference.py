@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from segstudio.core import inference
-from segstudio.core.fused_head import BLOCK_FLOATS, block_rows, can_fuse, fused_logits
-from segstudio.core.imageio import read_image
-from segstudio.core.inference import (
+from segstudio.core.data.imageio import read_image
+from segstudio.core.inference import predictor as inference
+from segstudio.core.inference.fast.fused_head import BLOCK_FLOATS, block_rows, can_fuse, fused_logits
+from segstudio.core.inference.predictor import (
     InferenceError,
     Predictor,
     contenders,
@@ -26,8 +26,8 @@ from segstudio.core.inference import (
     upsample_topk,
     upsampled_bands,
 )
-from segstudio.core.labels import LabelConvention, LabelMap
-from segstudio.core.model import LoadedModel, LoadReport, new_processor
+from segstudio.core.labels.label_map import LabelConvention, LabelMap
+from segstudio.core.model.loading import LoadedModel, LoadReport, new_processor
 
 TINY = {"hidden_sizes": [8, 16, 32, 64], "decoder_hidden_size": 32, "depths": [1, 1, 1, 1]}
 
@@ -242,7 +242,7 @@ def test_fused_head_matches_on_sizes_the_strides_do_not_divide(loaded: LoadedMod
     model = loaded.model.eval()
     if block_rows is not None:  # blocks of 1 or 3 output rows (the last one shorter): each reads its own sources
         width, hidden = -(-shape[3] // 4), model.config.decoder_hidden_size
-        monkeypatch.setattr("segstudio.core.fused_head.BLOCK_FLOATS", block_rows * width * hidden)
+        monkeypatch.setattr("segstudio.core.inference.fast.fused_head.BLOCK_FLOATS", block_rows * width * hidden)
     pixel_values = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
     with torch.inference_mode():
         states = model.segformer(pixel_values, output_hidden_states=True).hidden_states

@@ -11,10 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from segstudio.core.datasources import SourceOptions, load_source
-from segstudio.core.evaluation import evaluate_split
-from segstudio.core.inference import Predictor
-from segstudio.core.label_guard import (
+from segstudio.core.data.label_guard import (
     IgnoredBatchGuard,
     LabelConventionError,
     check_labels,
@@ -22,9 +19,12 @@ from segstudio.core.label_guard import (
     sample_indices,
     scan_split,
 )
-from segstudio.core.labels import LabelMap
-from segstudio.core.model import load_model
-from segstudio.core.training import TrainingError, TrainSettings, train
+from segstudio.core.data.sources import SourceOptions, load_source
+from segstudio.core.evaluation.scoring import evaluate_split
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.labels.label_map import LabelMap
+from segstudio.core.model.loading import load_model
+from segstudio.core.training.trainer import TrainingError, TrainSettings, train
 
 NAMES = ["wall", "building", "sky"]
 
@@ -156,7 +156,7 @@ def test_all_ignored_masks_are_a_warning_and_the_sample_is_deterministic(tmp_pat
 
 def test_the_batch_guard_counts_all_ignored_batches(caplog):
     guard = IgnoredBatchGuard(255)
-    with caplog.at_level(logging.WARNING, logger="segstudio.core.label_guard"):
+    with caplog.at_level(logging.WARNING, logger="segstudio.core.data.label_guard"):
         assert guard.should_skip(torch.full((2, 4, 4), 255), step=3)
     assert not guard.should_skip(torch.tensor([[255, 1]]))
     assert guard.skipped == 1 and "step 3" in caplog.text
@@ -167,7 +167,7 @@ def test_training_skips_batches_whose_pixels_are_all_ignored(tmp_path, caplog):
     loaded = load_model("scratch", label_map=data.label_map, reduce_labels=False, image_size=32)
     settings = TrainSettings(output_dir=tmp_path / "run", max_steps=4, batch_size=1, image_size=32, device="cpu",
                              logging_steps=1, save_steps=100)
-    with caplog.at_level(logging.WARNING, logger="segstudio.core.label_guard"):
+    with caplog.at_level(logging.WARNING, logger="segstudio.core.data.label_guard"):
         result = train(data, loaded, settings)
     assert result.skipped_batches == 2 and caplog.text.count("every pixel is ignored") == 2
     losses = [log["loss"] for log in result.history if "loss" in log]

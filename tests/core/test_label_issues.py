@@ -12,13 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segstudio.cli import main
-from segstudio.cli_label_issues import safe_cell
-from segstudio.core.ade_folder import write_ade_folder
-from segstudio.core.demo_data import make_demo
-from segstudio.core.inference import upsample_argmax, upsample_confidence
-from segstudio.core.label_issues import LEVELS, LabelIssueCollector, softmin_score, suspected_map
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.cli.entry import main
+from segstudio.cli.label_issues import safe_cell
+from segstudio.core.data.ade_folder import write_ade_folder
+from segstudio.core.data.demo_dataset import make_demo
+from segstudio.core.inference.predictor import upsample_argmax, upsample_confidence
+from segstudio.core.model.location import DEMO_MODEL_DIR
+from segstudio.core.review.label_issues import LEVELS, LabelIssueCollector, softmin_score, suspected_map
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -149,10 +149,10 @@ def test_scanning_for_label_issues_leaves_the_evaluation_unchanged() -> None:
     """The same pass: predictions, per-image confusions and metrics equal a plain evaluate_split's."""
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-    from segstudio.core.evaluation import evaluate_split
-    from segstudio.core.inference import Predictor
-    from segstudio.core.label_issues import scan_split
-    from segstudio.core.model import LoadedModel, LoadReport, new_processor
+    from segstudio.core.evaluation.scoring import evaluate_split
+    from segstudio.core.inference.predictor import Predictor
+    from segstudio.core.model.loading import LoadedModel, LoadReport, new_processor
+    from segstudio.core.review.label_issues import scan_split
 
     dataset = make_demo(train=0, validation=3, test=0, size=48)
     label_map = dataset.label_map

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from segstudio.core.labels import IGNORE_INDEX, LabelConvention, LabelMap, LabelMapError, labels_json
+from segstudio.core.labels.label_map import (
+    IGNORE_INDEX,
+    LabelConvention,
+    LabelMap,
+    LabelMapError,
+    labels_json,
+)
 
 
 def test_reduce_labels_maps_other_to_ignore_and_shifts_classes():

@@ -14,11 +14,11 @@ import transformers
 from PIL import Image
 
 from segstudio import __version__
-from segstudio.cli import main
-from segstudio.core import manifest as manifest_module
-from segstudio.core.labels import LabelConvention, LabelMap
-from segstudio.core.manifest import id2label_sha256, model_revision
-from segstudio.core.model import load_model, save_checkpoint
+from segstudio.cli.entry import main
+from segstudio.core.export import manifest as manifest_module
+from segstudio.core.export.manifest import id2label_sha256, model_revision
+from segstudio.core.labels.label_map import LabelConvention, LabelMap
+from segstudio.core.model.loading import load_model, save_checkpoint
 
 NAMES = ["wall", "building", "sky"]
 

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segstudio.core import metrics, pixel_counts
-from segstudio.core.metrics import (
+from segstudio.core.metrics import confusion as metrics
+from segstudio.core.metrics import pixel_counts
+from segstudio.core.metrics.confusion import (
     METRIC_KEYS,
     ClassStats,
     ConfusionMatrix,
@@ -26,7 +27,7 @@ from segstudio.core.metrics import (
     metrics_from_matrix,
     top_confusions,
 )
-from segstudio.core.metrics_reference import reference_areas, reference_mean_iou
+from segstudio.core.metrics.reference import reference_areas, reference_mean_iou
 
 DTYPES = (np.uint8, np.uint16, np.int16, np.int64)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -147,9 +148,9 @@ class ReferenceMetric:
 
 @pytest.mark.parametrize("ignore", [255, 100])
 def test_cross_check_agrees_with_reduce_labels_and_any_ignore_index(monkeypatch, ignore) -> None:
-    from segstudio.core import cross_check
-    from segstudio.core.evaluation import EvaluationResult, ImageResult
-    from segstudio.core.labels import LabelConvention
+    from segstudio.core.evaluation import evaluate_cross_check as cross_check
+    from segstudio.core.evaluation.scoring import EvaluationResult, ImageResult
+    from segstudio.core.labels.label_map import LabelConvention
 
     monkeypatch.setattr(cross_check, "load_evaluate_mean_iou", lambda: (ReferenceMetric(), ""))
     rng = np.random.default_rng(7)

@@ -15,8 +15,8 @@ from transformers import (
     SegformerModel,
 )
 
-from segstudio.core.labels import LabelConvention, LabelMap
-from segstudio.core.model import (
+from segstudio.core.labels.label_map import LabelConvention, LabelMap
+from segstudio.core.model.loading import (
     DeviceError,
     LoadReport,
     ModelLoadError,
@@ -25,7 +25,7 @@ from segstudio.core.model import (
     resolve_device,
     save_checkpoint,
 )
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.core.model.location import DEMO_MODEL_DIR
 
 TINY = {"hidden_sizes": [8, 16, 32, 64], "decoder_hidden_size": 32, "depths": [1, 1, 1, 1]}
 

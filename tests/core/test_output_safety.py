@@ -18,11 +18,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.export import ExportError, atomic_write_bytes, plan_outputs, save_png, write_metrics_csv
-from segstudio.core.export_folder import EXPORT_RECORD, staged_export
-from segstudio.core.folder_lock import LOCK_NAME
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.cli.entry import main
+from segstudio.core.export.folder import EXPORT_RECORD, staged_export
+from segstudio.core.export.folder_lock import LOCK_NAME
+from segstudio.core.export.writers import (
+    ExportError,
+    atomic_write_bytes,
+    plan_outputs,
+    save_png,
+    write_metrics_csv,
+)
+from segstudio.core.model.location import DEMO_MODEL_DIR
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -190,7 +196,7 @@ def test_evaluate_outputs_that_would_lose_a_file_are_refused(tmp_path, capsys, a
 
 _HOLD_LOCK = """
 import sys
-from segstudio.core.folder_lock import folder_lock
+from segstudio.core.export.folder_lock import folder_lock
 with folder_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()
@@ -360,8 +366,8 @@ def test_csv_cells_that_would_run_as_formulas_are_quoted_and_numbers_stay_number
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_a_saved_checkpoint_follows_the_umask(tmp_path, umask):
     """safetensors writes its file 0600 and mkdtemp makes 0700: the saved folder must be readable as the umask says."""
-    from segstudio.core.labels import LabelMap
-    from segstudio.core.model import load_model, save_checkpoint
+    from segstudio.core.labels.label_map import LabelMap
+    from segstudio.core.model.loading import load_model, save_checkpoint
 
     loaded = load_model("scratch", label_map=LabelMap.from_names(["a", "b"]))
     old = os.umask(umask)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.datasources import DataSourceError, SourceOptions, load_source
+from segstudio.core.data.sources import DataSourceError, SourceOptions, load_source
 
 DEVKIT = Path(__file__).resolve().parents[1] / "fixtures" / "ade20k-devkit"
 STEMS = ["ADE_val_00000001", "ADE_val_00000002", "ADE_val_00000003"]

@@ -13,11 +13,12 @@ from PIL import Image
 from transformers import SegformerImageProcessorPil
 from transformers.image_utils import load_image
 
-from segstudio.core.demo_data import generate
-from segstudio.core.imageio import read_image
-from segstudio.core.inference import Predictor
-from segstudio.core.model import LoadedModel, load_for_inference, load_model
-from segstudio.core.model_location import DEMO_MODEL_DIR
+from segstudio.core.data.demo_dataset import generate
+from segstudio.core.data.imageio import read_image
+from segstudio.core.inference.loading import load_for_inference
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.model.loading import LoadedModel, load_model
+from segstudio.core.model.location import DEMO_MODEL_DIR
 
 DEVKIT = Path(__file__).parents[1] / "fixtures" / "ade20k-devkit"
 # (width, height): shrinking, enlarging, unchanged (the demo processor's 192x192), odd and extreme shapes

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from segstudio.core.datasources import load_source
-from segstudio.core.export import png_bytes, save_png
-from segstudio.core.imageio import read_image, read_mask
-from segstudio.core.labels import LabelConvention
-from segstudio.core.local_sources import find_pairs, pairs_report
+from segstudio.core.data.imageio import read_image, read_mask
+from segstudio.core.data.local_folders import find_pairs, pairs_report
+from segstudio.core.data.sources import load_source
+from segstudio.core.export.writers import png_bytes, save_png
+from segstudio.core.labels.label_map import LabelConvention
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 shapes = st.tuples(st.integers(1, 24), st.integers(1, 24))

@@ -17,10 +17,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from segstudio.core.inference import Predictor
-from segstudio.core.labels import LabelConvention, LabelMap
-from segstudio.core.model import load_for_inference, load_model, new_processor, save_checkpoint
-from segstudio.core.segformer_light import LightSegformer, load_light, module_name
+from segstudio.core.inference.fast.segformer_light import LightSegformer, load_light, module_name
+from segstudio.core.inference.loading import load_for_inference
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.labels.label_map import LabelConvention, LabelMap
+from segstudio.core.model.loading import load_model, new_processor, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Another shape than mit-b0 in every list, so a hard-coded b0 detail would show.
@@ -212,7 +213,8 @@ def test_predict_never_imports_transformers(odd_folder, tmp_path) -> None:
 HUB_REPO = "someone/tiny-segformer"
 COMPARE_WITH_LOAD_MODEL = """
 import json, sys, torch
-from segstudio.core.model import load_for_inference, load_model
+from segstudio.core.model.loading import load_model
+from segstudio.core.inference.loading import load_for_inference
 light = load_for_inference(sys.argv[1], "cpu")
 imported = "transformers" in sys.modules
 full = load_model(sys.argv[1])

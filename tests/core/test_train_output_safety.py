@@ -21,15 +21,21 @@ import torch
 from safetensors import SafetensorError
 from transformers import SegformerForSemanticSegmentation, Trainer, TrainingArguments
 
-from segstudio.cli import main
-from segstudio.core import run_folder
-from segstudio.core.checkpoints import COMPLETE_MARKER, is_complete, list_checkpoints, mark_complete
-from segstudio.core.demo_data import make_demo
-from segstudio.core.label_guard import IgnoredBatchGuard
-from segstudio.core.model import load_model
-from segstudio.core.seg_dataset import SegDataset
-from segstudio.core.training import TrainingError, TrainSettings, _guarded_trainer, settings_for, train
-from segstudio.core.training_events import ProgressCallback
+from segstudio.cli.entry import main
+from segstudio.core.data.demo_dataset import make_demo
+from segstudio.core.data.label_guard import IgnoredBatchGuard
+from segstudio.core.data.schema import SegDataset
+from segstudio.core.model.loading import load_model
+from segstudio.core.training import run_folder
+from segstudio.core.training.checkpoints import COMPLETE_MARKER, is_complete, list_checkpoints, mark_complete
+from segstudio.core.training.events import ProgressCallback
+from segstudio.core.training.trainer import (
+    TrainingError,
+    TrainSettings,
+    _guarded_trainer,
+    settings_for,
+    train,
+)
 
 ARGS = ["--dataset", "demo", "--model", "scratch", "--batch-size", "2", "--image-size", "32", "--eval-steps", "100",
         "--device", "cpu"]
@@ -186,7 +192,7 @@ def test_only_staging_folders_of_ended_processes_are_swept(tmp_path):
 
 def test_a_staging_folder_left_by_a_killed_process_is_swept_by_the_next_run(tmp_path):
     script = ("import os, sys, pathlib\n"
-              "from segstudio.core.run_folder import make_staging\n"
+              "from segstudio.core.training.run_folder import make_staging\n"
               "folder = make_staging(pathlib.Path(sys.argv[1]), 'final')\n"
               "(folder / 'model.safetensors').write_bytes(b'half written')\n"
               "print(folder, flush=True)\n"

@@ -9,11 +9,11 @@ import pytest
 import torch
 from transformers import SegformerForSemanticSegmentation, Trainer
 
-from segstudio.core.checkpoints import COMPLETE_MARKER, list_checkpoints
-from segstudio.core.demo_data import make_demo
-from segstudio.core.model import load_model
-from segstudio.core.seg_dataset import SegDataset
-from segstudio.core.training import TrainingError, TrainSettings, train
+from segstudio.core.data.demo_dataset import make_demo
+from segstudio.core.data.schema import SegDataset
+from segstudio.core.model.loading import load_model
+from segstudio.core.training.checkpoints import COMPLETE_MARKER, list_checkpoints
+from segstudio.core.training.trainer import TrainingError, TrainSettings, train
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ class CancelDuringEvaluation(Recorder):
 
 
 def test_cancel_interrupts_a_running_evaluation(tiny_demo, tmp_path, monkeypatch):
-    from segstudio.core import training_events
+    from segstudio.core.training import events as training_events
 
     cancel = threading.Event()
     original = training_events.ProgressCallback.on_prediction_step
@@ -117,7 +117,7 @@ def test_incomplete_checkpoints_are_not_listed(tmp_path):
 
 
 def test_label_count_mismatch_is_refused(tiny_demo, tmp_path):
-    from segstudio.core.labels import LabelMap
+    from segstudio.core.labels.label_map import LabelMap
 
     loaded = load_model("scratch", label_map=LabelMap.ade20k(), image_size=64)
     with pytest.raises(TrainingError, match="150 classes"):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.labels import LabelConvention
-from segstudio.core.metrics_reference import reference_mean_iou
+from segstudio.cli.entry import main
+from segstudio.core.labels.label_map import LabelConvention
+from segstudio.core.metrics.reference import reference_mean_iou
 
 CLASSES = 300
 SIZE = (30, 40)  # height, width
@@ -174,7 +174,7 @@ def test_a_checkpoint_trained_with_another_ignore_index_predicts_without_the_fla
 
 
 def test_the_recorded_ignore_index_must_be_a_mask_value():
-    from segstudio.core.model import recorded_ignore_index
+    from segstudio.core.model.loading import recorded_ignore_index
 
     assert recorded_ignore_index({}) == 255
     assert recorded_ignore_index({"semantic_loss_ignore_index": 65535}) == 65535

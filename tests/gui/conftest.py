@@ -11,7 +11,10 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from segstudio.gui.workers import live_threads
+from segstudio.gui.workers.worker import live_threads
+from segstudio.process_setup import set_up_window
+
+set_up_window()  # as run_app does before any window exists
 
 
 @pytest.fixture
@@ -23,7 +26,7 @@ def qsettings(tmp_path) -> QSettings:
 @pytest.fixture(scope="session")
 def tiny_demo():
     """The demo's schema and classes, small: 8 train / 6 validation / 2 unannotated test images."""
-    from segstudio.core.demo_data import make_demo
+    from segstudio.core.data.demo_dataset import make_demo
 
     return make_demo(train=8, validation=6, test=2)
 
@@ -31,7 +34,7 @@ def tiny_demo():
 @pytest.fixture(scope="session")
 def scratch_bundle(tiny_demo):
     """A randomly initialised SegFormer with the demo's classes, predicting at 64x64 on the CPU."""
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     return load_model_bundle("scratch", tiny_demo, "cpu", image_size=64)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from imagenet_checkpoint import save_classifier
 
-from segstudio.gui import classify_job
+from segstudio.gui.controllers import classify as classify_job
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_a_hidden_panel_classifies_nothing_until_shown(review_window, checkpoint
 
 
 def test_a_segmentation_checkpoint_shows_no_classes(review_window, qtbot, tmp_path):
-    from segstudio.core.model import save_checkpoint
+    from segstudio.core.model.loading import save_checkpoint
 
     window = review_window
     window.docks["model"].raise_()

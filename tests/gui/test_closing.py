@@ -8,7 +8,7 @@ import time
 
 def test_closing_while_a_model_loads_hides_at_once_and_starts_no_prediction(make_window, tiny_demo, scratch_bundle,
                                                                           qtbot, monkeypatch):
-    from segstudio.gui import jobs
+    from segstudio.gui.workers import jobs
 
     window = make_window()
     window.set_dataset(tiny_demo)

@@ -12,12 +12,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QPushButton
 
-from segstudio.core.compare import flip_counts
-from segstudio.core.evaluation import evaluate_split
-from segstudio.core.inference import Predictor
-from segstudio.core.model import load_model, save_checkpoint
-from segstudio.gui.class_table import CLASS_ROLE, SORT_ROLE, ClassTableModel
-from segstudio.gui.image_list import COL_RANK
+from segstudio.core.evaluation.compare import flip_counts
+from segstudio.core.evaluation.scoring import evaluate_split
+from segstudio.core.inference.predictor import Predictor
+from segstudio.core.model.loading import load_model, save_checkpoint
+from segstudio.gui.widgets.class_table import CLASS_ROLE, SORT_ROLE, ClassTableModel
+from segstudio.gui.widgets.image_list import COL_RANK
 
 
 @pytest.fixture(scope="module")

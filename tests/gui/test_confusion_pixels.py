@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from segstudio.gui.layers import FN_COLOUR, FP_COLOUR, TP_COLOUR
+from segstudio.gui.widgets.layers import FN_COLOUR, FP_COLOUR, TP_COLOUR
 
 
 def overlay_rgba(viewer, key: str) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from segstudio.core.seg_dataset import SourceOptions
-from segstudio.gui.dataset_dialog import DatasetOptionsDialog
+from segstudio.core.data.schema import SourceOptions
+from segstudio.gui.dialogs.open_dataset import DatasetOptionsDialog
 
 
 def test_the_form_becomes_source_options(qtbot):

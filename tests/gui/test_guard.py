@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from segstudio.gui.guard_banner import GuardBanner
+from segstudio.gui.widgets.guard_banner import GuardBanner
 
 
 @pytest.fixture(scope="module")
 def ade_bundle():
     """A scratch model with the 150 ADE20K classes: its head disagrees with the demo's 10."""
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     return load_model_bundle("scratch", None, "cpu", image_size=64)
 
@@ -50,7 +50,7 @@ def test_a_fitting_model_keeps_the_banner_hidden_and_a_new_dataset_rechecks(make
 
 
 def test_the_banner_lists_warnings_and_caps_long_lists(qtbot):
-    from segstudio.core.label_guard import Finding, GuardReport
+    from segstudio.core.data.label_guard import Finding, GuardReport
 
     banner = GuardBanner()
     qtbot.addWidget(banner)

@@ -10,9 +10,9 @@ import dataclasses
 
 import pytest
 
-from segstudio.core.labels import LabelConvention
-from segstudio.gui import guard_banner
-from segstudio.gui.train_job import TrainRequest
+from segstudio.core.labels.label_map import LabelConvention
+from segstudio.gui.widgets import guard_banner
+from segstudio.gui.workers.train_job import TrainRequest
 
 
 @pytest.fixture

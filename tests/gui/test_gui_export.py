@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 from PySide6.QtWidgets import QApplication, QMessageBox, QProgressBar
 
-from segstudio.gui.export_dialog import ExportChoice, ExportDialog
-from segstudio.gui.export_job import relative_output
+from segstudio.gui.dialogs.export import ExportChoice, ExportDialog
+from segstudio.gui.workers.export_job import relative_output
 
 
 def test_export_a_split_writes_index_colour_overlay_and_metrics(review_window, qtbot, tmp_path):
@@ -112,7 +112,7 @@ def test_a_file_of_the_persons_own_in_the_way_is_a_clear_error_and_stays(review_
 
 
 def test_export_dialog_offers_the_filtered_list_and_remembers_formats(review_window, qtbot, tmp_path, monkeypatch):
-    from segstudio.gui import exporting
+    from segstudio.gui.controllers import export as exporting
 
     window = review_window
     scene = window.review.source.entries[0].scene

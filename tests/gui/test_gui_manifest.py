@@ -8,8 +8,8 @@ import torch
 import transformers
 
 from segstudio import __version__
-from segstudio.core.manifest import id2label_sha256
-from segstudio.gui.export_dialog import ExportChoice
+from segstudio.core.export.manifest import id2label_sha256
+from segstudio.gui.dialogs.export import ExportChoice
 
 
 def test_a_split_export_writes_a_manifest(review_window, qtbot, tmp_path):
@@ -50,7 +50,7 @@ def test_an_export_of_dropped_images_names_the_input_files(review_window, wait_r
     import numpy as np
     from PIL import Image
 
-    from segstudio.gui.jobs import find_dropped_images
+    from segstudio.gui.workers.jobs import find_dropped_images
 
     window = review_window
     folder = tmp_path / "dropped"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QObject, Qt, QTimer
 
-from segstudio.core.checkpoints import COMPLETE_MARKER
-from segstudio.gui import dialogs
+from segstudio.core.training.checkpoints import COMPLETE_MARKER
+from segstudio.gui.dialogs import messages as dialogs
 
 pytestmark = pytest.mark.slow
 TRAIN_TIMEOUT = 240_000
@@ -107,7 +107,7 @@ def test_cancel_stops_at_the_next_step_and_keeps_a_loadable_model(train_window, 
     assert panel.progress.value() == max(steps)  # the bar stays where the run stopped
     assert str(result.final_checkpoint) in panel.checkpoint_paths()
     assert panel.progress.format().startswith("cancelled")
-    from segstudio.core.model import load_model
+    from segstudio.core.model.loading import load_model
 
     assert load_model(str(result.final_checkpoint)).label_map.num_labels == 10
 
@@ -149,7 +149,7 @@ def test_training_without_a_dataset_says_so(make_window, tmp_path):
 
 def test_gui_thread_stays_responsive_while_training_and_predicting(make_window, tiny_demo, scratch_bundle, qtbot,
                                                                   tmp_path, capsys):
-    from segstudio.core.demo_data import make_demo
+    from segstudio.core.data.demo_dataset import make_demo
 
     window = make_window()
     window.set_dataset(tiny_demo)
@@ -179,8 +179,8 @@ def _stopped_run(dataset, folder: Path) -> Path:
     import threading
     from types import SimpleNamespace
 
-    from segstudio.core.model import load_model
-    from segstudio.core.training import TrainSettings, train
+    from segstudio.core.model.loading import load_model
+    from segstudio.core.training.trainer import TrainSettings, train
 
     cancel = threading.Event()
     stop = SimpleNamespace(on_progress=lambda step, *rest: step >= 3 and cancel.set())
@@ -195,7 +195,7 @@ def test_resume_continues_a_stopped_run_from_its_newest_checkpoint(train_window,
                                                                    monkeypatch):
     import json
 
-    from segstudio.gui import training_panel
+    from segstudio.gui.widgets import training_panel
 
     run = _stopped_run(tiny_demo, tmp_path / "run")
     panel = train_window.training_panel
@@ -215,7 +215,7 @@ def test_resume_continues_a_stopped_run_from_its_newest_checkpoint(train_window,
 
 
 def test_resuming_a_folder_without_a_run_says_so(train_window, qtbot, tmp_path, monkeypatch):
-    from segstudio.gui import training_panel
+    from segstudio.gui.widgets import training_panel
 
     empty = tmp_path / "empty"
     empty.mkdir()

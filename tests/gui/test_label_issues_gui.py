@@ -9,10 +9,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from segstudio.core.label_issues import scan_split, suspected_map
-from segstudio.core.model_location import DEMO_MODEL_DIR
-from segstudio.gui.dataset_panel import SUSPECTS
-from segstudio.gui.image_list import COL_RANK, COL_SCENE
+from segstudio.core.model.location import DEMO_MODEL_DIR
+from segstudio.core.review.label_issues import scan_split, suspected_map
+from segstudio.gui.widgets.dataset_panel import SUSPECTS
+from segstudio.gui.widgets.image_list import COL_RANK, COL_SCENE
 
 needs_demo_model = pytest.mark.skipif(
     not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
@@ -28,7 +28,7 @@ def overlay_rgba(viewer, key: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def demo_bundle(tiny_demo):
     """The shipped demo model: trained on the demo, so it doubts some labels (a random one doubts none)."""
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     return load_model_bundle("demo", tiny_demo, "cpu")
 

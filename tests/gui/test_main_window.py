@@ -14,8 +14,8 @@ from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from segstudio.gui.image_list import COL_RANK
-from segstudio.gui.sources import DROPPED
+from segstudio.gui.controllers.sources import DROPPED
+from segstudio.gui.widgets.image_list import COL_RANK
 
 
 def test_importing_the_gui_loads_no_heavy_library_and_the_window_opens_fast(tmp_path):
@@ -45,7 +45,7 @@ def test_importing_the_gui_loads_no_heavy_library_and_the_window_opens_fast(tmp_
 
 def test_autoload_opens_the_demo_and_streams_predictions_without_a_click(make_window, tiny_demo, scratch_bundle,
                                                                        qtbot, monkeypatch):
-    from segstudio.gui import jobs
+    from segstudio.gui.workers import jobs
 
     calls = []
 
@@ -211,7 +211,7 @@ def test_dropped_images_and_folders_are_predicted_in_their_own_group(review_wind
 
 
 def test_dropping_a_checkpoint_folder_loads_it(make_window, tiny_demo, scratch_bundle, qtbot, tmp_path, drop_files):
-    from segstudio.core.model import save_checkpoint
+    from segstudio.core.model.loading import save_checkpoint
 
     loaded = scratch_bundle.loaded
     folder = save_checkpoint(loaded.model, loaded.processor, loaded.label_map, loaded.convention, tmp_path / "ckpt")
@@ -315,7 +315,7 @@ class SlowPredictor:
 
 
 def test_evaluation_streams_with_count_and_eta_can_be_cancelled_and_resumed(make_window, scratch_bundle, qtbot):
-    from segstudio.core.demo_data import make_demo
+    from segstudio.core.data.demo_dataset import make_demo
 
     window = make_window()
     window.set_dataset(make_demo(train=0, validation=16, test=0))
@@ -338,7 +338,7 @@ def test_evaluation_streams_with_count_and_eta_can_be_cancelled_and_resumed(make
 
 
 def test_a_model_with_other_classes_is_explained_not_scored(make_window, tiny_demo, qtbot):
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     window = make_window()
     window.set_dataset(tiny_demo)

@@ -7,16 +7,20 @@ import subprocess
 import sys
 import textwrap
 
-from segstudio.gui.refcounts import HEADROOM, needs_headroom
+from PySide6.QtGui import QImage
+
+from segstudio.process_setup import pyside_loses_references
 
 BROWSE = textwrap.dedent(r"""
     import sys, tempfile
     from pathlib import Path
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
-    from segstudio.core.demo_data import make_demo
+    from segstudio.core.data.demo_dataset import make_demo
     from segstudio.gui.main_window import MainWindow
+    from segstudio.process_setup import set_up_window
 
+    set_up_window()  # as run_app does
     app = QApplication([])
     window = MainWindow(settings=QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat),
                         autoload=False)
@@ -45,9 +49,30 @@ BROWSE = textwrap.dedent(r"""
 """)
 
 
-def test_none_and_true_get_headroom_where_they_are_not_immortal():
-    if needs_headroom():
-        assert sys.getrefcount(None) > HEADROOM and sys.getrefcount(True) > HEADROOM
+def _references_to_none_lost_by(calls: int) -> int:
+    image = QImage(2, 2, QImage.Format.Format_Indexed8)
+    before = sys.getrefcount(None)
+    for _ in range(calls):
+        image.setColorTable([0xFF000000, 0xFFFFFFFF])
+    return before - sys.getrefcount(None)
+
+
+def test_the_leak_check_agrees_with_counting_references_around_another_leaking_call():
+    leaks = _references_to_none_lost_by(1000) >= 1000
+    assert pyside_loses_references() is leaks
+
+
+def test_the_window_set_up_gives_none_and_true_headroom_exactly_where_references_leak():
+    script = (
+        "import sys\n"
+        "from segstudio.process_setup import pyside_loses_references, set_up_window\n"
+        "leaks = pyside_loses_references()\n"
+        "set_up_window()\n"
+        "print(leaks, sys.getrefcount(None) > HEADROOM, sys.getrefcount(True) > HEADROOM)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    leaks, none_protected, true_protected = done.stdout.split()
+    assert none_protected == true_protected == leaks
 
 
 def test_browsing_until_none_would_have_been_freed_then_closing_exits_0():

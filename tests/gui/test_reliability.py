@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from segstudio.gui.export_dialog import ExportChoice
-from segstudio.gui.sources import DROPPED
+from segstudio.gui.controllers.sources import DROPPED
+from segstudio.gui.dialogs.export import ExportChoice
 
 CLOSE_SCRIPT = textwrap.dedent("""
     import sys
@@ -26,12 +26,12 @@ CLOSE_SCRIPT = textwrap.dedent("""
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from segstudio.core.demo_data import make_demo
-    from segstudio.gui import dialogs
-    from segstudio.gui.export_dialog import ExportChoice
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.core.data.demo_dataset import make_demo
+    from segstudio.gui.dialogs import messages as dialogs
+    from segstudio.gui.dialogs.export import ExportChoice
+    from segstudio.gui.workers.jobs import load_model_bundle
     from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.workers import live_threads
+    from segstudio.gui.workers.worker import live_threads
 
     job, work = sys.argv[1], Path(sys.argv[2])
     app = QApplication([])
@@ -103,7 +103,7 @@ def test_closing_the_window_during_a_job_stops_joins_and_exits_0(tmp_path, job):
     if job == "export":  # a cancelled export leaves no partial files
         assert not (tmp_path / "export").exists() or not list((tmp_path / "export").rglob("*.png"))
     if job == "training":  # closing keeps what was trained
-        from segstudio.core.checkpoints import list_checkpoints
+        from segstudio.core.training.checkpoints import list_checkpoints
 
         (run,) = (tmp_path / "run").iterdir()  # the panel makes one run-<time> folder
         assert list_checkpoints(run)[-1].name == "final"
@@ -164,7 +164,7 @@ def test_export_twice_replaces_the_first_and_a_full_disk_keeps_it(review_window,
 
 
 def test_export_into_a_read_only_folder_is_one_line_and_writes_nothing(review_window, qtbot, tmp_path, monkeypatch):
-    from segstudio.core import export
+    from segstudio.core.export import writers as export
 
     window = review_window
     out = tmp_path / "locked"
@@ -184,7 +184,7 @@ def test_export_into_a_read_only_folder_is_one_line_and_writes_nothing(review_wi
 def test_dataset_file_names_with_dots_never_leave_the_export_folder(tmp_path, scratch_bundle):
     from types import SimpleNamespace
 
-    from segstudio.gui.export_job import ExportRequest, export_predictions
+    from segstudio.gui.workers.export_job import ExportRequest, export_predictions
 
     names = ["../../escape.jpg", "/etc/abs.jpg", "a/../../b c ü.jpg", "..", "ok.jpg"]
     entries = [SimpleNamespace(index=i, file_name=name) for i, name in enumerate(names)]
@@ -210,7 +210,7 @@ def test_out_of_memory_while_predicting_is_a_message_and_the_window_lives(make_w
                                                                          qtbot, monkeypatch):
     from transformers import SegformerModel
 
-    from segstudio.core import fused_encoder
+    from segstudio.core.inference.fast import fused_encoder
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -233,7 +233,7 @@ def test_out_of_memory_while_predicting_is_a_message_and_the_window_lives(make_w
 def test_an_unexpected_out_of_memory_in_any_job_gets_the_suggestion(qtbot):
     from PySide6.QtCore import QObject, Slot
 
-    from segstudio.gui.workers import OUT_OF_MEMORY, Worker, start
+    from segstudio.gui.workers.worker import OUT_OF_MEMORY, Worker, start
 
     class Sink(QObject):
         def __init__(self) -> None:
@@ -292,8 +292,8 @@ def test_dropped_odd_and_broken_images_are_predicted_or_named(make_window, scrat
 
 
 def test_bad_masks_are_named_per_image_in_the_window(make_window, qtbot, tmp_path, wait_results):
-    from segstudio.core.datasources import load_source
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.core.data.sources import load_source
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     root = tmp_path / "pairs ü"
     rng = np.random.default_rng(5)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segstudio.gui.sources import DROPPED
+from segstudio.gui.controllers.sources import DROPPED
 
 DROPS = 200
 MAX_GROWTH_MB = 150

@@ -58,7 +58,7 @@ def test_a_finished_training_run_is_offered_again(make_window, qsettings, tmp_pa
 def test_a_broken_dropped_file_is_explained_in_the_viewer(make_window, scratch_bundle, qtbot, tmp_path, drop_files):
     from PIL import Image
 
-    from segstudio.gui.sources import DROPPED
+    from segstudio.gui.controllers.sources import DROPPED
 
     folder = tmp_path / "drops"
     folder.mkdir()
@@ -145,7 +145,7 @@ def test_sparse_layers_sit_on_a_dimmed_image(make_window):
 
 
 def test_an_offline_hub_dataset_suggests_what_the_window_can_open():
-    from segstudio.core.hub_source import _unreachable
+    from segstudio.core.data.hub import _unreachable
 
     message = str(_unreachable("someone/data"))
     assert "--dataset" not in message and "'demo'" in message

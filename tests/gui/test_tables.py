@@ -10,15 +10,15 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTableView
 
-from segstudio.core.labels import LabelMap
-from segstudio.core.metrics import ConfusionMatrix
-from segstudio.gui.class_table import CLASS_ROLE, ClassTable
-from segstudio.gui.confusions import ConfusionsPanel
-from segstudio.gui.dataset_panel import DatasetPanel
-from segstudio.gui.image_list import COL_MIOU, COL_RANK, ENTRY_ROLE, ImageListModel
-from segstudio.gui.loaders import AsyncLoader
-from segstudio.gui.results import ResultsCache, SplitResults, outcome_from
-from segstudio.gui.sources import Entry, PackedMask
+from segstudio.core.labels.label_map import LabelMap
+from segstudio.core.metrics.confusion import ConfusionMatrix
+from segstudio.gui.controllers.results import ResultsCache, SplitResults, outcome_from
+from segstudio.gui.controllers.sources import Entry, PackedMask
+from segstudio.gui.widgets.class_table import CLASS_ROLE, ClassTable
+from segstudio.gui.widgets.confusions import ConfusionsPanel
+from segstudio.gui.widgets.dataset_panel import DatasetPanel
+from segstudio.gui.widgets.image_list import COL_MIOU, COL_RANK, ENTRY_ROLE, ImageListModel
+from segstudio.gui.workers.loaders import AsyncLoader
 
 NAMES = LabelMap.from_names(["sky", "tree", "road"])
 

@@ -8,9 +8,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from segstudio.core.labels import LabelMap
-from segstudio.gui.legend import LegendWidget, class_shares
-from segstudio.gui.viewer import ImageViewer, ViewContent
+from segstudio.core.labels.label_map import LabelMap
+from segstudio.gui.widgets.legend import LegendWidget, class_shares
+from segstudio.gui.widgets.viewer import ImageViewer, ViewContent
 
 NAMES = LabelMap.from_names(["sky", "tree", "road"], np.array([[0, 0, 255], [0, 255, 0], [128, 128, 128]]))
 

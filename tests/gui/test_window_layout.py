@@ -8,9 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from segstudio.core.labels import LabelMap
-from segstudio.gui import dialogs
-from segstudio.gui.viewer import ImageViewer, ViewContent
+from segstudio.core.labels.label_map import LabelMap
+from segstudio.gui.dialogs import messages as dialogs
+from segstudio.gui.widgets.viewer import ImageViewer, ViewContent
 
 NAMES = LabelMap.from_names(["sky", "tree"], np.array([[0, 0, 255], [0, 255, 0]]))
 
@@ -186,8 +186,8 @@ def test_rows_hold_still_under_the_pointer_while_scores_stream_in(make_window, t
 
 
 def test_ranking_keeps_file_names_readable_and_ranked_needs_something_to_rank(review_window, qtbot):
-    from segstudio.gui.dataset_panel import RANKED
-    from segstudio.gui.image_list import COL_NAME, COL_RANK, COL_SCENE
+    from segstudio.gui.widgets.dataset_panel import RANKED
+    from segstudio.gui.widgets.image_list import COL_NAME, COL_RANK, COL_SCENE
 
     panel = review_window.dataset_panel
     ranked = panel.order.model().item(panel.order.findText(RANKED))
@@ -206,8 +206,8 @@ def test_ranking_keeps_file_names_readable_and_ranked_needs_something_to_rank(re
 
 
 def test_grid_view_shows_thumbnails_with_score_badges_and_shares_the_selection(review_window, qtbot, qsettings):
-    from segstudio.gui.image_grid import ThumbnailDelegate, badge_colour
-    from segstudio.gui.image_list import COL_MIOU
+    from segstudio.gui.widgets.image_grid import ThumbnailDelegate, badge_colour
+    from segstudio.gui.widgets.image_list import COL_MIOU
 
     panel = review_window.dataset_panel
     panel.show_view("Grid")

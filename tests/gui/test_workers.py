@@ -8,7 +8,7 @@ import time
 import pytest
 from PySide6.QtCore import QObject
 
-from segstudio.gui.workers import ErrorInfo, JobRunner, Worker, live_threads, start
+from segstudio.gui.workers.worker import ErrorInfo, JobRunner, Worker, live_threads, start
 
 
 class Sink(QObject):
@@ -164,7 +164,7 @@ def test_the_model_import_group_imports_what_loading_a_model_imports() -> None:
     import sys
 
     code = (
-        "import json, sys; from segstudio.gui.jobs import import_core; import_core('model'); "
+        "import json, sys; from segstudio.gui.workers.jobs import import_core; import_core('model'); "
         "before = set(sys.modules); from segstudio.core.model import load_model; load_model('scratch'); load_model('demo'); "
         "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('torch', 'transformers'))))"
     )

@@ -1,0 +1,350 @@
+"""The CLI's commands; each takes the parsed arguments and returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from segstudio.cli.check import refuse_unless_forced
+from segstudio.cli.report import (
+    ConsoleTrainingListener,
+    class_rows,
+    evaluation_json,
+    print_evaluation,
+    progress_bar,
+)
+from segstudio.core.errors import SegStudioError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+# Where each exception with a one-line message for the person at the terminal is defined.
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that carry a one-line message for the person at the terminal (every core error a person can fix
+    subclasses ``SegStudioError``)."""
+    return (SegStudioError,)
+
+
+def _source_options(args: argparse.Namespace):
+    from segstudio.core.data import SourceOptions
+
+    return SourceOptions(
+        config=args.dataset_config,
+        revision=args.revision,
+        image_column=args.image_column,
+        mask_column=args.mask_column,
+        reduce_labels=args.reduce_labels,
+        ignore_index=args.ignore_index,
+        label_map_path=args.label_map,
+    )
+
+
+def load_dataset_from_args(args: argparse.Namespace):
+    from segstudio.core.data import load_source
+
+    dataset = load_source(args.dataset, _source_options(args))
+    if dataset.notice:
+        print(f"segstudio: {dataset.notice}", file=sys.stderr)
+    return dataset
+
+
+def _print_report(loaded) -> None:
+    print(loaded.report.summary(), file=sys.stderr)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from segstudio.core.data import load_source, write_ade_folder
+
+    out = write_ade_folder(load_source("demo"), Path(args.output))
+    print(f"demo dataset written to {out}")
+    return EXIT_OK
+
+
+def cancel_on_sigint(cancel: threading.Event) -> None:
+    """First Ctrl-C asks the run to stop at the next step; a second one interrupts at once."""
+
+    def handler(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\nsegstudio: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+
+
+def _check_model_spec(spec: str) -> None:
+    """A model path that cannot be a model is reported before torch (~1.5 s) and the model are loaded."""
+    from segstudio.core.model import locate_model
+
+    spec = str(spec).strip()
+    if spec != "scratch":
+        locate_model(spec)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from segstudio.core.training import RunFolderError, check_output
+
+    try:  # before the dataset and the model load
+        resume_from = check_output(Path(args.output), args.resume, owner_check=os.environ.get("RANK", "0") == "0")
+    except RunFolderError as exc:
+        raise _usage(str(exc)) from None
+    if resume_from is None:
+        if args.model is None:
+            raise _usage("train needs --model (demo, scratch, a folder or a Hub id), or --resume to continue a run")
+        _check_model_spec(args.model)
+    from segstudio.core.model import load_model
+    from segstudio.core.training import settings_for, train
+
+    given = {name: getattr(args, name) for name in (
+        "max_steps", "epochs", "batch_size", "learning_rate", "image_size", "device", "mixed_precision",
+        "eval_steps", "save_steps", "eval_limit", "seed")}
+    settings = settings_for(Path(args.output), given, resume=args.resume)
+    dataset = load_dataset_from_args(args)
+    loaded = load_model(
+        str(resume_from) if resume_from is not None else args.model,  # a resumed run goes on with its checkpoint
+        label_map=dataset.label_map,
+        reduce_labels=dataset.convention.reduce_labels,
+        image_size=settings.image_size,
+    )
+    _print_report(loaded)
+    refuse_unless_forced(args, dataset, [loaded], ["train", "validation"], "train")
+    cancel = threading.Event()
+    cancel_on_sigint(cancel)
+    started = time.monotonic()
+    with ConsoleTrainingListener() as listener:
+        result = train(dataset, loaded, settings, listener=listener, cancel=cancel)
+    elapsed = time.monotonic() - started
+    if os.environ.get("RANK", "0") != "0":
+        return EXIT_CANCELLED if result.cancelled else EXIT_OK  # under torchrun only rank 0 reports
+    if result.final_checkpoint is not None:
+        print(f"model saved to {result.final_checkpoint} ({elapsed:.0f} s)")
+    if result.skipped_batches:
+        print(f"segstudio: {result.skipped_batches} batch(es) skipped: every pixel ignored (see segstudio check)",
+              file=sys.stderr)
+    for name, reason in result.skipped_items.items():
+        print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
+    if result.cancelled:
+        resumable = any(path.name.startswith("checkpoint-") for path in result.checkpoints)
+        print("segstudio: training cancelled; the model so far is saved"
+              + (" (--resume continues from the newest checkpoint)" if resumable else ""), file=sys.stderr)
+        return EXIT_CANCELLED
+    if result.skipped_items:
+        print(f"segstudio: {len(result.skipped_items)} unreadable item(s) left out of training", file=sys.stderr)
+    return EXIT_PARTIAL if result.skipped_items else EXIT_OK
+
+
+def _check_model_fits(dataset, loaded) -> None:
+    from segstudio.core.model import ModelLoadError
+
+    if loaded.label_map.num_labels != dataset.label_map.num_labels:
+        raise ModelLoadError(
+            f"the model predicts {loaded.label_map.num_labels} classes but the dataset's label map has "
+            f"{dataset.label_map.num_labels}; pass --label-map or --reduce-labels/--no-reduce-labels to match"
+        )
+
+
+def require_positive(args: argparse.Namespace, *names: str) -> None:
+    """Refuse (one line, exit 2) a count option below 1, before anything loads: ``--limit -3`` would score nothing."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+
+
+def open_split_and_model(args: argparse.Namespace, action: str):
+    """What scoring a split starts from: the dataset (with ``--split``), the model (its report printed, checked to
+    fit the dataset and passed by the label check unless ``--force``) and its predictor."""
+    from segstudio.core.inference import Predictor, load_for_inference
+
+    dataset = load_dataset_from_args(args)
+    if args.split not in dataset.splits:
+        raise _usage(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
+    loaded = load_for_inference(args.model, args.device)
+    _print_report(loaded)
+    _check_model_fits(dataset, loaded)
+    refuse_unless_forced(args, dataset, [loaded], [args.split], action)
+    return dataset, loaded, Predictor(loaded, device=args.device, batch_size=args.batch_size)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    require_positive(args, "limit", "batch_size")
+    _check_model_spec(args.model)
+    outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
+    from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
+
+    dataset, loaded, predictor = open_split_and_model(args, "evaluate")
+    total = len(dataset.splits[args.split]) if args.limit is None else min(args.limit, len(dataset.splits[args.split]))
+    cancel = threading.Event()
+    cancel_on_sigint(cancel)
+    with progress_bar(total, "evaluating") as bar:
+        try:
+            result = evaluate_split(
+                dataset, args.split, predictor, limit=args.limit, cancel=cancel,
+                on_image=lambda _: bar.update(1), keep_predictions=args.cross_check,
+            )
+        except EvaluationCancelled:
+            print("segstudio: evaluation cancelled", file=sys.stderr)
+            return EXIT_CANCELLED
+    print_evaluation(result, dataset)
+    _write_evaluation(args, outputs, dataset, loaded, predictor, result)
+    if args.cross_check:
+        from segstudio.core.evaluation import cross_check
+
+        print(cross_check(result, dataset, args.split), file=sys.stderr)
+    for name, reason in result.skipped:
+        print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
+    return EXIT_PARTIAL if result.skipped else EXIT_OK
+
+
+def _metrics_outputs(args: argparse.Namespace) -> dict[Path, dict[str, str]]:
+    """``{folder: {flag: file name}}`` for --json / --csv (manifest.json goes beside them); UsageError when they
+    name one file, a folder or the manifest, and ExportError when a file no export wrote is in the way."""
+    from segstudio.core.export import MANIFEST_NAME, check_export
+
+    outputs: dict[Path, dict[str, str]] = {}
+    for flag, given in (("--json", args.json), ("--csv", args.csv)):
+        if not given:
+            continue
+        path = Path(given)
+        if path.name in ("", ".", "..") or path.is_dir():
+            raise _usage(f"{flag} {given} is a folder: give a file name")
+        if path.name.casefold() == MANIFEST_NAME:
+            raise _usage(f"{flag} {given}: {MANIFEST_NAME} is where the manifest beside the metrics goes; "
+                         "choose another file name")
+        names = outputs.setdefault(Path(os.path.realpath(path.parent)), {})
+        if any(name.casefold() == path.name.casefold() for name in names.values()):
+            raise _usage(f"--json and --csv both name {given}: give them different files")
+        names[flag] = path.name
+    for folder, names in outputs.items():
+        check_export(folder, [*names.values(), MANIFEST_NAME])
+    return outputs
+
+
+def _write_evaluation(args: argparse.Namespace, outputs: dict[Path, dict[str, str]], dataset, loaded, predictor,
+                      result) -> None:
+    """--json / --csv and a manifest.json beside them, each folder one staged export joining what is there."""
+    from segstudio.core.export import (
+        MANIFEST_NAME,
+        build_manifest,
+        staged_export,
+        write_manifest,
+        write_metrics_csv,
+        write_metrics_json,
+    )
+
+    if not outputs:
+        return
+    manifest = build_manifest(
+        "evaluate", loaded, predictor, label_map=dataset.label_map, convention=dataset.convention,
+        dataset=dataset.source, split=args.split, images=len(result.images),
+        written=len(result.images) - len(result.skipped), skipped=len(result.skipped),
+        extra={"limit": args.limit, "metrics": [str(p) for p in (args.json, args.csv) if p]})
+    with contextlib.ExitStack() as stack:
+        for folder, names in outputs.items():
+            stage = stack.enter_context(staged_export(folder, [*names.values(), MANIFEST_NAME], replace=False))
+            if "--json" in names:
+                write_metrics_json(stage.folder / names["--json"], evaluation_json(result, dataset, loaded, args.split))
+            if "--csv" in names:
+                write_metrics_csv(stage.folder / names["--csv"], class_rows(result, dataset.label_map))
+            write_manifest(stage.folder, manifest)
+
+
+class UsageError(SegStudioError):
+    """A command-line input a person can fix."""
+
+
+def _usage(message: str) -> Exception:
+    return UsageError(message)
+
+
+def _with_ignore_index(loaded, ignore_index: int | None):
+    """The model with ``predict --ignore-index`` in its convention; refused while 255 is also one of its classes."""
+    import dataclasses
+
+    from segstudio.core.labels import LabelConvention
+
+    if ignore_index is not None:
+        k = loaded.label_map.num_labels
+        if not k <= ignore_index <= 65535:
+            raise _usage(f"--ignore-index {ignore_index} is "
+                         + (f"class {ignore_index} of this model" if 0 <= ignore_index < k else "not a mask value")
+                         + f": give a value in {k}..65535")
+        convention = LabelConvention(loaded.convention.reduce_labels, ignore_index)
+        loaded = dataclasses.replace(loaded, convention=convention)
+    loaded.convention.require_ignore_outside(loaded.label_map.num_labels)
+    return loaded
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    require_positive(args, "batch_size")
+    inputs = [Path(p) for p in args.inputs]
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:  # before any model loads
+        raise _usage(f"no such file or folder: {', '.join(missing)}")
+    _check_model_spec(args.model)
+    from segstudio.core.inference import check_predict, predict_files
+
+    formats = args.format or ["index"]
+    check_predict(inputs, Path(args.output), formats)  # files in the way are refused before the model loads
+    from segstudio.core.export import build_manifest
+    from segstudio.core.inference import Predictor, load_for_inference
+
+    loaded = _with_ignore_index(load_for_inference(args.model, args.device), args.ignore_index)
+    _print_report(loaded)
+    predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
+    failures: list[tuple[str, str]] = []
+
+    def manifest(written: int, failed: int) -> dict:
+        return build_manifest(
+            "predict", loaded, predictor, inputs=[str(p.resolve()) for p in inputs], images=written + failed,
+            written=written, skipped=failed, extra={"formats": formats})
+
+    with progress_bar(None, "predicting") as bar:
+        written = predict_files(
+            predictor, inputs, Path(args.output), formats,
+            on_done=lambda _path: bar.update(1),
+            on_error=lambda path, reason: failures.append((str(path), reason)),
+            manifest=manifest,
+        )
+    for path, reason in failures:
+        print(f"segstudio: {path}: {reason}", file=sys.stderr)
+    print(f"{written} mask(s) written to {args.output}" + (f", {len(failures)} failed" if failures else ""))
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+OUT_OF_MEMORY = ("out of memory on the device: try a smaller --batch-size or --image-size, "
+                 "or --device cpu (slower, but uses the computer's memory)")
+OUT_OF_HOST_MEMORY = ("out of memory: the computer has not enough free memory for this run; close other programs, "
+                      "try a smaller --batch-size, or leave the largest images out")
+
+
+def _out_of_memory_is_a_user_error(command):
+    """An out-of-memory error that no core step turned into a message becomes one line with a suggestion."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except MemoryError:
+            raise UsageError(OUT_OF_HOST_MEMORY) from None
+        except RuntimeError as exc:
+            torch = sys.modules.get("torch")
+            if torch is None or not isinstance(exc, torch.OutOfMemoryError):
+                raise
+            raise UsageError(OUT_OF_MEMORY) from None
+
+    return run
+
+
+COMMANDS = {
+    "demo-data": cmd_demo_data,
+    "train": _out_of_memory_is_a_user_error(cmd_train),
+    "evaluate": _out_of_memory_is_a_user_error(cmd_evaluate),
+    "predict": _out_of_memory_is_a_user_error(cmd_predict),
+}

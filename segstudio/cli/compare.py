@@ -1,0 +1,119 @@
+"""``segstudio compare``: two checkpoints on the same split, per-class IoU change and the images B fixed or broke."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+from collections.abc import Callable
+
+from segstudio.cli.check import add_force_option, refuse_unless_forced
+
+TOP_IMAGES = 5
+
+
+def add_compare_parser(sub, add_dataset_options: Callable, add_device: Callable) -> argparse.ArgumentParser:
+    """Register the ``compare`` sub-command (``cli.build_parser`` calls this)."""
+    parser = sub.add_parser("compare", help="compare two checkpoints (A, then B) on a dataset split")
+    add_dataset_options(parser)
+    parser.add_argument("--model", action="append", required=True, metavar="MODEL",
+                        help="give it twice: --model A --model B (demo, scratch, a folder, or a Hub id)")
+    parser.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    parser.add_argument("--limit", type=int, help="compare only the first N images")
+    parser.add_argument("--json", help="write per-class A/B/delta IoU and per-image flips as JSON")
+    parser.add_argument("--batch-size", type=int, default=8)
+    add_device(parser)
+    add_force_option(parser)
+    parser.set_defaults(handler=cmd_compare)
+    return parser
+
+
+def _fmt(value: float, signed: bool = False) -> str:
+    if value is None or math.isnan(value):
+        return "   n/a"
+    return f"{value:+7.4f}" if signed else f"{value:6.4f}"
+
+
+def print_comparison(comparison, label_map) -> None:
+    """Totals, the per-class table (largest gain first), then the most improved and regressed images."""
+    from segstudio.core.evaluation import by_delta
+
+    a, b = comparison.a.metrics["mean_iou"], comparison.b.metrics["mean_iou"]
+    print(f"images compared: {len(comparison.images)}   skipped: {len(comparison.skipped)}")
+    print(f"mean IoU  A {_fmt(a)}   B {_fmt(b)}   change {_fmt(comparison.mean_iou_delta, True)}")
+    print(f"{'id':>4}  {'class':<24} {'IoU A':>6} {'IoU B':>6} {'change':>7}")
+    present = {r.class_id for r in (*comparison.a.class_rows(), *comparison.b.class_rows())
+               if r.gt_pixels or r.pred_pixels}
+    for change in by_delta(comparison.classes):
+        if change.class_id in present:
+            name = str(label_map.name(change.class_id)).strip()[:24]
+            print(f"{change.class_id:>4}  {name:<24} {_fmt(change.iou_a)} {_fmt(change.iou_b)} "
+                  f"{_fmt(change.delta, True)}")
+    for title, images in (("most improved by B", comparison.most_improved(TOP_IMAGES)),
+                          ("most regressed by B", comparison.most_regressed(TOP_IMAGES))):
+        print(f"{title}:" + ("" if images else " none"))
+        for image in images:
+            print(f"  {image.file_name}: fixed {image.fixed} px, broken {image.broken} px, net {image.net:+d}")
+
+
+def _load(spec: str, dataset):
+    from segstudio.cli.commands import UsageError
+    from segstudio.core.model import load_model
+
+    loaded = load_model(spec)
+    print(loaded.report.summary(), file=sys.stderr)
+    if loaded.label_map.num_labels != dataset.label_map.num_labels:
+        raise UsageError(f"model {spec} predicts {loaded.label_map.num_labels} classes but the dataset has "
+                         f"{dataset.label_map.num_labels}")
+    return loaded
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from segstudio.cli.commands import (
+        EXIT_CANCELLED,
+        EXIT_OK,
+        EXIT_PARTIAL,
+        UsageError,
+        cancel_on_sigint,
+        load_dataset_from_args,
+        require_positive,
+    )
+    from segstudio.cli.report import progress_bar
+    from segstudio.core.evaluation import EvaluationCancelled, compare_split
+    from segstudio.core.export import check_report_path, write_report_json
+    from segstudio.core.inference import Predictor
+
+    if len(args.model) != 2:
+        raise UsageError(f"compare needs exactly two models (--model A --model B), got {len(args.model)}")
+    require_positive(args, "limit", "batch_size")
+    if args.json:
+        check_report_path(args.json)  # a file of yours in the way is refused before any work
+    dataset = load_dataset_from_args(args)
+    if args.split not in dataset.splits:
+        raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
+    models = [_load(spec, dataset) for spec in args.model]
+    refuse_unless_forced(args, dataset, models, [args.split], "compare")
+    predictors = [Predictor(loaded, device=args.device, batch_size=args.batch_size) for loaded in models]
+    rows = len(dataset.splits[args.split])
+    total = rows if args.limit is None else min(args.limit, rows)
+    cancel = threading.Event()
+    cancel_on_sigint(cancel)
+    with progress_bar(2 * total, "comparing") as bar:
+        try:
+            comparison = compare_split(dataset, args.split, *predictors, limit=args.limit, cancel=cancel,
+                                       on_image=lambda _model, _result: bar.update(1))
+        except EvaluationCancelled:
+            print("segstudio: comparison cancelled", file=sys.stderr)
+            return EXIT_CANCELLED
+    if not comparison.skipped and not any(image.confusion is not None for image in comparison.a.images):
+        raise UsageError(f"the {args.split} split has no ground truth: there is nothing to compare against")
+    print_comparison(comparison, dataset.label_map)
+    if args.json:
+        document = {"dataset": dataset.source,
+                    **comparison.to_json_dict(dataset.label_map, args.model[0], args.model[1])}
+        write_report_json(args.json, document)
+    skipped = comparison.skipped
+    for name, reason in skipped.items():
+        print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
+    return EXIT_PARTIAL if skipped else EXIT_OK

@@ -1,0 +1,210 @@
+"""The command line: the same core as the GUI, headless.
+
+Exit status: 0 success, 1 some items failed (each named on stderr), 2 usage or input errors (one line, no
+traceback), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from segstudio import __version__
+from segstudio.cli.check import add_force_option
+from segstudio.process_setup import freeze_loaded_objects, set_up_command_line
+
+EXIT_USAGE, EXIT_CANCELLED = 2, 130
+
+
+def _add_dataset_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    group = parser.add_argument_group("dataset")
+    group.add_argument("--dataset", required=required, help="demo, a local folder, or a Hub dataset id")
+    group.add_argument("--dataset-config", help="Hub dataset configuration")
+    group.add_argument("--revision", help="Hub dataset revision")
+    group.add_argument("--image-column", help="column holding the images")
+    group.add_argument("--mask-column", help="column holding the masks")
+    reduce = group.add_mutually_exclusive_group()
+    reduce.add_argument("--reduce-labels", dest="reduce_labels", action="store_true", default=None,
+                        help="dataset id 0 is 'other' (ignored); id k+1 is class k (ADE20K)")
+    reduce.add_argument("--no-reduce-labels", dest="reduce_labels", action="store_false",
+                        help="dataset id k is class k")
+    group.add_argument("--ignore-index", type=int, default=255, help="mask value that is ignored (255)")
+    group.add_argument("--label-map", help="JSON file with id2label (and palette)")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (what is wrong, where to read more), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"segstudio: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
+
+
+def _folder(text: str) -> str:
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder: choose a folder for the checkpoints")
+    return text
+
+
+def _add_train_parser(sub) -> None:
+    """``train``: options left out are None, so a resumed run can take them from the run it continues."""
+    train = sub.add_parser("train", help="fine-tune a model")
+    _add_dataset_options(train)
+    train.add_argument("--model", help="demo, scratch, a local folder, or a Hub id (not needed with --resume)")
+    train.add_argument("--output", required=True, type=_folder,
+                       help="folder for checkpoints: new or empty, or the run to continue with --resume")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --output from its newest complete checkpoint (options left out "
+                            "are those the run was started with)")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--max-steps", type=_positive_int)
+    length.add_argument("--epochs", type=_positive_number, help="(default 3)")
+    train.add_argument("--batch-size", type=_positive_int, help="(default 8)")
+    train.add_argument("--learning-rate", type=_positive_number, help="(default 6e-5)")
+    train.add_argument("--image-size", type=_positive_int, help="training size in pixels (default: the model's)")
+    train.add_argument("--eval-steps", type=_positive_int,
+                       help="evaluate every N steps (default: 4 times a run / per epoch)")
+    train.add_argument("--eval-limit", type=_positive_int, help="evaluate on at most N validation images")
+    train.add_argument("--save-steps", type=_positive_int)
+    train.add_argument("--seed", type=_seed, help="(default 0)")
+    train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_const", const=False)
+    _add_device(train)
+    add_force_option(train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="segstudio", description="Fine-tune and review SegFormer models.")
+    parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo-data", help="write the built-in demo as an ADE20K-layout folder")
+    demo.add_argument("output", help="folder to create")
+
+    _add_train_parser(sub)
+
+    ev = sub.add_parser("evaluate", help="score a model on a dataset split")
+    _add_dataset_options(ev)
+    ev.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--json", help="write metrics, per class, per image and per scene as JSON")
+    ev.add_argument("--csv", help="write per-class metrics as CSV")
+    ev.add_argument("--limit", type=int, help="score only the first N images")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--cross-check", action="store_true",
+                    help="also run evaluate's mean_iou (needs it cached or the Hub) and report the difference "
+                         "(with --reduce-labels and an --ignore-index other than 255 it gets SegStudio's reduced "
+                         "labels: evaluate's reduction turns label 0 into 255)")
+    _add_device(ev)
+    add_force_option(ev)
+
+    pr = sub.add_parser("predict", help="predict masks for images or folders")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    pr.add_argument("--output", required=True)
+    pr.add_argument("--format", action="append", choices=["index", "color", "overlay"],
+                    help="may repeat (default: index)")
+    pr.add_argument("--batch-size", type=int, default=8)
+    pr.add_argument("--ignore-index", type=int,
+                    help="ignore index recorded with the masks, outside the model's class ids (255; a model of "
+                         "more than 255 classes needs another, e.g. 65535)")
+    _add_device(pr)
+
+    from segstudio.cli.compare import add_compare_parser
+
+    add_compare_parser(sub, _add_dataset_options, _add_device)
+
+    from segstudio.cli.check import add_check_parser
+
+    add_check_parser(sub, _add_dataset_options)
+
+    from segstudio.cli.classify import add_classify_parser
+
+    add_classify_parser(sub, _add_device)
+
+    from segstudio.cli.label_issues import add_label_issues_parser
+
+    add_label_issues_parser(sub, _add_dataset_options, _add_device)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (progress bars, advisory warnings) off the terminal."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        from segstudio.gui.app import run_app
+
+        return run_app([sys.argv[0]])  # which keeps freed memory itself
+    set_up_command_line()
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    _quiet_libraries()
+    from segstudio.cli.commands import COMMANDS, _out_of_memory_is_a_user_error, user_errors
+
+    try:  # sub-commands in their own modules set a handler
+        handler = COMMANDS.get(args.command) or _out_of_memory_is_a_user_error(args.handler)
+        return handler(args)
+    except KeyboardInterrupt:
+        print("segstudio: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except user_errors() as exc:
+        print(f"segstudio: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def entry_point() -> int:
+    """The ``segstudio`` command and ``python -m segstudio``: :func:`main`, then a quick exit.
+
+    The interpreter's last collections over every object torch and transformers created took ~0.9 s per process;
+    once the work is done and its files are closed, ``gc.freeze`` spares them (frozen objects are freed, never
+    collected). Only here, where the process ends next: an embedding process calling :func:`main` keeps its GC.
+    """
+    try:
+        return main()
+    finally:
+        freeze_loaded_objects()

@@ -1,0 +1,75 @@
+"""The fine-tuning job (no Qt): load a fresh copy of the model, then the core's ``train`` with a relay listener."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainEvent:
+    """One thing the Trainer said: ``kind`` is progress, log, evaluate, checkpoint or message."""
+
+    kind: str
+    data: dict
+
+
+@dataclass
+class TrainRequest:
+    """What the training panel asks for; ``settings`` are TrainSettings' keyword arguments (with ``resume``, only
+    those that override the run's own, and ``model_spec`` is unused: the run goes on from its newest checkpoint)."""
+
+    model_spec: str
+    settings: dict
+
+
+class _Relay:
+    """The core's training listener, turning each call into a :class:`TrainEvent` on the worker's progress."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def on_progress(self, step: int, max_steps: int, epoch: float, eta_seconds: float | None) -> None:
+        self.ctx.progress(TrainEvent("progress", {"step": int(step), "max_steps": int(max_steps),
+                                                  "epoch": float(epoch), "eta": eta_seconds}))
+
+    def on_log(self, logs: dict) -> None:
+        plain = {k: (float(v) if isinstance(v, (int, float)) else str(v)) for k, v in logs.items()}
+        self.ctx.progress(TrainEvent("log", plain))
+
+    def on_evaluate(self, step: int, metrics: dict) -> None:
+        plain = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        self.ctx.progress(TrainEvent("evaluate", {"step": int(step), **plain}))
+
+    def on_checkpoint(self, path: Path) -> None:
+        self.ctx.progress(TrainEvent("checkpoint", {"path": str(path)}))
+
+    def on_message(self, text: str) -> None:
+        self.ctx.progress(TrainEvent("message", {"text": str(text)}))
+
+
+def run_training(ctx: Any, dataset: Any, request: TrainRequest):
+    """Fine-tune a new copy of ``request.model_spec`` on ``dataset``; returns the core's TrainResult."""
+    from segstudio.gui.workers.jobs import import_core
+
+    import_core("data", "model", "training")
+    from transformers.utils import logging as hf_logging
+
+    from segstudio.core.model import load_model
+    from segstudio.core.training import TrainSettings, checkpoint_to_resume, settings_for, train
+
+    hf_logging.disable_progress_bar()  # no console bars (nor tqdm's monitor thread) behind a window
+    relay = _Relay(ctx)
+    output, spec = Path(request.settings["output_dir"]), request.model_spec
+    if request.settings.get("resume"):  # the run's own settings and its newest checkpoint
+        spec = str(checkpoint_to_resume(output))
+        given = {key: value for key, value in request.settings.items() if key not in ("output_dir", "resume")}
+        settings = settings_for(output, given, resume=True)
+    else:
+        settings = TrainSettings(**{**request.settings, "output_dir": output})
+    relay.on_message(f"loading {spec} with the dataset's {dataset.label_map.num_labels} classes")
+    loaded = load_model(spec, label_map=dataset.label_map,
+                        reduce_labels=dataset.convention.reduce_labels, image_size=settings.image_size)
+    relay.on_message(loaded.report.summary())
+    return train(dataset, loaded, settings, listener=relay, cancel=ctx.cancel_event)
