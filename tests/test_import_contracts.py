@@ -155,3 +155,9 @@ def test_the_contracts_can_fail(tmp_path):
     assert core_imports_outside_faces(probe, _faces()) == [
         "segstudio.core.labels.label_map", "segstudio.core.labels.nothing"
     ]
+
+
+def test_the_fast_path_is_reached_only_through_the_inference_package():
+    outside = [p for p in modules() if PACKAGE / "core" / "inference" not in p.parents]
+    wrong = [name_of(p) for p in outside if any(n.startswith("segstudio.core.inference.fast") for n in imports_of(p))]
+    assert wrong == []

@@ -10,7 +10,6 @@ _PUBLIC = {
     "InferenceError": "predictor",
     "load_classifier": "classify",
     "load_for_inference": "loading",
-    "load_light": "fast.segformer_light",
     "NotAClassifierError": "classify",
     "predict_files": "file_prediction",
     "Predictor": "predictor",
