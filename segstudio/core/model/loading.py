@@ -236,8 +236,14 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 def _hub_error(spec: str, location: str, exc: BaseException) -> ModelLoadError:
     """Turn transformers/huggingface_hub errors into one line a person can act on, by their types."""
-    import httpx
     from huggingface_hub import errors as hub
+
+    try:  # huggingface_hub's HTTP client, where installed
+        import httpx
+
+        network: tuple[type[BaseException], ...] = (httpx.NetworkError, httpx.TimeoutException)
+    except ImportError:
+        network = ()
 
     chain = _causes(exc)
     text = " ".join(str(exc).split())
@@ -257,8 +263,7 @@ def _hub_error(spec: str, location: str, exc: BaseException) -> ModelLoadError:
         return ModelLoadError(
             f"no model {spec!r} on the Hugging Face Hub and no such local folder; check the name"
         )
-    if raised(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled, httpx.NetworkError, httpx.TimeoutException,
-              ConnectionError):
+    if raised(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled, ConnectionError, *network):
         return hub_unreachable(spec)
     return ModelLoadError(f"cannot load {spec}: {text[:200]}")
 
