@@ -56,7 +56,7 @@ def print_report(report) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from segstudio.cli.commands import UsageError, load_dataset_from_args
+    from segstudio.cli.commands import UsageError, corrections_record, load_dataset_from_args
     from segstudio.core.data import check_labels
     from segstudio.core.export import check_report_path, write_report_json
     from segstudio.core.model import load_model
@@ -75,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check_labels(dataset, loaded, [args.split] if args.split else None, args.sample)
     print_report(report)
     if args.json:
-        write_report_json(args.json, report.to_json_dict())
+        write_report_json(args.json, {**report.to_json_dict(), "corrections": corrections_record(dataset)})
     if report.errors:
         print(f"segstudio: {len(report.errors)} label-convention error(s) found", file=sys.stderr)
         return EXIT_FOUND

@@ -42,6 +42,7 @@ def _source_options(args: argparse.Namespace):
         reduce_labels=args.reduce_labels,
         ignore_index=args.ignore_index,
         label_map_path=args.label_map,
+        corrections=getattr(args, "corrections", None),
     )
 
 
@@ -51,7 +52,15 @@ def load_dataset_from_args(args: argparse.Namespace):
     dataset = load_source(args.dataset, _source_options(args))
     if dataset.notice:
         print(f"segstudio: {dataset.notice}", file=sys.stderr)
+    if dataset.corrections is not None:
+        print(f"segstudio: reading {dataset.corrections.items} corrected mask(s) from {dataset.corrections.folder}",
+              file=sys.stderr)
     return dataset
+
+
+def corrections_record(dataset) -> dict | None:
+    """What a manifest or report says of the corrections a dataset was read with (None without)."""
+    return dataset.corrections.to_json_dict() if dataset.corrections is not None else None
 
 
 def _print_report(loaded) -> None:
@@ -243,7 +252,7 @@ def _write_evaluation(args: argparse.Namespace, outputs: dict[Path, dict[str, st
         return
     manifest = build_manifest(
         "evaluate", loaded, predictor, label_map=dataset.label_map, convention=dataset.convention,
-        dataset=dataset.source, split=args.split, images=len(result.images),
+        dataset=dataset.source, split=args.split, corrections=corrections_record(dataset), images=len(result.images),
         written=len(result.images) - len(result.skipped), skipped=len(result.skipped),
         extra={"limit": args.limit, "metrics": [str(p) for p in (args.json, args.csv) if p]})
     with contextlib.ExitStack() as stack:

@@ -76,6 +76,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         EXIT_PARTIAL,
         UsageError,
         cancel_on_sigint,
+        corrections_record,
         load_dataset_from_args,
         require_positive,
     )
@@ -110,7 +111,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"the {args.split} split has no ground truth: there is nothing to compare against")
     print_comparison(comparison, dataset.label_map)
     if args.json:
-        document = {"dataset": dataset.source,
+        document = {"dataset": dataset.source, "corrections": corrections_record(dataset),
                     **comparison.to_json_dict(dataset.label_map, args.model[0], args.model[1])}
         write_report_json(args.json, document)
     skipped = comparison.skipped

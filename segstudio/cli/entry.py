@@ -35,6 +35,8 @@ def _add_dataset_options(parser: argparse.ArgumentParser, required: bool = True)
                         help="dataset id k is class k")
     group.add_argument("--ignore-index", type=int, default=255, help="mask value that is ignored (255)")
     group.add_argument("--label-map", help="JSON file with id2label (and palette)")
+    group.add_argument("--corrections", metavar="DIR",
+                       help="corrections folder (the window's): its masks replace the originals they correct")
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -162,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     from segstudio.cli.label_issues import add_label_issues_parser
 
     add_label_issues_parser(sub, _add_dataset_options, _add_device)
+
+    from segstudio.cli_corrections import add_apply_corrections_parser
+
+    add_apply_corrections_parser(sub, _add_dataset_options)
     return parser
 
 

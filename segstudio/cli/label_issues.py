@@ -74,6 +74,7 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         UsageError,
         _check_model_spec,
         cancel_on_sigint,
+        corrections_record,
         open_split_and_model,
         require_positive,
     )
@@ -110,6 +111,7 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
     print_ranking(report, dataset.label_map, args.top)
     if args.json:
         document = {"dataset": dataset.source, "split": args.split, "model": args.model,
+                    "corrections": corrections_record(dataset),
                     **report.to_json_dict(dataset.label_map)}
         write_report_json(args.json, document)
     if args.csv:

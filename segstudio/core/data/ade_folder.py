@@ -198,8 +198,9 @@ def _write_split(dataset: SegDataset, split: str, stems: list[str], temp: Path, 
     return lines
 
 
-def write_ade_folder(dataset: SegDataset, out_dir: Path) -> Path:
-    """Write ``dataset`` as an ADEChallengeData2016 folder (atomically: a temp sibling, then one rename)."""
+def write_ade_folder(dataset: SegDataset, out_dir: Path, extra_files: dict[str, str] | None = None) -> Path:
+    """Write ``dataset`` as an ADEChallengeData2016 folder (atomically: a temp sibling, then one rename);
+    ``extra_files`` (name -> text, e.g. a manifest) go in with it."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise DataSourceError(f"{out_dir} already exists and is not empty; choose a new folder")
@@ -213,6 +214,8 @@ def write_ade_folder(dataset: SegDataset, out_dir: Path) -> Path:
             scene_lines += _write_split(dataset, split, stems[split], temp, stats)
         (temp / OBJECT_INFO).write_text(stats.object_info(dataset.label_map), encoding="utf-8")
         (temp / SCENE_CATEGORIES).write_text("\n".join(scene_lines) + "\n", encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (temp / name).write_text(text, encoding="utf-8")
         _remove_empty_dirs(temp / "annotations")
         os.replace(temp, out_dir)
     except OSError as exc:

@@ -47,6 +47,21 @@ class SourceOptions:
     reduce_labels: bool | None = None
     ignore_index: int = IGNORE_INDEX
     label_map_path: str | None = None
+    corrections: str | None = None  # a corrections folder whose masks replace the originals they correct
+
+
+@dataclass(frozen=True)
+class AppliedCorrections:
+    """The corrections a dataset is read with: the folder, the sha256 of the masks read, how many there are, and
+    the splits as they are without them (``original_splits``, where an editor finds the masks it corrects)."""
+
+    folder: str
+    sha256: str
+    items: int
+    original_splits: datasets.DatasetDict | None = None
+
+    def to_json_dict(self) -> dict:
+        return {"folder": self.folder, "sha256": self.sha256, "items": self.items}
 
 
 @dataclass
@@ -59,6 +74,7 @@ class SegDataset:
     source: str
     root: Path | None = None
     notice: str | None = None  # one line on how the label convention was chosen, when the source suggests one
+    corrections: AppliedCorrections | None = None  # set when corrected masks replace originals
 
     def scene_names(self, split: str) -> list[str]:
         """Names of the ``scene_category`` ClassLabel of a split."""

@@ -88,13 +88,16 @@ def build_manifest(
     convention: Any = None,
     dataset: str | None = None,
     split: str | None = None,
+    corrections: dict | None = None,
     inputs: list[str] | None = None,
     images: int = 0,
     written: int = 0,
     skipped: int = 0,
     extra: dict | None = None,
 ) -> dict[str, Any]:
-    """The manifest of one export; ``label_map`` / ``convention`` default to the model's (those of the masks)."""
+    """The manifest of one export; ``label_map`` / ``convention`` default to the model's (those of the masks).
+
+    ``corrections``: the corrections folder the dataset was read with, its sha256 and item count."""
     import torch
 
     label_map = label_map or loaded.label_map
@@ -107,7 +110,8 @@ def build_manifest(
                   "id2label_sha256": id2label_sha256(loaded.label_map)},
         "labels": {"id2label_sha256": id2label_sha256(label_map), "digest": label_map.digest(),
                    "reduce_labels": bool(convention.reduce_labels), "ignore_index": int(convention.ignore_index)},
-        "dataset": {"source": dataset, "split": split} if dataset is not None else None,
+        "dataset": ({"source": dataset, "split": split, "corrections": corrections} if dataset is not None
+                    else None),
         "inputs": inputs,
         "counts": {"images": int(images), "written": int(written), "skipped": int(skipped)},
         "versions": {"segstudio": __version__, "torch": torch.__version__, "transformers": _version("transformers")},

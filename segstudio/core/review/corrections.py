@@ -15,6 +15,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -55,6 +56,12 @@ def mask_sha256(ids: np.ndarray) -> str:
     digest = hashlib.sha256(f"{ids.shape[0]}x{ids.shape[1] if ids.ndim > 1 else 0}:".encode())
     digest.update(data.tobytes())
     return digest.hexdigest()
+
+
+def corrections_digest(masks: Iterable[tuple[str, str, bytes]]) -> str:
+    """sha256 over (split, file name, PNG bytes) of each corrected mask, in any order."""
+    lines = sorted(f"{split}\0{name}\0{hashlib.sha256(data).hexdigest()}\n" for split, name, data in masks)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def _safe_relative(text: str, what: str) -> PurePosixPath:
@@ -162,11 +169,7 @@ class CorrectionsStore:
 
     def digest(self) -> str:
         """sha256 over every corrected mask's split, file name and content (what a manifest records)."""
-        digest = hashlib.sha256()
-        for item in self.items():
-            data = self._target(item.mask).read_bytes()
-            digest.update(f"{item.split}\0{item.file_name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-        return digest.hexdigest()
+        return corrections_digest((i.split, i.file_name, self._target(i.mask).read_bytes()) for i in self.items())
 
     # --- writing ---------------------------------------------------------------------------------------
 
@@ -192,7 +195,11 @@ class CorrectionsStore:
             raise CorrectionsError(f"{split}/{file_name}: id {int(mask.max())} does not fit a "
                                    f"{np.iinfo(dtype).bits}-bit mask")
         stored = np.ascontiguousarray(mask.astype(dtype, copy=False))
-        item = CorrectionItem(split, file_name, relative.as_posix(), mask_sha256(original), mask_sha256(stored),
+        original_sha = mask_sha256(original)
+        previous = index["items"].get(split, {}).get(file_name)
+        if previous and original_sha == previous["corrected_sha256"]:  # an edit of the correction: same original
+            original_sha = previous["original_sha256"]
+        item = CorrectionItem(split, file_name, relative.as_posix(), original_sha, mask_sha256(stored),
                               int(np.count_nonzero(stored != original)),
                               time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         target = self._target(item.mask)
