@@ -88,7 +88,7 @@ def test_evaluate_writes_a_manifest_beside_each_metrics_file(model_folder, pairs
     second = json.loads((table.parent / "manifest.json").read_text())
     assert first == second
     _check_common(first, "evaluate", model_folder)
-    assert first["dataset"] == {"source": str(pairs.resolve()), "split": "train"}
+    assert first["dataset"] == {"source": str(pairs.resolve()), "split": "train", "corrections": None}
     assert first["counts"] == {"images": 4, "written": 3, "skipped": 1}
     assert first["metrics"] == [str(metrics), str(table)]
 
