@@ -19,6 +19,7 @@ class Actions:
     open_dataset: QAction
     open_dataset_folder: QAction
     open_dataset_options: QAction
+    corrections_folder: QAction
     open_model: QAction
     open_model_folder: QAction
     recent_menu: QMenu
@@ -36,6 +37,7 @@ class Actions:
     cancel: QAction
     train: QAction
     cancel_training: QAction
+    fine_tune_corrected: QAction
     compare: QAction
     about: QAction
     shortcuts: QAction
@@ -72,6 +74,8 @@ def build_actions(window: QMainWindow) -> Actions:
         open_dataset_folder=_action(window, "Open Dataset &Folder…"),
         open_dataset_options=_action(window, "Open Dataset with O&ptions…", "Ctrl+Alt+O",
                                      tip="Hub configuration, revision, columns, label convention, label map"),
+        corrections_folder=_action(window, "&Corrections Folder…",
+                                   tip="where corrected masks are kept; the dataset is read with them"),
         open_model=_action(window, "Open &Model…", "Ctrl+Shift+O", tip="demo, a checkpoint folder or a Hub id"),
         open_model_folder=_action(window, "Open Model Folder…"),
         recent_menu=QMenu("Open &Recent", window),
@@ -89,6 +93,8 @@ def build_actions(window: QMainWindow) -> Actions:
         cancel=_action(window, "&Cancel Evaluation", "Esc"),
         train=_action(window, "&Training…", "Ctrl+T", tip="the training settings, then Start"),
         cancel_training=_action(window, "Cancel T&raining"),
+        fine_tune_corrected=_action(window, "&Fine-tune on Corrected Data",
+                                    tip="train the open model on the corrected masks, then compare it with the new one"),
         compare=_action(window, "Com&pare with Checkpoint…", tip="score the split with a second checkpoint (B)"),
         about=_action(window, "&About SegStudio"),
         shortcuts=_action(window, "&Keyboard Shortcuts", Key.HelpContents),
@@ -103,8 +109,8 @@ def build_actions(window: QMainWindow) -> Actions:
         action.setStatusTip(f"Viewer layout: {LAYOUTS[key].lower()}")
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
-    for item in (actions.open_dataset, actions.open_dataset_folder, actions.open_dataset_options, actions.open_model,
-                 actions.open_model_folder):
+    for item in (actions.open_dataset, actions.open_dataset_folder, actions.open_dataset_options,
+                 actions.corrections_folder, actions.open_model, actions.open_model_folder):
         file_menu.addAction(item)
     file_menu.addMenu(actions.recent_menu)
     file_menu.addSeparator()
@@ -130,7 +136,8 @@ def build_actions(window: QMainWindow) -> Actions:
     view.addSeparator()
     window.docks_menu = view.addMenu("&Panels")
     run = bar.addMenu("&Run")
-    for item in (actions.evaluate, actions.cancel, actions.train, actions.cancel_training):
+    for item in (actions.evaluate, actions.cancel, actions.train, actions.cancel_training,
+                 actions.fine_tune_corrected):
         run.addAction(item)
     run.addSeparator()
     run.addAction(actions.compare)

@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
 from segstudio.gui.actions import build_actions
 from segstudio.gui.controllers.classify import ClassifyController
 from segstudio.gui.controllers.compare import CompareController
+from segstudio.gui.controllers.corrections import CorrectionsController
 from segstudio.gui.controllers.export import ExportController
+from segstudio.gui.controllers.retrain import RetrainController
 from segstudio.gui.controllers.review import ReviewController
 from segstudio.gui.controllers.training import TrainingController
 from segstudio.gui.dialogs import messages as dialogs
@@ -73,6 +75,8 @@ class MainWindow(QMainWindow):
         self.inspect = InspectorController(self.inspector, self.viewer, self.review, self.jobs, self)
         self.classify = ClassifyController(self.model_panel, self.viewer, self.review, self.jobs, self)
         self.suspects = SuspectsController(self.viewer, self.review, self.jobs, self)
+        self.corrections = CorrectionsController(self, self.review, self.jobs, self.settings, self)
+        self.retrain = RetrainController(self, self.review, self.training, self.compare, self)
         self._build_docks()
         self._build_status_bar()
         self.actions = build_actions(self)
@@ -186,6 +190,8 @@ class MainWindow(QMainWindow):
         a.open_dataset.triggered.connect(self.ask_dataset)
         a.open_dataset_folder.triggered.connect(self.dataset_panel.browse)
         a.open_dataset_options.triggered.connect(self.open_dataset_with_options)
+        a.corrections_folder.triggered.connect(self.corrections.choose_folder)
+        a.fine_tune_corrected.triggered.connect(self.retrain.start)
         a.open_model.triggered.connect(self.ask_model)
         a.open_model_folder.triggered.connect(self.model_panel.browse)
         a.export.triggered.connect(self.exporter.ask_and_export)

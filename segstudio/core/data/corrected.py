@@ -64,6 +64,13 @@ def apply_corrections(dataset: SegDataset, folder: str | Path, must_exist: bool 
     return dataclasses.replace(dataset, splits=datasets.DatasetDict(splits), corrections=applied)
 
 
+def without_corrections(dataset: SegDataset) -> SegDataset:
+    """``dataset`` as its source has it (itself when it was read without corrections)."""
+    if dataset.corrections is None:
+        return dataset
+    return dataclasses.replace(dataset, splits=dataset.corrections.original_splits, corrections=None)
+
+
 def _foreign(store: CorrectionsStore, dataset: SegDataset, why: str) -> DataSourceError:
     made_for = f" (made for {store.dataset})" if store.dataset and store.dataset != dataset.source else ""
     return DataSourceError(f"corrections folder {store.path}{made_for} does not fit {dataset.source}: {why}; "
@@ -135,3 +142,12 @@ def write_corrected_copy(dataset: SegDataset, folder: str | Path, output: str | 
                 "versions": {"segstudio": __version__}}
     write_ade_folder(corrected, output, {MANIFEST_NAME: json.dumps(manifest, indent=2) + "\n"})
     return corrected
+
+
+def default_corrections_folder(dataset: SegDataset, fallback_parent: str | Path) -> Path:
+    """Where a dataset's corrections go unless a person chooses: beside a local dataset
+    (``ADEChallengeData2016-corrections``), else ``fallback_parent/<source>`` for the demo and Hub datasets."""
+    if dataset.root is not None:
+        return dataset.root.parent / f"{dataset.root.name}-corrections"
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset.source).strip("._") or "dataset"
+    return Path(fallback_parent) / name

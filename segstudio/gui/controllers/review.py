@@ -67,6 +67,7 @@ class ReviewController(QObject):
         self._decoded: tuple[int, Any, Any] | None = None  # (row, rgb, gt) of the row on screen
         self.auto_evaluate = True
         self.gate: Callable[[str, bool], bool] | None = None  # the label guard's say on starting a run
+        self.prepare_dataset: Callable[[Any], Any] | None = None  # a worker's last step on a loaded dataset
         self._model_after_dataset = False
         self._auto_row: int | None = None
         self._shown_issues: Any = None  # the LabelIssueReport the image list ranks by
@@ -93,7 +94,8 @@ class ReviewController(QObject):
                     if spec == "demo" else "")
             self.viewer.set_notice(f"Opening dataset {spec}…{hint}")
         self.panel.open_button.setEnabled(False)
-        self.jobs.submit("dataset", lambda ctx: (spec, jobs.load_dataset(spec, options)),
+        prepare = self.prepare_dataset or (lambda dataset: dataset)
+        self.jobs.submit("dataset", lambda ctx: (spec, prepare(jobs.load_dataset(spec, options))),
                          on_result=self._on_dataset, on_error=self._on_dataset_error)
 
     def autoload(self, spec: str = "demo") -> None:
