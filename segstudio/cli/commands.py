@@ -42,16 +42,20 @@ def _source_options(args: argparse.Namespace):
         reduce_labels=args.reduce_labels,
         ignore_index=args.ignore_index,
         label_map_path=args.label_map,
-        corrections=getattr(args, "corrections", None),
     )
 
 
-def load_dataset_from_args(args: argparse.Namespace):
+def load_dataset_from_args(args: argparse.Namespace, corrections: bool = True):
+    """The dataset ``--dataset`` and its options name, read with ``--corrections`` unless ``corrections=False``."""
     from segstudio.core.data import load_source
 
     dataset = load_source(args.dataset, _source_options(args))
     if dataset.notice:
         print(f"segstudio: {dataset.notice}", file=sys.stderr)
+    if corrections and getattr(args, "corrections", None):
+        from segstudio.core.review import apply_corrections
+
+        dataset = apply_corrections(dataset, args.corrections)
     if dataset.corrections is not None:
         print(f"segstudio: reading {dataset.corrections.items} corrected mask(s) from {dataset.corrections.folder}",
               file=sys.stderr)

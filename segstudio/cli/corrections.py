@@ -17,14 +17,13 @@ def add_apply_corrections_parser(sub, add_dataset_options: Callable) -> argparse
 
 
 def cmd_apply_corrections(args: argparse.Namespace) -> int:
-    from segstudio.cli_commands import EXIT_OK, UsageError, load_dataset_from_args
-    from segstudio.core.data.corrected import write_corrected_copy
+    from segstudio.cli.commands import EXIT_OK, UsageError, load_dataset_from_args
+    from segstudio.core.review import write_corrected_copy
 
     if not args.corrections:
         raise UsageError("apply-corrections needs --corrections DIR (the folder the window saved corrections to)")
-    folder, args.corrections = args.corrections, None  # the original is read as it is, then corrected on the way
-    dataset = load_dataset_from_args(args)
-    corrected = write_corrected_copy(dataset, folder, args.output)
+    dataset = load_dataset_from_args(args, corrections=False)  # as it is: corrected on the way out
+    corrected = write_corrected_copy(dataset, args.corrections, args.output)
     print(f"wrote {args.output}: {sum(corrected.sizes().values())} images, {corrected.corrections.items} "
           f"corrected mask(s) from {corrected.corrections.folder} (sha256 {corrected.corrections.sha256[:12]})")
     return EXIT_OK

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_label_issues_parser(sub, _add_dataset_options, _add_device)
 
-    from segstudio.cli_corrections import add_apply_corrections_parser
+    from segstudio.cli.corrections import add_apply_corrections_parser
 
     add_apply_corrections_parser(sub, _add_dataset_options)
     return parser

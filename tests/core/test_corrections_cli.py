@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.datasources import SourceOptions, load_source
-from segstudio.core.review.corrections import CorrectionsStore
+from segstudio.cli.entry import main
+from segstudio.core.data import load_source
+from segstudio.core.review import CorrectionsStore, apply_corrections
 
 NAMES = ["wall", "building, edifice", "sky", "floor, flooring", "tree", "road, route", "grass", "person",
          "car, auto", "water"]
@@ -122,7 +122,7 @@ def test_apply_corrections_writes_a_corrected_copy_that_loads(folders) -> None:
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["dataset"]["corrections"]["sha256"] == CorrectionsStore(folders["corrections"]).digest()
     # the copy already holds the fixes: reading it with the same corrections is not refused
-    again = load_source(str(output), SourceOptions(corrections=str(folders["corrections"])))
+    again = apply_corrections(load_source(str(output)), folders["corrections"])
     assert again.corrections.items == 1
 
 

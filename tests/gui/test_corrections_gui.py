@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.data.corrected import apply_corrections
-from segstudio.core.review.corrections import CorrectionsStore
+from segstudio.core.review import CorrectionsStore, apply_corrections
 
 TRAIN_TIMEOUT = 240_000
 
@@ -105,7 +104,7 @@ def test_fine_tuning_on_corrected_data_needs_corrections(make_window, tiny_demo,
 @pytest.mark.slow
 def test_fine_tuning_on_corrected_data_then_compares_the_new_checkpoint(make_window, tiny_demo, scratch_bundle,
                                                                         qtbot, tmp_path, wait_results) -> None:
-    from segstudio.core.imageio import read_mask, stored_cells
+    from segstudio.core.data.imageio import read_mask, stored_cells
 
     rows = stored_cells(tiny_demo.splits["train"])
     store = CorrectionsStore(tmp_path / "fixes")

@@ -4,6 +4,7 @@ and the label-convention guard (do a dataset's masks fit a model's labels)."""
 from segstudio.core._face import lazy_face
 
 _PUBLIC = {
+    "AppliedCorrections": "schema",
     "blocking_errors": "label_guard",
     "check_labels": "label_guard",
     "DATA_ERRORS": "label_guard",

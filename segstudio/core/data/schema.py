@@ -47,13 +47,12 @@ class SourceOptions:
     reduce_labels: bool | None = None
     ignore_index: int = IGNORE_INDEX
     label_map_path: str | None = None
-    corrections: str | None = None  # a corrections folder whose masks replace the originals they correct
 
 
 @dataclass(frozen=True)
 class AppliedCorrections:
-    """The corrections a dataset is read with: the folder, the sha256 of the masks read, how many there are, and
-    the splits as they are without them (``original_splits``, where an editor finds the masks it corrects)."""
+    """The corrections a dataset is read with (``core.review.corrected_data``): the folder, the sha256 of the masks
+    read, their count, and the splits without them (``original_splits``: where an editor finds the originals)."""
 
     folder: str
     sha256: str

@@ -16,8 +16,7 @@ scene_parse_150's data is recognised by its features (image, annotation, a ``sce
 whatever the source: it is read with the ADE20K convention (reduce_labels=True) and ``SegDataset.notice`` says so.
 
 ``options`` override the source's defaults: ``reduce_labels``, ``ignore_index`` and ``label_map_path``; the
-label convention is built here, once. ``options.corrections`` names a corrections folder whose masks replace
-the originals of the rows they correct (``segstudio.core.data.corrected``).
+label convention is built here, once.
 """
 
 from __future__ import annotations
@@ -151,10 +150,5 @@ def load_source(spec: str, options: SourceOptions | None = None) -> SegDataset:
     if options.reduce_labels is not None:
         reduce = options.reduce_labels
     convention = LabelConvention(reduce_labels=bool(reduce), ignore_index=options.ignore_index)
-    dataset = SegDataset(splits=splits, label_map=label_map, convention=convention, source=source, root=root,
-                         notice=notice)
-    if options.corrections:
-        from segstudio.core.data.corrected import apply_corrections
-
-        dataset = apply_corrections(dataset, options.corrections)
-    return dataset
+    return SegDataset(splits=splits, label_map=label_map, convention=convention, source=source, root=root,
+                      notice=notice)

@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from segstudio.core.export import ExportError, atomic_write_bytes
+from segstudio.core.errors import SegStudioError
+from segstudio.core.export.writers import ExportError, atomic_write_bytes
 
 INDEX_NAME = "corrections.json"
 FORMAT = "segstudio-corrections"
@@ -31,7 +32,7 @@ _TEXT_PREFIX = "segstudio:"
 _SPLIT_NAME_MAX = 64
 
 
-class CorrectionsError(ValueError):
+class CorrectionsError(SegStudioError):
     """A correction cannot be saved or read (wrong size, unsafe name, foreign folder); one clear line."""
 
 
@@ -110,7 +111,7 @@ def _mask_png(mask: np.ndarray, item: CorrectionItem) -> bytes:
 
 
 def _read_png(path: Path) -> tuple[np.ndarray, dict[str, str]]:
-    from segstudio.core.imageio import ImageReadError, read_mask
+    from segstudio.core.data.imageio import ImageReadError, read_mask
 
     try:
         with Image.open(path) as image:

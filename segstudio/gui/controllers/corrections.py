@@ -1,6 +1,6 @@
 """Which corrections folder the window reads each dataset with (File > Corrections Folder…, remembered per dataset).
 
-The folder defaults to one beside the dataset (``core.data.corrected.default_corrections_folder``); the dataset is
+The folder defaults to one beside the dataset (``core.review.default_corrections_folder``); the dataset is
 read with it in the loading worker, so the list, the viewer, evaluation and training all see the corrected masks.
 A folder that does not fit the dataset leaves the originals shown and says why.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSettings, QStandardPaths, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from segstudio.gui.workers import ErrorInfo
+from segstudio.gui.workers.worker import ErrorInfo
 
 JOB = "corrections"
 SETTINGS_KEY = "corrections/folders"
@@ -54,14 +54,14 @@ class CorrectionsController(QObject):
 
     def folder_for(self, dataset: Any) -> Path:
         """The folder chosen for this dataset, else its default one."""
-        from segstudio.core.data.corrected import default_corrections_folder
+        from segstudio.core.review import default_corrections_folder
 
         chosen = self.folders.get(str(dataset.source))
         return Path(chosen) if chosen else default_corrections_folder(dataset, self._fallback_parent())
 
     def store(self) -> Any:
         """The corrections store of the open dataset (where an editor saves), or None without a dataset."""
-        from segstudio.core.review.corrections import CorrectionsStore
+        from segstudio.core.review import CorrectionsStore
 
         dataset = self.review.dataset
         return None if dataset is None else CorrectionsStore(self.folder_for(dataset), dataset=str(dataset.source))
@@ -70,8 +70,8 @@ class CorrectionsController(QObject):
 
     def prepare(self, dataset: Any) -> Any:
         """``dataset`` read with its corrections (worker thread); the originals, with a notice, if they do not fit."""
-        from segstudio.core.data.corrected import apply_corrections, without_corrections
-        from segstudio.core.seg_dataset import DataSourceError
+        from segstudio.core.data import DataSourceError
+        from segstudio.core.review import apply_corrections, without_corrections
 
         folder = self.folder_for(dataset)
         try:

@@ -19,9 +19,10 @@ import pyarrow as pa
 from datasets.table import InMemoryTable
 
 from segstudio import __version__
-from segstudio.core.ade_folder import write_ade_folder
-from segstudio.core.imageio import ImageReadError, read_mask, stored_cells
-from segstudio.core.manifest import MANIFEST_NAME
+from segstudio.core.data.ade_folder import write_ade_folder
+from segstudio.core.data.imageio import ImageReadError, read_mask, stored_cells
+from segstudio.core.data.schema import AppliedCorrections, DataSourceError, SegDataset
+from segstudio.core.export.manifest import MANIFEST_NAME
 from segstudio.core.review.corrections import (
     CorrectionItem,
     CorrectionsError,
@@ -29,7 +30,6 @@ from segstudio.core.review.corrections import (
     corrections_digest,
     mask_sha256,
 )
-from segstudio.core.seg_dataset import AppliedCorrections, DataSourceError, SegDataset
 
 
 def open_corrections(folder: str | Path, must_exist: bool = True) -> CorrectionsStore:
