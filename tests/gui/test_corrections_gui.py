@@ -4,6 +4,7 @@ data to a fine-tuned checkpoint compared with the model it started from."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,5 @@ def test_fine_tuning_on_corrected_data_then_compares_the_new_checkpoint(make_win
     qtbot.waitUntil(lambda: not window.jobs.is_running("compare"), timeout=60_000)
     assert window.compare.spec == checkpoint and window.compare.active()  # B: the new checkpoint; A: still open
     assert window.review.bundle is scratch_bundle
+    run = json.loads((Path(trained[0].output_dir) / "segstudio-run.json").read_text())
+    assert run["data"]["corrections"]["sha256"] == corrected.corrections.sha256  # what the run was trained on

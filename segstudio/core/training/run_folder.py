@@ -70,12 +70,14 @@ def check_output(path: Path, resume: bool, owner_check: bool = True) -> Path | N
     return None
 
 
-def claim_output(path: Path, settings: dict) -> bool:
-    """Create the folder if needed, record the run's settings and sweep stale staging; True if it was created."""
+def claim_output(path: Path, settings: dict, data: dict | None = None) -> bool:
+    """Create the folder if needed, record the run's settings (and ``data``: what it trains on) and sweep stale
+    staging; True if it was created."""
     path = Path(path)
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    _write_json(path / RUN_MARKER, {"created_by": "segstudio train", "owner": _this_process(), "settings": settings})
+    _write_json(path / RUN_MARKER, {"created_by": "segstudio train", "owner": _this_process(), "settings": settings,
+                                    "data": data})
     remove_stale_staging(path, restore={"previous-final": path / "final"})
     return created
 
@@ -85,7 +87,8 @@ def release_output(path: Path, created: bool) -> None:
     if this run created it."""
     path = Path(path)
     if list_checkpoints(path):
-        _write_json(path / RUN_MARKER, {"created_by": "segstudio train", "settings": recorded_settings(path)})
+        _write_json(path / RUN_MARKER, {"created_by": "segstudio train", "settings": recorded_settings(path),
+                                        "data": _recorded(path, "data")})
         return
     (path / RUN_MARKER).unlink(missing_ok=True)
     if created:
@@ -105,11 +108,16 @@ def _refuse_a_live_run(path: Path) -> None:
 
 def recorded_settings(path: Path) -> dict:
     """The settings the run in ``path`` last started with ({} if none are recorded)."""
+    return _recorded(path, "settings") or {}
+
+
+def _recorded(path: Path, key: str) -> dict | None:
+    """An object the run marker in ``path`` records under ``key`` (None if there is none)."""
     try:
-        settings = json.loads((Path(path) / RUN_MARKER).read_text()).get("settings", {})
+        value = json.loads((Path(path) / RUN_MARKER).read_text()).get(key)
     except (OSError, ValueError, AttributeError):
-        return {}
-    return settings if isinstance(settings, dict) else {}
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _write_json(target: Path, payload: dict) -> None:

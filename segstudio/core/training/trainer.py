@@ -218,7 +218,9 @@ def train(
         settings.epochs = 3.0
     first = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate only rank 0 writes the folder
     resume_from = _checked_output(settings, first)
-    created = claim_output(settings.output_dir, settings.record()) if first else False
+    corrections = getattr(dataset, "corrections", None)
+    data = {"source": dataset.source, "corrections": corrections.to_json_dict() if corrections is not None else None}
+    created = claim_output(settings.output_dir, settings.record(), data) if first else False
     try:
         return _train(dataset, loaded, settings, listener, cancel, resume_from)
     finally:
