@@ -55,14 +55,20 @@ class Model:
 def load_dataset(spec: str = "demo", *, config: str | None = None, revision: str | None = None,
                  image_column: str | None = None, mask_column: str | None = None,
                  reduce_labels: bool | None = None, ignore_index: int = 255,
-                 label_map: str | Path | None = None) -> Any:
-    """A dataset as ``segstudio --dataset`` takes it: splits, label map and id convention (a ``SegDataset``)."""
+                 label_map: str | Path | None = None, corrections: str | Path | None = None) -> Any:
+    """A dataset as ``segstudio --dataset`` takes it: splits, label map and id convention (a ``SegDataset``);
+    with ``corrections`` (a corrections folder) its corrected masks replace the originals they correct."""
     from segstudio.core.data import SourceOptions, load_source
 
     options = SourceOptions(config=config, revision=revision, image_column=image_column, mask_column=mask_column,
                             reduce_labels=reduce_labels, ignore_index=ignore_index,
                             label_map_path=str(label_map) if label_map is not None else None)
-    return load_source(spec, options)
+    dataset = load_source(spec, options)
+    if corrections is None:
+        return dataset
+    from segstudio.core.review import apply_corrections
+
+    return apply_corrections(dataset, corrections)
 
 
 def load_model(spec: str = "demo", *, device: str = "auto", dataset: Any = None, batch_size: int = 8) -> Model:
