@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.review import CorrectionsStore, apply_corrections
 
@@ -51,7 +52,7 @@ def _ground_truth(window, file_name: str) -> np.ndarray:
 
 
 def test_the_folder_beside_the_dataset_is_read_and_another_one_is_remembered(make_window, qtbot, tmp_path,
-                                                                              qsettings) -> None:
+                                                                              qsettings, monkeypatch) -> None:
     root = _ade_folder(tmp_path / "ADEChallengeData2016")
     fixed = _fix(tmp_path / "ADEChallengeData2016-corrections", root)  # the default place: beside the dataset
     window = make_window()
@@ -63,8 +64,10 @@ def test_the_folder_beside_the_dataset_is_read_and_another_one_is_remembered(mak
     assert np.array_equal(_ground_truth(window, "images/validation/ADE_val_00000001.jpg"), original)
 
     empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args: str(empty))  # File > Corrections Folder…
     with qtbot.waitSignal(window.corrections.applied, timeout=60_000):
-        window.corrections.use_folder(empty)
+        window.actions.corrections_folder.trigger()
     assert window.review.dataset.corrections is None  # nothing corrected there: the originals are shown
     untouched = np.asarray(Image.open(root / "annotations" / "validation" / "ADE_val_00000002.png"))
     assert np.array_equal(_ground_truth(window, "images/validation/ADE_val_00000002.jpg"), untouched)
