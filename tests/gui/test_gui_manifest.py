@@ -27,7 +27,7 @@ def test_a_split_export_writes_a_manifest(review_window, qtbot, tmp_path):
     assert manifest["labels"]["id2label_sha256"] == id2label_sha256(label_map)
     assert manifest["labels"]["digest"] == label_map.digest()
     assert manifest["labels"]["reduce_labels"] is True and manifest["labels"]["ignore_index"] == 255
-    assert manifest["dataset"] == {"source": "demo", "split": "validation"} and manifest["inputs"] is None
+    assert manifest["dataset"] == {"source": "demo", "split": "validation", "corrections": None} and manifest["inputs"] is None
     assert manifest["counts"] == {"images": 6, "written": 6, "skipped": 0}
     assert manifest["formats"] == ["index", "color"] and manifest["metrics"] is True
     assert manifest["cancelled"] is False

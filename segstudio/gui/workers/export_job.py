@@ -129,9 +129,11 @@ def _write_manifest(source: Any, bundle: Any, label_map: Any, convention: Any, r
     dataset = getattr(source, "dataset", None)
     paths = getattr(source, "paths", None)
     images = len(request.indices)
+    corrections = getattr(dataset, "corrections", None)
     manifest = build_manifest(
         "export", bundle.loaded, bundle.predictor, label_map=label_map, convention=convention,
         dataset=dataset.source if dataset is not None else None, split=source.split if dataset is not None else None,
+        corrections=corrections.to_json_dict() if corrections is not None else None,
         inputs=[str(paths[i]) for i in request.indices] if paths is not None else None, images=images,
         written=written, skipped=images - written if request.formats else 0,
         extra={"formats": list(request.formats), "metrics": request.metrics is not None, "cancelled": cancelled})
