@@ -176,3 +176,13 @@ def test_label_issues_with_corrections_rank_as_the_fixed_dataset(folders, tmp_pa
     assert corrected.pop("corrections")["items"] == 1 and reference.pop("corrections") is None
     corrected.pop("dataset"), reference.pop("dataset")
     assert corrected == reference
+
+
+@pytest.mark.parametrize("inside", ["original", "corrections"])
+def test_apply_corrections_refuses_an_output_inside_its_inputs(folders, capsys, inside) -> None:
+    output = folders[inside] / "corrected-copy"
+    code = main(["apply-corrections", "--dataset", str(folders["original"]), "--corrections",
+                 str(folders["corrections"]), "--output", str(output)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "inside" in err[0]
+    assert not output.exists()
