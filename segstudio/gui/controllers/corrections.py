@@ -82,8 +82,9 @@ class CorrectionsController(QObject):
         self._problems.pop(str(dataset.source), None)
         return corrected if corrected.corrections.items else without_corrections(dataset)
 
-    def _report(self, _spec: str = "") -> None:
-        """Say what the open dataset was read with: its corrections, or why they were not read."""
+    def _report(self, _spec: str = "", chosen: bool = False) -> None:
+        """Say what the open dataset was read with: its corrections, or why they were not read (and, for a folder
+        just ``chosen``, that it holds none)."""
         dataset = self.review.dataset
         if dataset is None:
             return
@@ -93,7 +94,7 @@ class CorrectionsController(QObject):
         elif dataset.corrections is not None:
             self.review.status.emit(f"Reading {dataset.corrections.items} corrected mask(s) from "
                                     f"{dataset.corrections.folder}")
-        else:
+        elif chosen:
             self.review.status.emit(f"No corrections in {self.folder_for(dataset)}: the original masks are shown")
 
     def choose_folder(self) -> None:
@@ -129,5 +130,5 @@ class CorrectionsController(QObject):
 
     def _show(self, dataset: Any, split: str | None) -> None:
         self.review.set_dataset(dataset, split if split in dataset.splits else None)
-        self._report()
+        self._report(chosen=True)
         self.applied.emit(dataset)
