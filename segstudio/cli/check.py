@@ -7,6 +7,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from segstudio.cli.arguments import positive_int
+
 EXIT_OK, EXIT_FOUND = 0, 1
 
 
@@ -17,7 +19,7 @@ def add_check_parser(sub, add_dataset_options: Callable) -> argparse.ArgumentPar
     parser.add_argument("--model", required=True, help="demo, scratch, a local folder, or a Hub id")
     parser.add_argument("--split", choices=["train", "validation", "test"],
                         help="scan only this split (default: every split)")
-    parser.add_argument("--sample", type=int, default=200, help="masks scanned per split, spread evenly (200)")
+    parser.add_argument("--sample", type=positive_int, default=200, help="masks scanned per split, spread evenly (200)")
     parser.add_argument("--json", help="also write the findings as JSON")
     parser.set_defaults(handler=cmd_check)
     return parser
@@ -61,8 +63,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     from segstudio.core.export import check_report_path, write_report_json
     from segstudio.core.model import load_model
 
-    if args.sample is not None and args.sample < 1:
-        raise UsageError(f"--sample must be at least 1, got {args.sample}")
     if args.json:
         check_report_path(args.json)  # a file of yours in the way is refused before any work
     dataset = load_dataset_from_args(args)

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from segstudio.cli.arguments import positive_int
+
 BATCH_SIZE = 8
 DEFAULT_TOP_K = 5
 
@@ -18,7 +20,7 @@ def add_classify_parser(sub, add_device: Callable) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True,
                         help="a checkpoint with a classification head: a local folder or a Hub id (nvidia/mit-b0)")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders (searched recursively)")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"classes per image ({DEFAULT_TOP_K})")
+    parser.add_argument("--top-k", type=positive_int, default=DEFAULT_TOP_K, help=f"classes per image ({DEFAULT_TOP_K})")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
     add_device(parser)
     parser.set_defaults(handler=cmd_classify)
@@ -34,8 +36,6 @@ def _print_scores(name: str, scores) -> None:
 def cmd_classify(args: argparse.Namespace) -> int:
     from segstudio.cli.commands import EXIT_OK, EXIT_PARTIAL, UsageError, _out_of_memory_is_a_user_error
 
-    if args.top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
     missing = [p for p in args.inputs if not Path(p).exists()]
     if missing:  # before any model loads
         raise UsageError(f"no such file or folder: {', '.join(missing)}")

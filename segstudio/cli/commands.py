@@ -163,14 +163,6 @@ def _check_model_fits(dataset, loaded) -> None:
         )
 
 
-def require_positive(args: argparse.Namespace, *names: str) -> None:
-    """Refuse (one line, exit 2) a count option below 1, before anything loads: ``--limit -3`` would score nothing."""
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-
-
 def open_split_and_model(args: argparse.Namespace, action: str):
     """What scoring a split starts from: the dataset (with ``--split``), the model (its report printed, checked to
     fit the dataset and passed by the label check unless ``--force``) and its predictor."""
@@ -187,7 +179,6 @@ def open_split_and_model(args: argparse.Namespace, action: str):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    require_positive(args, "limit", "batch_size")
     _check_model_spec(args.model)
     outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
@@ -296,7 +287,6 @@ def _with_ignore_index(loaded, ignore_index: int | None):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    require_positive(args, "batch_size")
     inputs = [Path(p) for p in args.inputs]
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:  # before any model loads

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from segstudio.cli.arguments import positive_int
 from segstudio.cli.check import add_force_option, refuse_unless_forced
 
 TOP_IMAGES = 5
@@ -20,9 +21,9 @@ def add_compare_parser(sub, add_dataset_options: Callable, add_device: Callable)
     parser.add_argument("--model", action="append", required=True, metavar="MODEL",
                         help="give it twice: --model A --model B (demo, scratch, a folder, or a Hub id)")
     parser.add_argument("--split", default="validation", choices=["train", "validation", "test"])
-    parser.add_argument("--limit", type=int, help="compare only the first N images")
+    parser.add_argument("--limit", type=positive_int, help="compare only the first N images")
     parser.add_argument("--json", help="write per-class A/B/delta IoU and per-image flips as JSON")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     add_device(parser)
     add_force_option(parser)
     parser.set_defaults(handler=cmd_compare)
@@ -78,7 +79,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cancel_on_sigint,
         corrections_record,
         load_dataset_from_args,
-        require_positive,
     )
     from segstudio.cli.report import progress_bar
     from segstudio.core.evaluation import EvaluationCancelled, compare_split
@@ -87,7 +87,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.model) != 2:
         raise UsageError(f"compare needs exactly two models (--model A --model B), got {len(args.model)}")
-    require_positive(args, "limit", "batch_size")
     if args.json:
         check_report_path(args.json)  # a file of yours in the way is refused before any work
     dataset = load_dataset_from_args(args)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from segstudio import __version__
+from segstudio.cli.arguments import positive_int, positive_number, seed
 from segstudio.cli.check import add_force_option
 from segstudio.process_setup import freeze_loaded_objects, set_up_command_line
 
@@ -50,36 +50,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"segstudio: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
-    return value
-
-
 def _folder(text: str) -> str:
     if Path(text).exists() and not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder: choose a folder for the checkpoints")
@@ -97,16 +67,16 @@ def _add_train_parser(sub) -> None:
                        help="continue the run in --output from its newest complete checkpoint (options left out "
                             "are those the run was started with)")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--max-steps", type=_positive_int)
-    length.add_argument("--epochs", type=_positive_number, help="(default 3)")
-    train.add_argument("--batch-size", type=_positive_int, help="(default 8)")
-    train.add_argument("--learning-rate", type=_positive_number, help="(default 6e-5)")
-    train.add_argument("--image-size", type=_positive_int, help="training size in pixels (default: the model's)")
-    train.add_argument("--eval-steps", type=_positive_int,
+    length.add_argument("--max-steps", type=positive_int)
+    length.add_argument("--epochs", type=positive_number, help="(default 3)")
+    train.add_argument("--batch-size", type=positive_int, help="(default 8)")
+    train.add_argument("--learning-rate", type=positive_number, help="(default 6e-5)")
+    train.add_argument("--image-size", type=positive_int, help="training size in pixels (default: the model's)")
+    train.add_argument("--eval-steps", type=positive_int,
                        help="evaluate every N steps (default: 4 times a run / per epoch)")
-    train.add_argument("--eval-limit", type=_positive_int, help="evaluate on at most N validation images")
-    train.add_argument("--save-steps", type=_positive_int)
-    train.add_argument("--seed", type=_seed, help="(default 0)")
+    train.add_argument("--eval-limit", type=positive_int, help="evaluate on at most N validation images")
+    train.add_argument("--save-steps", type=positive_int)
+    train.add_argument("--seed", type=seed, help="(default 0)")
     train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_const", const=False)
     _add_device(train)
     add_force_option(train)
@@ -128,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True)
     ev.add_argument("--json", help="write metrics, per class, per image and per scene as JSON")
     ev.add_argument("--csv", help="write per-class metrics as CSV")
-    ev.add_argument("--limit", type=int, help="score only the first N images")
-    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--limit", type=positive_int, help="score only the first N images")
+    ev.add_argument("--batch-size", type=positive_int, default=8)
     ev.add_argument("--cross-check", action="store_true",
                     help="also run evaluate's mean_iou (needs it cached or the Hub) and report the difference "
                          "(with --reduce-labels and an --ignore-index other than 255 it gets SegStudio's reduced "
@@ -143,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", required=True)
     pr.add_argument("--format", action="append", choices=["index", "color", "overlay"],
                     help="may repeat (default: index)")
-    pr.add_argument("--batch-size", type=int, default=8)
+    pr.add_argument("--batch-size", type=positive_int, default=8)
     pr.add_argument("--ignore-index", type=int,
                     help="ignore index recorded with the masks, outside the model's class ids (255; a model of "
                          "more than 255 classes needs another, e.g. 65535)")

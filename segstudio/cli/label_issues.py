@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from segstudio.cli.arguments import non_negative_int, positive_int
 from segstudio.cli.check import add_force_option
 
 CSV_COLUMNS = ("rank", "file_name", "score", "suspected_pixels", "labelled_pixels", "top_pairs")
@@ -22,11 +23,11 @@ def add_label_issues_parser(sub, add_dataset_options: Callable, add_device: Call
     add_dataset_options(parser)
     parser.add_argument("--model", required=True, help="demo, a local folder, or a Hub id")
     parser.add_argument("--split", default="validation", choices=["train", "validation", "test"])
-    parser.add_argument("--limit", type=int, help="look only at the first N images")
-    parser.add_argument("--top", type=int, default=20, help="images printed (default 20; the files hold all)")
+    parser.add_argument("--limit", type=positive_int, help="look only at the first N images")
+    parser.add_argument("--top", type=non_negative_int, default=20, help="images printed (default 20; the files hold all)")
     parser.add_argument("--json", help="write thresholds and every ranked image as JSON")
     parser.add_argument("--csv", help="write every ranked image as CSV")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     add_device(parser)
     add_force_option(parser)
     parser.set_defaults(handler=cmd_label_issues)
@@ -76,13 +77,9 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         cancel_on_sigint,
         corrections_record,
         open_split_and_model,
-        require_positive,
     )
     from segstudio.cli.report import progress_bar
 
-    require_positive(args, "limit", "batch_size")
-    if args.top < 0:
-        raise UsageError("--top must be 0 or more")
     _check_model_spec(args.model)
     from segstudio.core.export import atomic_write_text, check_report_path, staged_report, write_report_json
 

@@ -225,19 +225,6 @@ def test_running_out_of_memory_is_one_line_and_exit_2(monkeypatch, capsys) -> No
     assert err.startswith("segstudio: error: out of memory") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv", [
-    ["evaluate", "--dataset", "demo", "--model", "demo", "--limit", "-3"],
-    ["evaluate", "--dataset", "demo", "--model", "demo", "--limit", "0"],
-    ["evaluate", "--dataset", "demo", "--model", "demo", "--batch-size", "0"],
-    ["compare", "--dataset", "demo", "--model", "demo", "--model", "demo", "--limit", "-3"],
-    ["predict", "--model", "demo", "x.png", "--output", "out", "--batch-size", "-1"],
-])
-def test_counts_below_one_are_usage_errors(argv, capsys) -> None:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("segstudio: error: --") and "at least 1" in err and err.count("\n") == 1
-
-
 @pytest.mark.parametrize("palette", [[[300, 0, 0]], [[-1, 0, 0]], [[1e30, 0, 0]], [[1.5, 0, 0]], [[0, 0]], "red"])
 def test_a_label_map_palette_out_of_range_is_one_line(bad_folder, tmp_path: Path, palette, capsys) -> None:
     root = bad_folder[0]

@@ -144,8 +144,10 @@ def test_a_classification_config_without_head_weights_is_refused(tmp_path, check
 
 
 def test_usage_errors_are_one_line(checkpoint, images, tmp_path, capsys) -> None:
-    assert "--top-k must be at least 1" in one_line_error(
-        capsys, ["classify", "--model", str(checkpoint), str(images[0]), "--top-k", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["classify", "--model", str(checkpoint), str(images[0]), "--top-k", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --top-k: must be at least 1" in capsys.readouterr().err
     assert "no such file or folder" in one_line_error(
         capsys, ["classify", "--model", str(checkpoint), str(tmp_path / "nope.jpg")])
     (tmp_path / "empty").mkdir()

@@ -81,7 +81,6 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     data = write_pairs(tmp_path / "data", {"train": [[0, 1]]})
     for argv in (["check", "--dataset", str(tmp_path / "missing"), "--model", "scratch"],
                  ["check", "--dataset", str(data), "--model", "scratch", "--split", "test"],
-                 ["check", "--dataset", str(data), "--model", "scratch", "--sample", "0"],
                  ["check", "--dataset", str(data), "--model", str(tmp_path / "no-model")]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -1,0 +1,48 @@
+"""argparse types for the command line's numbers: a bad value is a usage error (one line, exit status 2)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """A count of at least 1 (``--limit``, ``--batch-size``, ``--max-steps``...)."""
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A count that may be 0 (``--top 0`` prints no rows)."""
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (``--epochs``, ``--learning-rate``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: 0 to 2**32 - 1, what NumPy's seeding takes."""
+    value = _whole_number(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
