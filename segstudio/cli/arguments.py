@@ -1,4 +1,5 @@
-"""argparse types for the command line's numbers: a bad value is a usage error (one line, exit status 2)."""
+"""argparse pieces the commands share: types for numbers (a bad value is a usage error: one line, exit status 2)
+and the options of a command that scores a split."""
 
 from __future__ import annotations
 
@@ -46,3 +47,11 @@ def seed(text: str) -> int:
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
     return value
+
+
+def add_split_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--split`` (validation by default), ``--limit N`` (``verb`` says what is done to the N first images) and
+    ``--batch-size N``."""
+    parser.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    parser.add_argument("--limit", type=positive_int, help=f"{verb} only the first N images")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (8)")

@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from segstudio.cli.arguments import positive_int
+from segstudio.cli.arguments import add_split_options
 from segstudio.cli.check import add_force_option, refuse_unless_forced
 
 TOP_IMAGES = 5
@@ -20,10 +20,8 @@ def add_compare_parser(sub, add_dataset_options: Callable, add_device: Callable)
     add_dataset_options(parser)
     parser.add_argument("--model", action="append", required=True, metavar="MODEL",
                         help="give it twice: --model A --model B (demo, scratch, a folder, or a Hub id)")
-    parser.add_argument("--split", default="validation", choices=["train", "validation", "test"])
-    parser.add_argument("--limit", type=positive_int, help="compare only the first N images")
+    add_split_options(parser, "compare")
     parser.add_argument("--json", help="write per-class A/B/delta IoU and per-image flips as JSON")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
     add_device(parser)
     add_force_option(parser)
     parser.set_defaults(handler=cmd_compare)

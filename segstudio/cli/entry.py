@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segstudio import __version__
-from segstudio.cli.arguments import positive_int, positive_number, seed
+from segstudio.cli.arguments import add_split_options, positive_int, positive_number, seed
 from segstudio.cli.check import add_force_option
 from segstudio.process_setup import freeze_loaded_objects, set_up_command_line
 
@@ -94,12 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a model on a dataset split")
     _add_dataset_options(ev)
-    ev.add_argument("--split", default="validation", choices=["train", "validation", "test"])
     ev.add_argument("--model", required=True)
+    add_split_options(ev, "score")
     ev.add_argument("--json", help="write metrics, per class, per image and per scene as JSON")
     ev.add_argument("--csv", help="write per-class metrics as CSV")
-    ev.add_argument("--limit", type=positive_int, help="score only the first N images")
-    ev.add_argument("--batch-size", type=positive_int, default=8)
     ev.add_argument("--cross-check", action="store_true",
                     help="also run evaluate's mean_iou (needs it cached or the Hub) and report the difference "
                          "(with --reduce-labels and an --ignore-index other than 255 it gets SegStudio's reduced "

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from segstudio.cli.arguments import non_negative_int, positive_int
+from segstudio.cli.arguments import add_split_options, non_negative_int
 from segstudio.cli.check import add_force_option
 
 CSV_COLUMNS = ("rank", "file_name", "score", "suspected_pixels", "labelled_pixels", "top_pairs")
@@ -22,12 +22,10 @@ def add_label_issues_parser(sub, add_dataset_options: Callable, add_device: Call
     parser = sub.add_parser("label-issues", help="rank a split's images by suspected label errors")
     add_dataset_options(parser)
     parser.add_argument("--model", required=True, help="demo, a local folder, or a Hub id")
-    parser.add_argument("--split", default="validation", choices=["train", "validation", "test"])
-    parser.add_argument("--limit", type=positive_int, help="look only at the first N images")
+    add_split_options(parser, "scan")
     parser.add_argument("--top", type=non_negative_int, default=20, help="images printed (default 20; the files hold all)")
     parser.add_argument("--json", help="write thresholds and every ranked image as JSON")
     parser.add_argument("--csv", help="write every ranked image as CSV")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
     add_device(parser)
     add_force_option(parser)
     parser.set_defaults(handler=cmd_label_issues)
