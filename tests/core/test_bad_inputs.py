@@ -9,15 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import needs_demo_model
 from PIL import Image
 
 from segstudio.cli.entry import main
 from segstudio.core.data.imageio import ImageReadError, find_images, read_image
-from segstudio.core.model.location import DEMO_MODEL_DIR
-
-needs_demo_model = pytest.mark.skipif(
-    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
-)
 
 
 def _photo(width: int, height: int, seed: int = 0) -> Image.Image:

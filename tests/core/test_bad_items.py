@@ -12,14 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import needs_demo_model
 from PIL import Image
 
 from segstudio.cli.entry import main
-from segstudio.core.model.location import DEMO_MODEL_DIR
 
-needs_demo_model = pytest.mark.skipif(
-    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
-)
 KEEP = 8  # rows kept per split: the first five made bad, three good
 GOOD = KEEP - 5
 

@@ -9,16 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import needs_demo_model
 from PIL import Image
 
 from segstudio.cli.entry import main
 from segstudio.core.labels.label_map import LabelConvention
 from segstudio.core.metrics.confusion import ConfusionMatrix
-from segstudio.core.model.location import DEMO_MODEL_DIR
-
-needs_demo_model = pytest.mark.skipif(
-    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
-)
 
 
 @pytest.fixture(scope="module")

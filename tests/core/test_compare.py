@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import needs_demo_model
 
 from segstudio.cli.entry import main
 from segstudio.core.evaluation.compare import (
@@ -24,11 +24,7 @@ from segstudio.core.evaluation.compare import (
 from segstudio.core.evaluation.scoring import evaluate_split
 from segstudio.core.inference.predictor import Predictor
 from segstudio.core.model.loading import load_model, save_checkpoint
-from segstudio.core.model.location import DEMO_MODEL_DIR
 
-needs_demo_model = pytest.mark.skipif(
-    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
-)
 LIMIT = 6
 SUPPRESSED = 7  # "person", in every one of the first images; the demo class whose head is zeroed in model B
 

@@ -11,39 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import error_lines, needs_demo_model, scratch_model
 from PIL import Image
 from transformers import SegformerModel, Trainer
 
 from segstudio.cli.entry import main
-from segstudio.core.data.demo_dataset import make_demo
 from segstudio.core.data.schema import SegDataset
 from segstudio.core.export import writers as export
 from segstudio.core.inference.fast import fused_encoder
 from segstudio.core.model.loading import load_model
-from segstudio.core.model.location import DEMO_MODEL_DIR
 from segstudio.core.training.checkpoints import COMPLETE_MARKER, list_checkpoints
 from segstudio.core.training.trainer import TrainingError, TrainSettings, train
 
-needs_demo_model = pytest.mark.skipif(
-    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
-)
-
-
-@pytest.fixture(scope="module")
-def tiny_demo() -> SegDataset:
-    return make_demo(train=6, validation=2, test=0)
-
 
 def _scratch(dataset: SegDataset):
-    return load_model("scratch", label_map=dataset.label_map, reduce_labels=True, image_size=64)
+    return scratch_model(dataset, image_size=64)
 
 
 def _settings(out: Path, **kwargs) -> TrainSettings:
     return TrainSettings(output_dir=out, batch_size=2, image_size=64, eval_steps=100, **kwargs)
-
-
-def _error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("segstudio: error:")]
 
 
 def _oom(*args, **kwargs):
@@ -141,7 +127,7 @@ def test_out_of_memory_in_cli_predict_is_one_line_with_a_suggestion(tmp_path, mo
     code = main(["predict", "--model", "demo", str(src), "--output", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    lines = _error_lines(err)
+    lines = error_lines(err)
     assert len(lines) == 1 and "out of memory" in lines[0] and "--batch-size" in lines[0]
     assert not out.exists()  # nothing half-exported
 
@@ -152,7 +138,7 @@ def test_out_of_memory_in_cli_evaluate_is_one_line_with_a_suggestion(tmp_path, m
     code = main(["evaluate", "--dataset", "demo", "--model", "demo", "--limit", "2", "--json", str(tmp_path / "m.json")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    lines = _error_lines(err)
+    lines = error_lines(err)
     assert len(lines) == 1 and "out of memory" in lines[0] and "--batch-size" in lines[0]
     assert not (tmp_path / "m.json").exists()
 
@@ -163,7 +149,7 @@ def test_out_of_memory_in_cli_train_is_one_line_with_a_suggestion(tmp_path, monk
                  "--max-steps", "2", "--batch-size", "2", "--image-size", "64", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    lines = _error_lines(err)
+    lines = error_lines(err)
     assert len(lines) == 1 and "out of memory" in lines[0]
     assert "--batch-size" in lines[0] and "--image-size" in lines[0]
     assert list_checkpoints(tmp_path / "run") == []
@@ -182,7 +168,7 @@ def test_out_of_memory_outside_the_model_forward_is_still_one_line(tmp_path, mon
     code = main(["predict", "--model", "demo", str(tmp_path / "in"), "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    lines = _error_lines(err)
+    lines = error_lines(err)
     assert len(lines) == 1 and "out of memory" in lines[0]
     assert "--batch-size" in lines[0] and "--device cpu" in lines[0]
 
@@ -226,7 +212,7 @@ def test_predict_into_a_disk_that_fills_up_midway_writes_nothing(tmp_path, monke
     err = capsys.readouterr().err
     assert len(calls) == 5  # labels.json and three masks were written before the disk filled up
     assert code == 2 and "Traceback" not in err
-    lines = _error_lines(err)
+    lines = error_lines(err)
     assert len(lines) == 1 and "disk full" in lines[0]
     assert not out.exists()
 
@@ -245,7 +231,7 @@ def test_predict_into_a_read_only_folder_is_one_line(tmp_path, monkeypatch, caps
     code = main(["predict", "--model", "demo", str(src), "--output", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    lines = _error_lines(err)
+    lines = error_lines(err)
     assert len(lines) == 1 and "read-only" in lines[0]
     assert list(out.iterdir()) == []
 

@@ -11,18 +11,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import needs_demo_model
 
 from segstudio.cli.entry import main
 from segstudio.cli.label_issues import safe_cell
 from segstudio.core.data.ade_folder import write_ade_folder
 from segstudio.core.data.demo_dataset import make_demo
 from segstudio.core.inference.predictor import upsample_argmax, upsample_confidence
-from segstudio.core.model.location import DEMO_MODEL_DIR
 from segstudio.core.review.label_issues import LEVELS, LabelIssueCollector, softmin_score, suspected_map
 
-needs_demo_model = pytest.mark.skipif(
-    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
-)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

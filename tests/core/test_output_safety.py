@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import error_lines, needs_demo_model
 from PIL import Image
 
 from segstudio.cli.entry import main
@@ -27,11 +28,6 @@ from segstudio.core.export.writers import (
     plan_outputs,
     save_png,
     write_metrics_csv,
-)
-from segstudio.core.model.location import DEMO_MODEL_DIR
-
-needs_demo_model = pytest.mark.skipif(
-    not (Path(str(DEMO_MODEL_DIR)) / "config.json").exists(), reason="demo model not trained yet"
 )
 
 
@@ -51,10 +47,6 @@ def _export(out: Path, files: dict[str, bytes], **kwargs) -> None:
     with staged_export(out, **kwargs) as stage:
         for name, data in files.items():
             atomic_write_bytes(stage.folder / name, data)
-
-
-def _error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("segstudio: error:")]
 
 
 def _photos(folder: Path, names: list[str]) -> Path:
@@ -165,11 +157,11 @@ def test_predict_onto_its_own_photos_is_refused(tmp_path, capsys):
     before = _snapshot(photos)
     assert main(["predict", "--model", "demo", str(photos), "--output", str(photos)]) == 2
     assert main(["predict", "--model", "demo", str(photos), "--output", str(photos / "masks")]) == 2
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 2 and "is the input folder" in lines[0] and "is inside the input folder" in lines[1]
     single = [str(photos / "a.png"), str(photos / "b.png")]  # files, not the folder: the masks would replace them
     assert main(["predict", "--model", "demo", *single, "--output", str(photos)]) == 2
-    [line] = _error_lines(capsys.readouterr().err)
+    [line] = error_lines(capsys.readouterr().err)
     assert "already exists" in line and "choose another output folder" in line
     assert _snapshot(photos) == before
 
@@ -186,7 +178,7 @@ def test_evaluate_outputs_that_would_lose_a_file_are_refused(tmp_path, capsys, a
     before = _snapshot(tmp_path)
     argv = [a.format(d=tmp_path) for a in argv]
     assert main(["evaluate", "--dataset", "demo", "--model", "demo", *argv]) == 2
-    [line] = _error_lines(capsys.readouterr().err)
+    [line] = error_lines(capsys.readouterr().err)
     assert problem in line
     assert _snapshot(tmp_path) == before
 
@@ -241,7 +233,7 @@ def test_predict_into_a_folder_another_export_holds_is_one_line(tmp_path, capsys
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
-    [line] = _error_lines(capsys.readouterr().err)
+    [line] = error_lines(capsys.readouterr().err)
     assert f"another SegStudio export (pid {holder.pid}) is writing to {out}" in line
     assert main(["predict", "--model", "demo", str(photos), "--output", str(out)]) == 0  # released: it runs
     assert (out / "a.png").exists() and not (out / LOCK_NAME).exists()
@@ -331,7 +323,7 @@ def test_predict_with_a_disk_full_at_the_commit_is_one_line_and_leaves_no_folder
     assert main(["predict", "--model", "demo", str(photos), "--output", str(out)]) == 2
     monkeypatch.undo()
     err = capsys.readouterr().err
-    [line] = _error_lines(err)
+    [line] = error_lines(err)
     assert line.startswith("segstudio: error: disk full") and "Traceback" not in err
     assert not out.exists()
 

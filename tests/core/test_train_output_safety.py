@@ -18,14 +18,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import error_lines, scratch_model
 from safetensors import SafetensorError
 from transformers import SegformerForSemanticSegmentation, Trainer, TrainingArguments
 
 from segstudio.cli.entry import main
-from segstudio.core.data.demo_dataset import make_demo
 from segstudio.core.data.label_guard import IgnoredBatchGuard
 from segstudio.core.data.schema import SegDataset
-from segstudio.core.model.loading import load_model
 from segstudio.core.training import run_folder
 from segstudio.core.training.checkpoints import COMPLETE_MARKER, is_complete, list_checkpoints, mark_complete
 from segstudio.core.training.events import ProgressCallback
@@ -41,13 +40,8 @@ ARGS = ["--dataset", "demo", "--model", "scratch", "--batch-size", "2", "--image
         "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def tiny_demo() -> SegDataset:
-    return make_demo(train=6, validation=2, test=0)
-
-
 def _scratch(dataset: SegDataset):
-    return load_model("scratch", label_map=dataset.label_map, reduce_labels=True, image_size=32)
+    return scratch_model(dataset, image_size=32)
 
 
 def _settings(out: Path, **kwargs) -> TrainSettings:
@@ -60,12 +54,6 @@ def _snapshot(folder: Path) -> dict[str, str]:
     """Every file and folder under ``folder``, with a hash of each file's content."""
     return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
             for p in sorted(folder.rglob("*"))}
-
-
-def _error_lines(err: str) -> list[str]:
-    """The error lines of a command's stderr (which also carries the model report and the progress bar)."""
-    assert "Traceback" not in err
-    return [line for line in err.splitlines() if line.startswith("segstudio: error:")]
 
 
 def _users_folder(path: Path) -> Path:
@@ -84,7 +72,7 @@ def test_cli_train_refuses_a_folder_holding_other_files_and_leaves_it_as_it_was(
     out = _users_folder(tmp_path / "out")
     before = _snapshot(out)
     code = main(["train", *ARGS, "--output", str(out), "--max-steps", "1"])
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert code == 2 and len(lines) == 1, lines
     assert "not empty" in lines[0] and "new or empty output folder" in lines[0] and "--resume" in lines[0]
     assert _snapshot(out) == before
@@ -234,7 +222,7 @@ def test_a_full_disk_at_the_first_checkpoint_is_one_line_and_leaves_no_folder(tm
     monkeypatch.setattr(torch, "save", short_write)
     out = tmp_path / "run"
     code = main(["train", *ARGS, "--output", str(out), "--max-steps", "2", "--save-steps", "1"])
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("segstudio: error: disk full") and "Traceback" not in lines[0]
     assert not out.exists()  # as before the command
@@ -281,7 +269,7 @@ def test_a_full_disk_at_the_final_save_of_a_resumed_run_leaves_the_folder_as_it_
 def test_bad_train_values_are_one_line_and_status_2(tmp_path, capsys, option, value, says):
     with pytest.raises(SystemExit) as info:
         main(["train", "--dataset", "demo", "--model", "scratch", "--output", str(tmp_path / "run"), option, value])
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert info.value.code == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"segstudio: error: argument {option}:") and says in lines[0]
     assert not (tmp_path / "run").exists()
@@ -292,7 +280,7 @@ def test_an_output_that_is_a_file_is_one_line_and_status_2(tmp_path, capsys):
     target.write_bytes(b"precious")
     with pytest.raises(SystemExit) as info:
         main(["train", "--dataset", "demo", "--model", "scratch", "--output", str(target)])
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert info.value.code == 2 and len(lines) == 1 and "is a file, not a folder" in lines[0], lines
     assert target.read_bytes() == b"precious"
 
@@ -366,15 +354,15 @@ def test_cli_resume_needs_a_run_with_a_complete_checkpoint(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     code = main(["train", "--dataset", "demo", "--output", str(empty), "--resume"])
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert code == 2 and len(lines) == 1 and "nothing to resume" in lines[0], lines
     run = tmp_path / "run"
     run.mkdir()
     (run / run_folder.RUN_MARKER).write_text(json.dumps({"created_by": "segstudio train", "settings": {}}))
     (run / "checkpoint-3").mkdir()  # killed before its first save was complete
     code = main(["train", "--dataset", "demo", "--output", str(run), "--resume"])
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert code == 2 and len(lines) == 1 and "no complete checkpoint" in lines[0], lines
     code = main(["train", *ARGS, "--output", str(run)])
-    lines = _error_lines(capsys.readouterr().err)
+    lines = error_lines(capsys.readouterr().err)
     assert code == 2 and len(lines) == 1 and "already holds a training run" in lines[0], lines
