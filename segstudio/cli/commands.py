@@ -50,7 +50,7 @@ def load_dataset_from_args(args: argparse.Namespace, corrections: bool = True):
     from segstudio.core.data import load_source
 
     dataset = load_source(args.dataset, _source_options(args))
-    if dataset.notice:
+    if dataset.notice and _is_main():
         print(f"segstudio: {dataset.notice}", file=sys.stderr)
     if corrections and getattr(args, "corrections", None):
         from segstudio.core.review import apply_corrections
@@ -68,7 +68,13 @@ def corrections_record(dataset) -> dict | None:
 
 
 def _print_report(loaded) -> None:
-    print(loaded.report.summary(), file=sys.stderr)
+    if _is_main():
+        print(loaded.report.summary(), file=sys.stderr)
+
+
+def _is_main() -> bool:
+    """Whether this is the process that reports (the only one, or rank 0 under torchrun / accelerate launch)."""
+    return os.environ.get("RANK", "0").strip() in ("", "0")
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -180,22 +186,31 @@ def open_split_and_model(args: argparse.Namespace, action: str):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_model_spec(args.model)
+    from segstudio.core.evaluation.distributed import current_group, merge_evaluations
+
+    group = current_group()
+    if args.cross_check and group.ranks.several:
+        raise _usage("--cross-check runs in one process: run evaluate without torchrun / accelerate launch")
     outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
     from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
 
     dataset, loaded, predictor = open_split_and_model(args, "evaluate")
-    total = len(dataset.splits[args.split]) if args.limit is None else min(args.limit, len(dataset.splits[args.split]))
+    shard = group.ranks.shard(split_count(dataset, args.split, args.limit))
     cancel = threading.Event()
     cancel_on_sigint(cancel)
-    with progress_bar(total, "evaluating") as bar:
+    with progress_bar(len(shard), "evaluating") as bar:
         try:
-            result = evaluate_split(
+            parts = group.each(lambda: evaluate_split(
                 dataset, args.split, predictor, limit=args.limit, cancel=cancel,
                 on_image=lambda _: bar.update(1), keep_predictions=args.cross_check,
-            )
+                shard=(shard.start, shard.step) if group.ranks.several else None,
+            ))
         except EvaluationCancelled:
             print("segstudio: evaluation cancelled", file=sys.stderr)
             return EXIT_CANCELLED
+    if not group.ranks.is_main:
+        return group.finish(EXIT_OK)  # rank 0 reports and writes
+    result = merge_evaluations(parts)
     print_evaluation(result, dataset)
     _write_evaluation(args, outputs, dataset, loaded, predictor, result)
     if args.cross_check:
@@ -204,7 +219,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(cross_check(result, dataset, args.split), file=sys.stderr)
     for name, reason in result.skipped:
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
-    return EXIT_PARTIAL if result.skipped else EXIT_OK
+    return group.finish(EXIT_PARTIAL if result.skipped else EXIT_OK)
+
+
+def split_count(dataset, split: str, limit: int | None) -> int:
+    """How many of the split's images a run with ``--limit`` scores."""
+    rows = len(dataset.splits[split])
+    return rows if limit is None else min(limit, rows)
 
 
 def _metrics_outputs(args: argparse.Namespace) -> dict[Path, dict[str, str]]:
@@ -296,9 +317,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     formats = args.format or ["index"]
     check_predict(inputs, Path(args.output), formats)  # files in the way are refused before the model loads
+    from segstudio.core.evaluation.distributed import current_group
     from segstudio.core.export import build_manifest
     from segstudio.core.inference import Predictor, load_for_inference
 
+    group = current_group()
     loaded = _with_ignore_index(load_for_inference(args.model, args.device), args.ignore_index)
     _print_report(loaded)
     predictor = Predictor(loaded, device=args.device, batch_size=args.batch_size)
@@ -314,12 +337,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             predictor, inputs, Path(args.output), formats,
             on_done=lambda _path: bar.update(1),
             on_error=lambda path, reason: failures.append((str(path), reason)),
-            manifest=manifest,
+            manifest=manifest, group=group,
         )
+    if not group.ranks.is_main:
+        return group.finish(EXIT_OK)  # rank 0 names the failures of every process
     for path, reason in failures:
         print(f"segstudio: {path}: {reason}", file=sys.stderr)
     print(f"{written} mask(s) written to {args.output}" + (f", {len(failures)} failed" if failures else ""))
-    return EXIT_PARTIAL if failures else EXIT_OK
+    return group.finish(EXIT_PARTIAL if failures else EXIT_OK)
 
 
 OUT_OF_MEMORY = ("out of memory on the device: try a smaller --batch-size or --image-size, "
@@ -345,9 +370,55 @@ def _out_of_memory_is_a_user_error(command):
     return run
 
 
+def on_every_process(command):
+    """Under torchrun / accelerate launch the command runs in the launcher's process group (see
+    ``segstudio.core.evaluation.distributed``); a failure of another process is one line with that process's status.
+    """
+
+    def run(args: argparse.Namespace) -> int:
+        from segstudio.core.evaluation.distributed import (
+            DistributedError,
+            device_for,
+            launched_ranks,
+            process_group,
+        )
+
+        try:
+            ranks = launched_ranks()
+            if not ranks.several:
+                return command(args)
+            if hasattr(args, "device"):
+                args.device = device_for(args.device, ranks)
+            with contextlib.ExitStack() as stack:
+                if not ranks.is_main:  # rank 0 prints the results
+                    stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+                stack.enter_context(process_group(ranks, getattr(args, "device", "cpu"), describe_failure))
+                return command(args)
+        except DistributedError as exc:
+            print(f"segstudio: error: {exc}", file=sys.stderr)
+            return exc.exit_status
+
+    return run
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """(one line, exit status) of an exception as this command line reports it: what other processes print."""
+    if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "EvaluationCancelled":
+        return "cancelled", EXIT_CANCELLED
+    if isinstance(exc, MemoryError):
+        return OUT_OF_HOST_MEMORY, EXIT_USAGE
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, torch.OutOfMemoryError):
+        return OUT_OF_MEMORY, EXIT_USAGE
+    if isinstance(exc, user_errors()):
+        return str(exc), EXIT_USAGE
+    return f"{type(exc).__name__}: {exc}".splitlines()[0], 1
+
+
 COMMANDS = {
     "demo-data": cmd_demo_data,
     "train": _out_of_memory_is_a_user_error(cmd_train),
-    "evaluate": _out_of_memory_is_a_user_error(cmd_evaluate),
-    "predict": _out_of_memory_is_a_user_error(cmd_predict),
+    "evaluate": _out_of_memory_is_a_user_error(on_every_process(cmd_evaluate)),
+    "predict": _out_of_memory_is_a_user_error(on_every_process(cmd_predict)),
 }
+SEVERAL_PROCESSES = ("compare", "label-issues")  # commands registered in their own modules that shard their work

@@ -57,11 +57,11 @@ def print_comparison(comparison, label_map) -> None:
 
 
 def _load(spec: str, dataset):
-    from segstudio.cli.commands import UsageError
+    from segstudio.cli.commands import UsageError, _print_report
     from segstudio.core.model import load_model
 
     loaded = load_model(spec)
-    print(loaded.report.summary(), file=sys.stderr)
+    _print_report(loaded)
     if loaded.label_map.num_labels != dataset.label_map.num_labels:
         raise UsageError(f"model {spec} predicts {loaded.label_map.num_labels} classes but the dataset has "
                          f"{dataset.label_map.num_labels}")
@@ -77,9 +77,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cancel_on_sigint,
         corrections_record,
         load_dataset_from_args,
+        split_count,
     )
     from segstudio.cli.report import progress_bar
     from segstudio.core.evaluation import EvaluationCancelled, compare_split
+    from segstudio.core.evaluation.distributed import current_group, merge_comparisons
     from segstudio.core.export import check_report_path, write_report_json
     from segstudio.core.inference import Predictor
 
@@ -93,17 +95,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     models = [_load(spec, dataset) for spec in args.model]
     refuse_unless_forced(args, dataset, models, [args.split], "compare")
     predictors = [Predictor(loaded, device=args.device, batch_size=args.batch_size) for loaded in models]
-    rows = len(dataset.splits[args.split])
-    total = rows if args.limit is None else min(args.limit, rows)
+    group = current_group()
+    shard = group.ranks.shard(split_count(dataset, args.split, args.limit))
     cancel = threading.Event()
     cancel_on_sigint(cancel)
-    with progress_bar(2 * total, "comparing") as bar:
+    with progress_bar(2 * len(shard), "comparing") as bar:
         try:
-            comparison = compare_split(dataset, args.split, *predictors, limit=args.limit, cancel=cancel,
-                                       on_image=lambda _model, _result: bar.update(1))
+            parts = group.each(lambda: compare_split(
+                dataset, args.split, *predictors, limit=args.limit, cancel=cancel,
+                on_image=lambda _model, _result: bar.update(1),
+                shard=(shard.start, shard.step) if group.ranks.several else None))
         except EvaluationCancelled:
             print("segstudio: comparison cancelled", file=sys.stderr)
             return EXIT_CANCELLED
+    if not group.ranks.is_main:
+        return group.finish(EXIT_OK)  # rank 0 reports and writes
+    comparison = merge_comparisons(parts)
     if not comparison.skipped and not any(image.confusion is not None for image in comparison.a.images):
         raise UsageError(f"the {args.split} split has no ground truth: there is nothing to compare against")
     print_comparison(comparison, dataset.label_map)
@@ -114,4 +121,4 @@ def cmd_compare(args: argparse.Namespace) -> int:
     skipped = comparison.skipped
     for name, reason in skipped.items():
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
-    return EXIT_PARTIAL if skipped else EXIT_OK
+    return group.finish(EXIT_PARTIAL if skipped else EXIT_OK)

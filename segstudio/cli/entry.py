@@ -158,10 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return EXIT_USAGE
     _quiet_libraries()
-    from segstudio.cli.commands import COMMANDS, _out_of_memory_is_a_user_error, user_errors
+    from segstudio.cli.commands import (
+        COMMANDS,
+        SEVERAL_PROCESSES,
+        _out_of_memory_is_a_user_error,
+        on_every_process,
+        user_errors,
+    )
 
     try:  # sub-commands in their own modules set a handler
-        handler = COMMANDS.get(args.command) or _out_of_memory_is_a_user_error(args.handler)
+        handler = COMMANDS.get(args.command) or _out_of_memory_is_a_user_error(
+            on_every_process(args.handler) if args.command in SEVERAL_PROCESSES else args.handler)
         return handler(args)
     except KeyboardInterrupt:
         print("segstudio: cancelled", file=sys.stderr)

@@ -75,6 +75,7 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         cancel_on_sigint,
         corrections_record,
         open_split_and_model,
+        split_count,
     )
     from segstudio.cli.report import progress_bar
 
@@ -87,20 +88,26 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         if report_path:
             check_report_path(report_path)  # a file of yours in the way is refused before any work
     from segstudio.core.evaluation import EvaluationCancelled
-    from segstudio.core.review import scan_split
+    from segstudio.core.evaluation.distributed import current_group, merge_evaluations
+    from segstudio.core.review import collect_split, file_names, merge_collectors
 
     dataset, _loaded, predictor = open_split_and_model(args, "look for label issues")
-    rows = len(dataset.splits[args.split])
-    total = rows if args.limit is None else min(args.limit, rows)
+    group = current_group()
+    shard = group.ranks.shard(split_count(dataset, args.split, args.limit))
     cancel = threading.Event()
     cancel_on_sigint(cancel)
-    with progress_bar(total, "scoring labels") as bar:
+    with progress_bar(len(shard), "scoring labels") as bar:
         try:
-            result, report = scan_split(dataset, args.split, predictor, limit=args.limit, cancel=cancel,
-                                        on_image=lambda _: bar.update(1))
+            parts = group.each(lambda: collect_split(
+                dataset, args.split, predictor, limit=args.limit, cancel=cancel, on_image=lambda _: bar.update(1),
+                shard=(shard.start, shard.step) if group.ranks.several else None))
         except EvaluationCancelled:
             print("segstudio: label-issue scan cancelled", file=sys.stderr)
             return EXIT_CANCELLED
+    if not group.ranks.is_main:
+        return group.finish(EXIT_OK)  # rank 0 reports and writes
+    result = merge_evaluations([evaluation for evaluation, _collector in parts])
+    report = merge_collectors([collector for _evaluation, collector in parts]).report(file_names(result))
     if not report.images and not result.skipped:
         raise UsageError(f"the {args.split} split has no ground truth: there are no labels to check")
     print_ranking(report, dataset.label_map, args.top)
@@ -114,4 +121,4 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
             atomic_write_text(target, ranking_csv(report, dataset.label_map))
     for name, reason in result.skipped:
         print(f"segstudio: skipped {name}: {reason}", file=sys.stderr)
-    return EXIT_PARTIAL if result.skipped else EXIT_OK
+    return group.finish(EXIT_PARTIAL if result.skipped else EXIT_OK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +15,10 @@ from segstudio import __version__
 
 @contextmanager
 def progress_bar(total: int | None, label: str):
-    """A progress bar on stderr (hidden when stderr is not a terminal and the run is short)."""
-    bar = tqdm(total=total, desc=label, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False)
+    """A progress bar on stderr (hidden when stderr is not a terminal and the run is short, and on every process
+    but rank 0 under torchrun / accelerate launch)."""
+    quiet = os.environ.get("RANK", "0").strip() not in ("", "0")
+    bar = tqdm(total=total, desc=label, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False, disable=quiet)
     try:
         yield bar
     finally:

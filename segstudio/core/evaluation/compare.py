@@ -196,6 +196,7 @@ def evaluate_b(
     limit: int | None = None,
     cancel: threading.Event | None = None,
     on_image: Callable[[ImageResult, np.ndarray | None, tuple[int, int] | None], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[EvaluationResult, dict[int, tuple[int, int]]]:
     """Evaluate B on ``split`` and count, per image, the pixels B fixed and broke against A's prediction.
 
@@ -210,7 +211,7 @@ def evaluate_b(
         if on_image:
             on_image(result, prediction, counts)
 
-    result = evaluate_split(dataset, split, predictor_b, limit=limit, cancel=cancel, on_image=score)
+    result = evaluate_split(dataset, split, predictor_b, limit=limit, cancel=cancel, on_image=score, shard=shard)
     return result, counter.flips
 
 
@@ -223,8 +224,11 @@ def compare_split(
     limit: int | None = None,
     cancel: threading.Event | None = None,
     on_image: Callable[[str, ImageResult], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Comparison:
     """Evaluate A, then B, on ``split``; ``on_image("A" | "B", result)`` after each image.
+
+    ``shard=(rank, world)``: only the images whose index is ``rank`` modulo ``world`` (see ``evaluate_split``).
 
     Raises ``EvaluationCancelled`` (with the partial evaluation of the model running) when cancelled.
     """
@@ -237,10 +241,11 @@ def compare_split(
         if on_image:
             on_image("A", result)
 
-    result_a = evaluate_split(dataset, split, predictor_a, limit=limit, cancel=cancel, on_image=keep_a)
+    result_a = evaluate_split(dataset, split, predictor_a, limit=limit, cancel=cancel, on_image=keep_a, shard=shard)
     result_b, flips = evaluate_b(
         dataset, split, predictor_b, lambda index: _unpack(kept[index]) if index in kept else None,
-        limit=limit, cancel=cancel, on_image=(lambda result, _p, _f: on_image("B", result)) if on_image else None)
+        limit=limit, cancel=cancel, on_image=(lambda result, _p, _f: on_image("B", result)) if on_image else None,
+        shard=shard)
     by_index_b = {image.index: image for image in result_b.images}
     images = [
         ImageFlips(image.index, image.file_name, *flips[image.index], image.mean_iou, by_index_b[image.index].mean_iou)

@@ -103,12 +103,15 @@ def evaluate_split(
     cancel: threading.Event | None = None,
     keep_predictions: bool = True,
     label_issues: LabelIssueCollector | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> EvaluationResult:
     """Predict and score every image of ``split`` (unannotated images are predicted, not scored).
 
     Raises ``LabelConventionError`` before any work when the masks are already reduced and reduce_labels is on,
     ``LabelMapError`` when the ignore index 255 is also a class (more than 255 classes). With ``label_issues``,
     each annotated image also goes into that collector (``segstudio.core.review.label_issues``) in the same pass.
+    ``shard=(rank, world)`` scores only the images whose index is ``rank`` modulo ``world`` (one process of
+    several, see ``segstudio.core.evaluation.distributed``).
     """
     refuse_double_reduction(dataset, split)
     num_labels = dataset.label_map.num_labels
@@ -124,7 +127,7 @@ def evaluate_split(
     count = len(rows) if limit is None else min(limit, len(rows))
 
     def inputs():
-        for index in range(count):
+        for index in range(count) if shard is None else range(shard[0], count, shard[1]):
             if cancel is not None and cancel.is_set():
                 return
             row = rows[index]

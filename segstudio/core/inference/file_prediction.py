@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -25,6 +26,7 @@ from segstudio.core.export.writers import (
 )
 
 if TYPE_CHECKING:  # importing torch is left to the caller that loads the model
+    from segstudio.core.evaluation.distributed import ProcessGroup
     from segstudio.core.inference.predictor import Predictor
 
 READ_AHEAD = 16  # decoded images waiting for the model (two batches of 8)
@@ -41,6 +43,7 @@ def predict_files(
     on_error: Callable[[Path, str], None] | None = None,
     cancel: threading.Event | None = None,
     manifest: Callable[[int, int], dict] | None = None,
+    group: ProcessGroup | None = None,
 ) -> int:
     """Predict every image under ``inputs``; broken files go to ``on_error`` and the rest are written.
 
@@ -49,8 +52,15 @@ def predict_files(
     and ``manifest(written, failed)`` as manifest.json are staged and replace the previous export into
     ``output_dir`` only when the run ends normally (a disk-full or read-only error, an exception or Ctrl-C leaves
     ``output_dir`` as it was). Returns how many were written.
+
+    With a ``group`` of several processes each predicts its share of the images into the main process's staging
+    folder (an output folder every process can reach); the main process holds the lock, reports every failure
+    to ``on_error`` in input order, writes labels.json and the manifest and moves the whole export into place.
     """
     found, names = plan_predict(inputs, output_dir, formats)
+    if group is not None and group.ranks.several:
+        return _predict_on_several(predictor, found, names, output_dir, formats, on_done, on_error, cancel,
+                                   manifest, group)
     failed = 0
 
     def failure(path: Path, reason: str) -> None:
@@ -63,6 +73,37 @@ def predict_files(
         written = _predict_into(predictor, found, stage.folder, formats, on_done, failure, cancel)
         if manifest is not None:
             write_manifest(stage.folder, manifest(written, failed))
+    return written
+
+
+def _predict_on_several(predictor, found, names, output_dir, formats, on_done, on_error, cancel, manifest,
+                        group: ProcessGroup) -> int:
+    """``predict_files`` as one of several processes: disjoint shares, one staged export owned by rank 0."""
+    ranks = group.ranks
+    with contextlib.ExitStack() as stack:
+        stage = group.from_main(lambda: stack.enter_context(staged_export(output_dir, names)).folder)
+
+        def predict_my_share() -> tuple[int, list[tuple[Path, str]]]:
+            if not stage.is_dir():
+                raise ExportError(f"process {ranks.rank} of {ranks.world} cannot reach the staging folder {stage}: "
+                                  "on several machines the output folder must be one they all share")
+            failures: list[tuple[Path, str]] = []
+            mine = [found[index] for index in ranks.shard(len(found))]
+            written = _predict_into(predictor, mine, stage, formats, on_done,
+                                    lambda path, reason: failures.append((path, reason)), cancel,
+                                    labels=ranks.is_main)
+            return written, failures
+
+        shares = group.each(predict_my_share)
+        written = sum(count for count, _failures in shares)
+        if ranks.is_main:
+            order = {path: index for index, (path, _relative) in enumerate(found)}
+            failures = sorted((item for _count, share in shares for item in share), key=lambda item: order[item[0]])
+            for path, reason in failures:
+                if on_error:
+                    on_error(path, reason)
+            if manifest is not None:
+                write_manifest(stage, manifest(written, len(failures)))
     return written
 
 
@@ -101,8 +142,11 @@ def _predict_into(
     on_done: Callable[[Path], None] | None,
     on_error: Callable[[Path, str], None] | None,
     cancel: threading.Event | None,
+    *,
+    labels: bool = True,
 ) -> int:
-    """Predict ``found`` into ``folder`` (the staging folder), reading ahead and writing behind the model.
+    """Predict ``found`` into ``folder`` (the staging folder), reading ahead and writing behind the model;
+    ``labels``: also write labels.json there.
 
     Pillow decodes and encodes with the GIL released, so one thread reading the next images and one writing
     the last masks overlap that work with the model instead of adding to it. Callbacks run on this thread,
@@ -110,7 +154,8 @@ def _predict_into(
     """
     outputs = plan_outputs(found, folder, formats)
     loaded = predictor.loaded
-    write_labels_json(folder, loaded.label_map, loaded.convention)
+    if labels:
+        write_labels_json(folder, loaded.label_map, loaded.convention)
     images: dict[int, Image.Image] = {}
     reader = ThreadPoolExecutor(1, thread_name_prefix="segstudio-read")
     writer = ThreadPoolExecutor(1, thread_name_prefix="segstudio-write")

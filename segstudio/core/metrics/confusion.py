@@ -195,6 +195,14 @@ class ConfusionMatrix:
         self._counter = RunCounter(self.num_labels, self.ignore_index)
         self.images = 0
 
+    def __getstate__(self) -> dict:
+        """Pickled (sent to another process) without the counter's scratch buffers."""
+        return {**self.__dict__, "_counter": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._counter = RunCounter(self.num_labels, self.ignore_index)
+
     def update(self, pred: Any, label: Any) -> ImageConfusion:
         """Score one image; returns its sparse confusion (already added here)."""
         pred = _as_int_array(pred, "prediction")

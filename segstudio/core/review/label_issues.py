@@ -226,10 +226,45 @@ def scan_split(
 
     Raises ``EvaluationCancelled`` as ``evaluate_split`` does.
     """
+    result, collector = collect_split(dataset, split, predictor, limit=limit, on_image=on_image, cancel=cancel,
+                                      keep_predictions=keep_predictions)
+    return result, collector.report(file_names(result))
+
+
+def collect_split(
+    dataset,
+    split: str,
+    predictor,
+    *,
+    limit: int | None = None,
+    on_image: Callable | None = None,
+    cancel: threading.Event | None = None,
+    keep_predictions: bool = False,
+    shard: tuple[int, int] | None = None,
+):
+    """The evaluation and the filled collector, before thresholds are applied: ``(EvaluationResult,
+    LabelIssueCollector)``; ``shard`` as in ``evaluate_split`` (the shards' collectors merge into the split's)."""
     from segstudio.core.evaluation.scoring import evaluate_split
 
     collector = LabelIssueCollector(dataset.label_map.num_labels)
     result = evaluate_split(dataset, split, predictor, limit=limit, on_image=on_image, cancel=cancel,
-                            keep_predictions=keep_predictions, label_issues=collector)
-    names = {image.index: image.file_name for image in result.images}
-    return result, collector.report(names)
+                            keep_predictions=keep_predictions, label_issues=collector, shard=shard)
+    return result, collector
+
+
+def file_names(result) -> dict[int, str]:
+    """Each evaluated image's file name by index (what ``LabelIssueCollector.report`` names images by)."""
+    return {image.index: image.file_name for image in result.images}
+
+
+def merge_collectors(parts: list[LabelIssueCollector]) -> LabelIssueCollector:
+    """One split's collector from its shards' (one per process): per-class sums added, image summaries joined."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = LabelIssueCollector(parts[0].num_labels)
+    for part in parts:
+        merged.confidence_sum += part.confidence_sum
+        merged.pixel_count += part.pixel_count
+        merged.summaries.update(part.summaries)
+    merged.summaries = dict(sorted(merged.summaries.items()))
+    return merged
