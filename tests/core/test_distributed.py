@@ -136,6 +136,7 @@ def test_two_shards_merge_into_the_one_process_evaluation(demo, demo_model, one_
     assert json.dumps(merged.by_scene(), default=list) == json.dumps(alone.by_scene(), default=list)
 
 
+@pytest.mark.slow
 @needs_demo_model
 def test_two_shards_merge_into_the_one_process_comparison_and_label_issues(demo, demo_model, one_torch_thread):
     from segstudio.core.evaluation.compare import compare_split
