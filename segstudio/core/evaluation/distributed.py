@@ -83,7 +83,8 @@ def device_for(name: str, ranks: Ranks) -> str:
         return name
     import torch
 
-    return f"cuda:{ranks.local_rank}" if torch.cuda.is_available() else name
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{ranks.local_rank % count}" if count else name  # more processes than GPUs share them
 
 
 @dataclass(frozen=True)
