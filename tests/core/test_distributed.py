@@ -243,6 +243,29 @@ def test_torchrun_evaluate_gives_the_one_process_files_and_status(spoiled_demo, 
 
 @pytest.mark.slow
 @needs_demo_model
+def test_two_processes_compare_and_rank_label_issues_as_one_process(spoiled_demo, tmp_path, capsys):
+    root, broken = spoiled_demo
+    data = ["--dataset", str(root), "--limit", "5", "--batch-size", "2"]
+    runs = {"compare": ["compare", *data, "--model", "demo", "--model", "demo"],
+            "label-issues": ["label-issues", *data, "--model", "demo", "--top", "3"]}
+    for name, command in runs.items():
+        code = main([*command, "--json", str(tmp_path / f"{name}-one.json")])
+        alone = capsys.readouterr()
+        ranks = _two_ranks([sys.executable, "-m", "segstudio", *command, "--json", str(tmp_path / f"{name}-two.json")])
+        assert [rank.returncode for rank in ranks] == [code, code] == [1, 1], ranks[0].stderr[-3000:]
+        assert ranks[0].stdout == alone.out and ranks[1].stdout == ""
+        one, two = (json.loads((tmp_path / f"{name}-{n}.json").read_text()) for n in ("one", "two"))
+        if name == "label-issues":  # scores and thresholds: sums of probabilities in another order
+            for document in (one, two):
+                for image in document["images"]:
+                    image["score"] = round(image["score"], 9)
+                document["thresholds"] = {k: round(v, 9) for k, v in document["thresholds"].items() if v is not None}
+        assert two == one
+        assert sum(broken in line for rank in ranks for line in rank.stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+@needs_demo_model
 def test_two_processes_predict_the_one_process_masks_into_one_export(spoiled_demo, tmp_path, capsys):
     root, broken = spoiled_demo
     images = tmp_path / "images"
