@@ -392,13 +392,27 @@ def on_every_process(command):
             with contextlib.ExitStack() as stack:
                 if not ranks.is_main:  # rank 0 prints the results
                     stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
-                stack.enter_context(process_group(ranks, getattr(args, "device", "cpu"), describe_failure))
+                group = stack.enter_context(process_group(ranks, getattr(args, "device", "cpu"), describe_failure))
+                _end_on_sigterm(group, stack)
                 return command(args)
         except DistributedError as exc:
             print(f"segstudio: error: {exc}", file=sys.stderr)
             return exc.exit_status
 
     return run
+
+
+def _end_on_sigterm(group, stack: contextlib.ExitStack) -> None:
+    """torchrun ends the other processes with SIGTERM when one fails: end this one as an exception, so a staged
+    export is removed on the way out, without waiting for the others (one of them is gone)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        group.stopped = True
+        raise SystemExit(128 + signum)
+
+    stack.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, handler))
 
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:

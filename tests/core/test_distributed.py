@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _two_ranks(command: list[str]) -> list[subprocess.CompletedProcess]:
-    """``command`` started twice as torchrun starts it (RANK, WORLD_SIZE, MASTER_ADDR...): each rank's own status."""
+def _start_two_ranks(command: list[str]) -> list[subprocess.Popen]:
+    """``command`` started twice as torchrun starts it (RANK, WORLD_SIZE, MASTER_ADDR...)."""
     port = str(_free_port())
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(
+    return [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
         MASTER_PORT=port, SEGSTUDIO_DIST_TIMEOUT="300")) for rank in range(2)]
+
+
+def _two_ranks(command: list[str]) -> list[subprocess.CompletedProcess]:
+    """``command`` run as two ranks: each rank's own status and output."""
+    procs = _start_two_ranks(command)
     done = []
     for proc in procs:
         out, err = proc.communicate(timeout=600)
@@ -287,6 +293,24 @@ def test_two_processes_predict_the_one_process_masks_into_one_export(spoiled_dem
     assert ranks[0].stdout == alone.out.replace(str(one), str(two)) and ranks[1].stdout == ""
     named = [line for rank in ranks for line in rank.stderr.splitlines() if broken in line]
     assert len(named) == 1 and named == [line for line in alone.err.splitlines() if broken in line]
+
+
+@pytest.mark.slow
+@needs_demo_model
+def test_a_process_that_dies_leaves_the_others_stopping_and_no_files(spoiled_demo, tmp_path):
+    root, _broken = spoiled_demo
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "segstudio", "predict", "--model", "demo", str(root / "images" / "validation"),
+               "--output", str(out)]
+    procs = _start_two_ranks(command)
+    while procs[0].poll() is None and not list(out.glob(".segstudio-staging-*")):
+        time.sleep(0.05)  # rank 0 holds the staging folder: every rank is predicting
+    procs[1].kill()
+    _out, err = procs[0].communicate(timeout=600)
+    procs[1].communicate(timeout=60)
+    assert procs[0].returncode == 2, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("segstudio: error: process 0 of 2 lost the others")
+    assert not out.exists()  # the export was staged only: nothing is left behind
 
 
 @pytest.mark.slow
