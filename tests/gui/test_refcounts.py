@@ -65,7 +65,7 @@ def test_the_leak_check_agrees_with_counting_references_around_another_leaking_c
 def test_the_window_set_up_gives_none_and_true_headroom_exactly_where_references_leak():
     script = (
         "import sys\n"
-        "from segstudio.process_setup import pyside_loses_references, set_up_window\n"
+        "from segstudio.process_setup import HEADROOM, pyside_loses_references, set_up_window\n"
         "leaks = pyside_loses_references()\n"
         "set_up_window()\n"
         "print(leaks, sys.getrefcount(None) > HEADROOM, sys.getrefcount(True) > HEADROOM)\n"
