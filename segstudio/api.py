@@ -156,15 +156,21 @@ def export_masks(model: Model, inputs: Sequence[str | Path], output_dir: str | P
     return predict_files(model.predictor, paths, out, list(formats), on_error=on_error, manifest=manifest)
 
 
-def train(dataset: Any, model: str | Model, output_dir: str | Path, **settings: Any) -> Any:
-    """Fine-tune on ``dataset``'s train split (``segstudio train``); ``settings`` are ``TrainSettings`` fields
-    (``max_steps``, ``epochs``, ``batch_size``, ``learning_rate``, ``image_size``, ``device``...). Returns the
-    ``TrainResult`` (checkpoints, final checkpoint, logs)."""
-    from segstudio.core.model import load_model as load_checkpoint
-    from segstudio.core.training import TrainSettings
+def train(dataset: Any, model: str | Model, output_dir: str | Path, *, config: str | Path | None = None,
+          resume: bool = False, **options: Any) -> Any:
+    """Fine-tune on ``dataset``'s train split (``segstudio train``); ``options`` are the command's training options
+    (``max_steps``, ``epochs``, ``batch_size``, ``learning_rate``, ``gradient_accumulation_steps``,
+    ``warmup_steps``, ``lr_scheduler_type``, ``augmentation``, ``seed``...), over those of a ``config`` file (JSON or
+    YAML). Returns the ``TrainResult`` (checkpoints, final checkpoint, logs)."""
+    from segstudio.core.training import check_options, model_to_train, read_options_file, settings_for
     from segstudio.core.training import train as run_training
 
+    given = check_options(options, "train()")
+    settings = settings_for(Path(output_dir), given, resume=resume,
+                            config=read_options_file(config) if config is not None else None)
     spec = model.spec if isinstance(model, Model) else model
-    loaded = load_checkpoint(spec, label_map=dataset.label_map if spec == "scratch" else None,
-                             reduce_labels=dataset.convention.reduce_labels if spec == "scratch" else None)
-    return run_training(dataset, loaded, TrainSettings(output_dir=Path(output_dir), **settings))
+    if resume:
+        from segstudio.core.training import checkpoint_to_resume
+
+        spec = str(checkpoint_to_resume(Path(output_dir)))
+    return run_training(dataset, model_to_train(spec, dataset, settings), settings)

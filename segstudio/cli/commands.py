@@ -107,8 +107,19 @@ def _check_model_spec(spec: str) -> None:
         locate_model(spec)
 
 
+def given_options(args: argparse.Namespace) -> dict:
+    """The training options given on the command line (None: not given)."""
+    from segstudio.core.training.options import CHECKS
+
+    return {name: getattr(args, name) for name in CHECKS if hasattr(args, name)}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from segstudio.core.training import RunFolderError, check_output
+    from segstudio.core.training.options import read_options_file, require_reporter
+
+    config = read_options_file(args.config) if args.config else None  # refused before anything loads
+    require_reporter(args.report_to or (config or {}).get("report_to") or "none")
 
     try:  # before the dataset and the model load
         resume_from = check_output(Path(args.output), args.resume, owner_check=os.environ.get("RANK", "0") == "0")
@@ -118,20 +129,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.model is None:
             raise _usage("train needs --model (demo, scratch, a folder or a Hub id), or --resume to continue a run")
         _check_model_spec(args.model)
-    from segstudio.core.model import load_model
-    from segstudio.core.training import settings_for, train
+    from segstudio.core.training import model_to_train, settings_for, train
 
-    given = {name: getattr(args, name) for name in (
-        "max_steps", "epochs", "batch_size", "learning_rate", "image_size", "device", "mixed_precision",
-        "eval_steps", "save_steps", "eval_limit", "seed")}
-    settings = settings_for(Path(args.output), given, resume=args.resume)
+    settings = settings_for(Path(args.output), given_options(args), resume=args.resume, config=config)
     dataset = load_dataset_from_args(args)
-    loaded = load_model(
-        str(resume_from) if resume_from is not None else args.model,  # a resumed run goes on with its checkpoint
-        label_map=dataset.label_map,
-        reduce_labels=dataset.convention.reduce_labels,
-        image_size=settings.image_size,
-    )
+    # a resumed run goes on with its checkpoint
+    loaded = model_to_train(str(resume_from) if resume_from is not None else args.model, dataset, settings)
     _print_report(loaded)
     refuse_unless_forced(args, dataset, [loaded], ["train", "validation"], "train")
     cancel = threading.Event()

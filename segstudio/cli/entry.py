@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segstudio import __version__
-from segstudio.cli.arguments import add_split_options, positive_int, positive_number, seed
+from segstudio.cli.arguments import add_split_options, add_training_option, positive_int
 from segstudio.cli.check import add_force_option
+from segstudio.core.training.options import AUGMENTATIONS, DEVICES, REPORT_TO, SCHEDULERS
 from segstudio.process_setup import freeze_loaded_objects, set_up_command_line
 
 EXIT_USAGE, EXIT_CANCELLED = 2, 130
@@ -57,8 +58,10 @@ def _folder(text: str) -> str:
 
 
 def _add_train_parser(sub) -> None:
-    """``train``: options left out are None, so a resumed run can take them from the run it continues."""
-    train = sub.add_parser("train", help="fine-tune a model")
+    """``train``: options left out are None, so a config file or a resumed run can give them."""
+    train = sub.add_parser("train", help="fine-tune a model",
+                           epilog="Each training option also takes TrainingArguments' spelling "
+                                  "(--gradient_accumulation_steps), as run_semantic_segmentation.py does.")
     _add_dataset_options(train)
     train.add_argument("--model", help="demo, scratch, a local folder, or a Hub id (not needed with --resume)")
     train.add_argument("--output", required=True, type=_folder,
@@ -66,19 +69,39 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its newest complete checkpoint (options left out "
                             "are those the run was started with)")
+    train.add_argument("--config", metavar="FILE",
+                       help="training options from a JSON or YAML file (a checkpoint's training_options.json "
+                            "repeats its run); options given here win over the file's")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--max-steps", type=positive_int)
-    length.add_argument("--epochs", type=positive_number, help="(default 3)")
-    train.add_argument("--batch-size", type=positive_int, help="(default 8)")
-    train.add_argument("--learning-rate", type=positive_number, help="(default 6e-5)")
-    train.add_argument("--image-size", type=positive_int, help="training size in pixels (default: the model's)")
-    train.add_argument("--eval-steps", type=positive_int,
-                       help="evaluate every N steps (default: 4 times a run / per epoch)")
-    train.add_argument("--eval-limit", type=positive_int, help="evaluate on at most N validation images")
-    train.add_argument("--save-steps", type=positive_int)
-    train.add_argument("--seed", type=seed, help="(default 0)")
+    add_training_option(length, "max_steps", metavar="N")
+    add_training_option(length, "epochs", "--num-train-epochs", "--num_train_epochs", metavar="X",
+                        help="(default 3; also --num-train-epochs)")
+    options = {
+        "batch_size": ("N", "per device (default 8; also --per-device-train-batch-size)"),
+        "learning_rate": ("X", "(default 6e-5)"),
+        "image_size": ("N", "training size in pixels (default: the model's)"),
+        "eval_steps": ("N", "evaluate every N steps (default: 4 times a run / per epoch)"),
+        "eval_limit": ("N", "evaluate on at most N validation images"),
+        "save_steps": ("N", "save a checkpoint every N steps (default: as --eval-steps)"),
+        "save_total_limit": ("N", "checkpoints of this run kept (default 3)"),
+        "logging_steps": ("N", "log the loss every N steps (default 10)"),
+        "seed": ("N", "seeds the new head's weights, augmentation and order (default 0)"),
+        "gradient_accumulation_steps": ("N", "batches per optimizer step (default 1)"),
+        "warmup_steps": ("N", "linear warm-up: N steps, or a fraction of the run below 1 (default 0)"),
+        "lr_scheduler_type": (None, "learning-rate schedule (default linear)"),
+        "weight_decay": ("X", "AdamW weight decay (default 0.01)"),
+        "report_to": (None, "also log to TensorBoard, in OUTPUT/runs (needs the tensorboard extra)"),
+        "dataloader_num_workers": ("N", "processes that read and augment images (default 0: the main one)"),
+        "augmentation": (None, "training images: none, flip, flip-crop (flip and random scale crop, the default) "
+                               "or flip-crop-color (also brightness, contrast, saturation)"),
+        "device": (None, "(default auto)"),
+    }
+    for name, (metavar, text) in options.items():
+        aliases = ("--per-device-train-batch-size", "--per_device_train_batch_size") if name == "batch_size" else ()
+        choices = {"lr_scheduler_type": SCHEDULERS, "report_to": REPORT_TO, "augmentation": AUGMENTATIONS,
+                   "device": DEVICES}.get(name)
+        add_training_option(train, name, *aliases, help=text, metavar=metavar or "{" + ",".join(choices or ()) + "}")
     train.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_const", const=False)
-    _add_device(train)
     add_force_option(train)
 
 
@@ -136,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     from segstudio.cli.corrections import add_apply_corrections_parser
 
     add_apply_corrections_parser(sub, _add_dataset_options)
+
+    from segstudio.cli.info import add_info_parser
+
+    add_info_parser(sub)
     return parser
 
 

@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
         self.confusions = ConfusionsPanel(self)
         self.model_panel = ModelPanel(self)
         self.inspector = PixelInspector(self)
-        self.training_panel = TrainingPanel(self)
+        self.training_panel = TrainingPanel(self, settings=self.settings)
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(int(self.settings.get("view/opacity", 50, int)))

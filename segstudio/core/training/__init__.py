@@ -3,6 +3,17 @@
 from segstudio.core._face import lazy_face
 
 _PUBLIC = {
+    "AUGMENTATIONS": "options",
+    "check_options": "options",
+    "describe_options": "options",
+    "model_to_train": "trainer",
+    "OptionError": "options",
+    "OPTIONS_FILE": "options",
+    "read_options_file": "options",
+    "read_training_options": "options",
+    "REPORT_TO": "options",
+    "SCHEDULERS": "options",
+    "write_options_file": "options",
     "check_output": "run_folder",
     "checkpoint_to_resume": "trainer",
     "collate_batch": "transforms",

@@ -34,6 +34,13 @@ from segstudio.core.training.checkpoints import (
     unmark,
 )
 from segstudio.core.training.events import ProgressCallback, TrainingCancelled, TrainingListener
+from segstudio.core.training.options import (
+    OPTIONS_FILE,
+    OptionError,
+    check_options,
+    require_reporter,
+    write_options_file,
+)
 from segstudio.core.training.run_folder import (
     RunFolderError,
     check_output,
@@ -43,7 +50,12 @@ from segstudio.core.training.run_folder import (
     recorded_settings,
     release_output,
 )
-from segstudio.core.training.transforms import SegmentationTransform, collate_batch, logits_to_labels
+from segstudio.core.training.transforms import (
+    SegmentationTransform,
+    collate_batch,
+    logits_to_labels,
+    record_left_out,
+)
 from segstudio.process_setup import collector_skips_loaded_objects
 
 log = logging.getLogger(__name__)
@@ -72,6 +84,12 @@ class TrainSettings:
     logging_steps: int = 10
     save_total_limit: int | None = 3  # of the checkpoints this run writes; older ones are never deleted
     weight_decay: float = 0.01
+    gradient_accumulation_steps: int = 1
+    warmup_steps: float = 0  # steps, or a fraction of the run below 1 (as TrainingArguments reads it)
+    lr_scheduler_type: str = "linear"
+    report_to: str = "none"  # or "tensorboard" (Trainer's own callback; needs the tensorboard extra)
+    dataloader_num_workers: int = 0
+    augmentation: str = "flip-crop"  # none, flip, flip-crop, flip-crop-color (segstudio.core.training.transforms)
     resume: bool = False  # continue the run in output_dir from its newest complete checkpoint
 
     def record(self) -> dict:
@@ -80,18 +98,31 @@ class TrainSettings:
                 for key, value in dataclasses.asdict(self).items() if key not in ("output_dir", "resume")}
 
 
-def settings_for(output_dir: Path, given: dict, resume: bool = False) -> TrainSettings:
-    """TrainSettings from the options a person gave (None: not given); a resumed run takes the others from the
-    settings its run was started with."""
-    base: dict = {}
-    if resume:
-        names = {item.name for item in dataclasses.fields(TrainSettings)} - {"output_dir", "resume"}
-        base = {key: value for key, value in recorded_settings(output_dir).items() if key in names}
-        if given.get("max_steps") is not None or given.get("epochs") is not None:
-            base.pop("max_steps", None)
-            base.pop("epochs", None)
-    chosen = {key: value for key, value in given.items() if value is not None}
-    return TrainSettings(**{**base, **chosen, "output_dir": Path(output_dir), "resume": resume})
+def settings_for(output_dir: Path, given: dict, resume: bool = False, config: dict | None = None) -> TrainSettings:
+    """TrainSettings from the options a person gave (None: not given), over those of a config file, over (when
+    resuming) the settings its run was started with. A run's length given at one level replaces the other's."""
+    chosen: dict = {}
+    names = {item.name for item in dataclasses.fields(TrainSettings)} - {"output_dir", "resume"}
+    recorded = recorded_settings(output_dir) if resume else {}
+    for layer in (recorded, config or {}, given):
+        layer = {key: value for key, value in layer.items() if key in names and value is not None}
+        if "max_steps" in layer or "epochs" in layer:
+            chosen.pop("max_steps", None)
+            chosen.pop("epochs", None)
+        chosen.update(layer)
+    return TrainSettings(**{**chosen, "output_dir": Path(output_dir), "resume": resume})
+
+
+def model_to_train(spec: str, dataset: SegDataset, settings: TrainSettings) -> LoadedModel:
+    """``spec`` loaded with the dataset's classes and convention; weights it lacks (a new head) are drawn after
+    seeding with ``settings.seed``, as run_semantic_segmentation.py seeds before it loads the model."""
+    from transformers import set_seed
+
+    from segstudio.core.model import load_model
+
+    set_seed(settings.seed)
+    return load_model(spec, label_map=dataset.label_map, reduce_labels=dataset.convention.reduce_labels,
+                      image_size=settings.image_size)
 
 
 def checkpoint_to_resume(output_dir: Path) -> Path:
@@ -160,6 +191,9 @@ def _training_arguments(settings: TrainSettings, device: torch.device, has_eval:
         per_device_eval_batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        warmup_steps=settings.warmup_steps,
+        lr_scheduler_type=settings.lr_scheduler_type,
         eval_strategy=eval_strategy,
         eval_steps=interval if eval_strategy == "steps" else None,
         save_strategy=save_strategy,
@@ -173,9 +207,9 @@ def _training_arguments(settings: TrainSettings, device: torch.device, has_eval:
         bf16=bf16,
         fp16=fp16,
         seed=settings.seed,
-        report_to="none",
+        report_to=settings.report_to,
         disable_tqdm=True,
-        dataloader_num_workers=0,
+        dataloader_num_workers=settings.dataloader_num_workers,
     )
 
 
@@ -213,6 +247,11 @@ def train(
     """
     if "train" not in dataset.splits:
         raise TrainingError(f"{dataset.source} has no train split")
+    try:
+        check_options(settings.record(), "training options")
+        require_reporter(settings.report_to)
+    except OptionError as exc:
+        raise TrainingError(str(exc)) from None
     dataset.convention.require_ignore_outside(dataset.label_map.num_labels)  # else the loss drops class 255
     if settings.max_steps is None and settings.epochs is None:
         settings.epochs = 3.0
@@ -247,7 +286,7 @@ def _train(
         raise TrainingError(str(exc)) from None
     guard = IgnoredBatchGuard(dataset.convention.ignore_index)
     size = settings.image_size or loaded.image_size[0]
-    train_transform = SegmentationTransform(loaded.processor, dataset.convention, size, augment=True)
+    train_transform = SegmentationTransform(loaded.processor, dataset.convention, size, augment=settings.augmentation)
     eval_transform = SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
     train_split = train_transform.apply_to(dataset.splits["train"])
     eval_split = _eval_split(dataset, settings.eval_limit)
@@ -256,7 +295,7 @@ def _train(
     cancel = cancel or threading.Event()
     callback = ProgressCallback(listener, cancel, keep=settings.save_total_limit)
     args = _training_arguments(settings, device, eval_split is not None)
-    trainer = _guarded_trainer(guard)(
+    trainer = _guarded_trainer(guard, settings.record())(
         model=loaded.model,
         args=args,
         train_dataset=train_split,
@@ -298,7 +337,7 @@ def _train(
         cancelled=cancelled,
         history=list(trainer.state.log_history),
         skipped_batches=guard.skipped,
-        skipped_items={**train_transform.skipped, **eval_transform.skipped},
+        skipped_items={**train_transform.skipped, **eval_transform.skipped, **trainer.left_out},
     )
 
 
@@ -329,8 +368,10 @@ def _checked_output(settings: TrainSettings, first: bool) -> Path | None:
     return resume_from
 
 
-def _guarded_trainer(guard: IgnoredBatchGuard):
-    """A Trainer class that trains on nothing from a batch whose pixels are all ignored (its loss is NaN).
+def _guarded_trainer(guard: IgnoredBatchGuard, options: dict | None = None):
+    """A Trainer class that trains on nothing from a batch whose pixels are all ignored (its loss is NaN), notes
+    the rows its batches left out (``left_out``), and saves ``options`` as ``training_options.json`` with every
+    model it saves.
 
     The model still runs and the loss is 0 times its logits, so every parameter gets a (zero) gradient and
     distributed ranks stay in step. The optimizer step after it is skipped too (AdamW would still apply weight
@@ -342,6 +383,19 @@ def _guarded_trainer(guard: IgnoredBatchGuard):
 
     class GuardedTrainer(Trainer):
         _skip_optimizer_step = False
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.left_out: dict[str, str] = {}  # rows unreadable in any process, dataloader workers' too
+
+        def _prepare_inputs(self, inputs):
+            record_left_out(inputs, self.left_out)
+            return super()._prepare_inputs(inputs)
+
+        def save_model(self, output_dir=None, _internal_call=False):
+            super().save_model(output_dir, _internal_call)
+            if options is not None and self.args.should_save:
+                write_options_file(Path(output_dir or self.args.output_dir) / OPTIONS_FILE, options)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             skip = model.training and guard.should_skip(inputs.get("labels"), self.state.global_step + 1)

@@ -221,7 +221,7 @@ class ReviewController(QObject):
         self.bundle = bundle
         loaded = bundle.loaded
         self.model_panel.set_loaded(bundle.spec, bundle.device, loaded.label_map.num_labels,
-                                    loaded.report.summary(), loaded.report.ok)
+                                    loaded.report.summary(), loaded.report.ok, bundle.training_options)
         self.status.emit(f"Model {bundle.spec} loaded on {bundle.device}")
         self.model_loaded.emit(bundle.spec)
         if self.source is not None:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.core.training import describe_options
 from segstudio.gui.widgets.on_screen import follow_dock
 from segstudio.gui.widgets.on_screen import on_screen as panel_on_screen
 
@@ -141,11 +142,17 @@ class ModelPanel(QWidget):
         self.load_button.setEnabled(False)
         self.status.setText(f"Loading {spec}…")
 
-    def set_loaded(self, spec: str, device: str, num_labels: int, summary: str, ok: bool) -> None:
+    def set_loaded(self, spec: str, device: str, num_labels: int, summary: str, ok: bool,
+                   training_options: dict | None = None) -> None:
+        """A model is in use: its load report and, if the checkpoint records them, the options it was trained
+        with."""
         self.load_button.setEnabled(True)
         self.spec.setEditText(spec)
         warning = "" if ok else " — <b>some weights are newly initialised</b>"
         self.status.setText(f"<b>{spec}</b> on <b>{device}</b>, {num_labels} classes{warning}")
+        if training_options is not None:
+            summary += "\n\ntrained with (segstudio train --config training_options.json repeats it):\n  " + \
+                "\n  ".join(describe_options(training_options))
         self.report.setPlainText(summary)
 
     def set_failed(self, spec: str, message: str, still_using: str | None = None) -> None:

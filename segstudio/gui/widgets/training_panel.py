@@ -3,9 +3,11 @@ and the checkpoints written, each one click away from review."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
 from PySide6.QtCore import QMargins, Qt, Signal
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -24,16 +27,25 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from segstudio.core.export import ExportError
+from segstudio.core.training import OptionError, check_options, read_options_file, write_options_file
+from segstudio.gui.dialogs.messages import error_box
+from segstudio.gui.settings import AppSettings
+from segstudio.gui.widgets.advanced_training import AdvancedTrainingOptions
 from segstudio.gui.workers.train_job import TrainEvent, TrainRequest
+from segstudio.gui.workers.worker import ErrorInfo
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 KEPT_RUNS = 3  # earlier runs' curves kept, dimmed, beside the current one
+OPTIONS_KEY = "training/options"  # the form's options, remembered (JSON)
+OPTIONS_FILTER = "Training options (*.json *.yaml *.yml)"
 
 
 def format_eta(seconds: float | None) -> str:
@@ -125,9 +137,17 @@ class TrainingPanel(QWidget):
     cancel_requested = Signal()
     review_requested = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, settings: AppSettings | None = None) -> None:
         super().__init__(parent)
         self._build_settings()
+        self.app_settings = settings
+        self.extra_options: dict[str, Any] = {}  # options from a file that the form does not show
+        if settings is not None:
+            self._restore_options()
+        self.load_options_button = QPushButton("Load options from file…", self)
+        self.load_options_button.clicked.connect(self._on_load_options)
+        self.save_options_button = QPushButton("Save options…", self)
+        self.save_options_button.clicked.connect(self._on_save_options)
         self.start_button = QPushButton("Start training", self)
         self.start_button.clicked.connect(self._on_start)
         self.resume_button = QPushButton("Resume a run…", self)
@@ -188,6 +208,7 @@ class TrainingPanel(QWidget):
         self.eval_limit.setRange(0, 1_000_000)
         self.eval_limit.setSpecialValueText("all")
         self.output_dir = QLineEdit(str(Path.home() / "segstudio-runs"), self)
+        self.advanced = AdvancedTrainingOptions(self)
 
     def _build_layout(self) -> None:
         length = QHBoxLayout()
@@ -211,14 +232,36 @@ class TrainingPanel(QWidget):
         form.addRow("Evaluate every", self.eval_steps)
         form.addRow("Evaluate on", self.eval_limit)
         form.addRow("Output folder", output)
+        files = QHBoxLayout()
+        files.addWidget(self.load_options_button)
+        files.addWidget(self.save_options_button)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.resume_button)
         buttons.addWidget(self.cancel_button)
+        self.advanced_toggle = QPushButton("Advanced options", self)
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.toggled.connect(self.advanced.setVisible)
+        self.advanced.setVisible(False)
+        options = QWidget(self)
+        options_column = QVBoxLayout(options)
+        options_column.setContentsMargins(0, 0, 0, 0)
+        options_column.addLayout(form)
+        options_column.addWidget(self.advanced_toggle)
+        options_column.addWidget(self.advanced)
+        options_column.addLayout(files)
+        options_column.addStretch(1)
+        scroll = QScrollArea(self)  # the options scroll, so the dock fits a 1280x800 screen
+        scroll.setWidget(options)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(options.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        self.checkpoints.setMinimumHeight(48)
         settings = QWidget(self)
         column = QVBoxLayout(settings)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(form)
+        column.addWidget(scroll, 3)
         column.addLayout(buttons)
         column.addWidget(self.progress)
         column.addWidget(QLabel("Checkpoints (double-click to review)"))
@@ -247,12 +290,10 @@ class TrainingPanel(QWidget):
         if folder:
             self.output_dir.setText(folder)
 
-    def request(self) -> TrainRequest:
-        """The run the form describes; a new ``run-YYYYmmdd-HHMMSS`` folder inside the output folder."""
-        run_dir = Path(self.output_dir.text()).expanduser() / time.strftime("run-%Y%m%d-%H%M%S")
+    def options(self) -> dict[str, Any]:
+        """The training options the form shows (``segstudio train``'s and a config file's names)."""
         steps_mode = self.length_unit.currentText() == "steps"
-        settings = {
-            "output_dir": str(run_dir),
+        options = {
             "max_steps": self.steps.value() if steps_mode else None,
             "epochs": None if steps_mode else self.epochs.value(),
             "batch_size": self.batch_size.value(),
@@ -262,10 +303,86 @@ class TrainingPanel(QWidget):
             "mixed_precision": self.mixed_precision.isChecked(),
             "eval_steps": self.eval_steps.value() or None,
             "eval_limit": self.eval_limit.value() or None,
+            **self.advanced.options(),
             # a live curve: every step for short runs, about 50 points for long ones
             "logging_steps": max(1, min(10, self.steps.value() // 50)) if steps_mode else 10,
         }
+        return {**options, **self.extra_options}
+
+    def set_options(self, options: dict[str, Any]) -> None:
+        """Show checked options (as ``check_options`` returns them) in the form; those it has no field for are
+        kept and go with the next run."""
+        if options.get("max_steps") is not None:
+            self.length_unit.setCurrentText("steps")
+            self.steps.setValue(options["max_steps"])
+        elif options.get("epochs") is not None:
+            self.length_unit.setCurrentText("epochs")
+            self.epochs.setValue(options["epochs"])
+        for name in ("batch_size", "image_size", "eval_steps", "eval_limit"):
+            if name in options:
+                getattr(self, name).setValue(options[name] or 0)
+        if "learning_rate" in options:
+            self.learning_rate.setValue(options["learning_rate"])
+        if "device" in options:
+            self.device.setCurrentText(options["device"])
+        if "mixed_precision" in options:
+            self.mixed_precision.setChecked(options["mixed_precision"])
+        self.advanced.set_options(options)
+        self.extra_options = {name: options[name] for name in ("logging_steps", "save_total_limit")
+                              if name in options}
+
+    def request(self) -> TrainRequest:
+        """The run the form describes; a new ``run-YYYYmmdd-HHMMSS`` folder inside the output folder."""
+        run_dir = Path(self.output_dir.text()).expanduser() / time.strftime("run-%Y%m%d-%H%M%S")
+        self.remember_options()
+        settings = {"output_dir": str(run_dir), **self.options()}
         return TrainRequest(model_spec=self.model_spec.text().strip() or "demo", settings=settings)
+
+    def remember_options(self) -> None:
+        """Keep the form's options (and output folder) in QSettings for the next session."""
+        if self.app_settings is not None:
+            options = self.options()
+            if "logging_steps" not in self.extra_options:
+                del options["logging_steps"]  # follows the run's length, unless a file set it
+            self.app_settings.set(OPTIONS_KEY, json.dumps(options))
+            self.app_settings.set("training/output", self.output_dir.text())
+
+    def _restore_options(self) -> None:
+        try:
+            remembered = json.loads(str(self.app_settings.get(OPTIONS_KEY, "{}")))
+            self.set_options(check_options(remembered if isinstance(remembered, dict) else {}, "remembered"))
+        except (ValueError, OptionError):
+            pass  # options of another version: the defaults
+        self.output_dir.setText(str(self.app_settings.get("training/output", self.output_dir.text())))
+
+    def _on_load_options(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load training options", self.output_dir.text(), OPTIONS_FILTER)
+        if not path:
+            return
+        try:
+            self.set_options(read_options_file(path))
+        except OptionError as exc:
+            self._refuse("Training options", str(exc))
+            return
+        self.remember_options()
+        self.append_log(f"options loaded from {path}")
+
+    def _on_save_options(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save training options", self.output_dir.text(), OPTIONS_FILTER)
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".json", ".yaml", ".yml"):
+            path += ".json"
+        try:
+            write_options_file(path, self.options())
+        except (OptionError, ExportError) as exc:  # ExportError: a full disk, a folder not writable
+            self._refuse("Training options", str(exc))
+            return
+        self.append_log(f"options saved to {path} (segstudio train --config {path} repeats them)")
+
+    def _refuse(self, title: str, message: str) -> None:
+        self.append_log(message)
+        error_box(self, ErrorInfo(title, message, "", "OptionError"))
 
     def resume_request(self, run_dir: str) -> TrainRequest:
         """Continue the run in ``run_dir`` with its own settings, on the device chosen here."""

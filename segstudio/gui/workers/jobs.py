@@ -73,6 +73,7 @@ class ModelBundle:
     spec: str
     device: str
     token: str
+    training_options: dict | None = None  # what the checkpoint was trained with, where it records it
 
 
 @dataclass
@@ -121,7 +122,12 @@ def load_model_bundle(spec: str, dataset: Any = None, device: str = "auto", imag
                             image_size=image_size)
     else:
         loaded = load_model(spec, image_size=image_size)
-    return _bundle(loaded, spec, device, batch_size)
+    bundle = _bundle(loaded, spec, device, batch_size)
+    if spec not in ("demo", "scratch") and Path(spec).is_dir():
+        from segstudio.core.training import read_training_options
+
+        bundle.training_options = read_training_options(spec)
+    return bundle
 
 
 def _bundle(loaded: Any, spec: str, device: str, batch_size: int | None) -> ModelBundle:

@@ -56,20 +56,17 @@ def run_training(ctx: Any, dataset: Any, request: TrainRequest):
     import_core("data", "model", "training")
     from transformers.utils import logging as hf_logging
 
-    from segstudio.core.model import load_model
-    from segstudio.core.training import TrainSettings, checkpoint_to_resume, settings_for, train
+    from segstudio.core.training import checkpoint_to_resume, model_to_train, settings_for, train
 
     hf_logging.disable_progress_bar()  # no console bars (nor tqdm's monitor thread) behind a window
     relay = _Relay(ctx)
     output, spec = Path(request.settings["output_dir"]), request.model_spec
-    if request.settings.get("resume"):  # the run's own settings and its newest checkpoint
+    resume = bool(request.settings.get("resume"))
+    if resume:  # the run's own settings and its newest checkpoint
         spec = str(checkpoint_to_resume(output))
-        given = {key: value for key, value in request.settings.items() if key not in ("output_dir", "resume")}
-        settings = settings_for(output, given, resume=True)
-    else:
-        settings = TrainSettings(**{**request.settings, "output_dir": output})
+    given = {key: value for key, value in request.settings.items() if key not in ("output_dir", "resume")}
+    settings = settings_for(output, given, resume=resume)
     relay.on_message(f"loading {spec} with the dataset's {dataset.label_map.num_labels} classes")
-    loaded = load_model(spec, label_map=dataset.label_map,
-                        reduce_labels=dataset.convention.reduce_labels, image_size=settings.image_size)
+    loaded = model_to_train(spec, dataset, settings)
     relay.on_message(loaded.report.summary())
     return train(dataset, loaded, settings, listener=relay, cancel=ctx.cancel_event)
