@@ -4,6 +4,7 @@ train's options (checked as a config file's are), and the options of a command t
 from __future__ import annotations
 
 import argparse
+import math
 
 from segstudio.core.training.options import OptionError, check_option
 
@@ -16,7 +17,7 @@ def _whole_number(text: str) -> int:
 
 
 def positive_int(text: str) -> int:
-    """A count of at least 1 (``--limit``, ``--batch-size``...)."""
+    """A count of at least 1 (``--limit``, ``--batch-size``, ``--max-steps``...)."""
     value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
@@ -28,6 +29,25 @@ def non_negative_int(text: str) -> int:
     value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (``--epochs``, ``--learning-rate``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: 0 to 2**32 - 1, what NumPy's seeding takes."""
+    value = _whole_number(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
     return value
 
 
