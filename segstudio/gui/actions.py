@@ -1,4 +1,4 @@
-"""The window's actions and menus (File, View, Run, Help) with standard shortcuts; no behaviour here."""
+"""The window's actions and menus (File, Edit, View, Run, Help) with standard shortcuts; no behaviour here."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from segstudio.gui.widgets.viewer import LAYOUTS
 Key = QKeySequence.StandardKey
 # The one-pane layout's panes, keys 1-4 (the viewer's SINGLE_PANES order).
 SINGLE_PANE_NAMES = {"gt": "Ground Truth Pane", "pred": "Prediction Pane", "error": "Third Pane", "image": "Image Pane"}
+# Mask editing tools: (menu text, key). Choosing one turns edit mode on.
+EDIT_TOOLS = {"brush": ("&Brush", "B"), "eraser": ("Eraser (back to the &Original)", "X"),
+              "fill": ("&Fill Region", "F"), "polygon": ("Po&lygon", "L"),
+              "adopt": ("&Adopt Prediction (Brush)", "A"), "adopt_region": ("Adopt Prediction in Error &Region", "R")}
 
 
 @dataclass
@@ -43,6 +47,13 @@ class Actions:
     shortcuts: QAction
     layouts: dict[str, QAction]
     panes: dict[str, QAction]
+    undo: QAction
+    redo: QAction
+    edit_mode: QAction
+    edit_tools: dict[str, QAction]
+    bigger_brush: QAction
+    smaller_brush: QAction
+    set_ignore: QAction
 
 
 def _action(window: QMainWindow, text: str, *shortcuts, tip: str = "") -> QAction:
@@ -101,7 +112,20 @@ def build_actions(window: QMainWindow) -> Actions:
         layouts={key: _action(window, text) for key, text in LAYOUTS.items()},
         panes={key: _action(window, f"Show {text}", str(number))
                for number, (key, text) in enumerate(SINGLE_PANE_NAMES.items(), start=1)},
+        undo=_action(window, "&Undo", Key.Undo),
+        redo=_action(window, "&Redo", Key.Redo, "Ctrl+Shift+Z"),
+        edit_mode=_action(window, "&Edit Mask", "M", tip="paint the ground truth: brush, fill, polygon, adopt"),
+        edit_tools={key: _action(window, text, shortcut) for key, (text, shortcut) in EDIT_TOOLS.items()},
+        bigger_brush=_action(window, "Bigger Brush", "]"),
+        smaller_brush=_action(window, "Smaller Brush", "["),
+        set_ignore=_action(window, "Paint &Ignore", "0", tip="the tools paint the dataset's ignore value"),
     )
+    actions.edit_mode.setCheckable(True)
+    tools = QActionGroup(window)
+    for action in actions.edit_tools.values():
+        action.setCheckable(True)
+        action.setActionGroup(tools)
+    actions.edit_tools["brush"].setChecked(True)
     group = QActionGroup(window)
     for key, action in actions.layouts.items():
         action.setCheckable(True)
@@ -117,6 +141,16 @@ def build_actions(window: QMainWindow) -> Actions:
     file_menu.addAction(actions.export)
     file_menu.addSeparator()
     file_menu.addAction(actions.quit)
+    edit = bar.addMenu("&Edit")
+    for item in (actions.undo, actions.redo):
+        edit.addAction(item)
+    edit.addSeparator()
+    edit.addAction(actions.edit_mode)
+    for item in actions.edit_tools.values():
+        edit.addAction(item)
+    edit.addSeparator()
+    for item in (actions.bigger_brush, actions.smaller_brush, actions.set_ignore):
+        edit.addAction(item)
     view = bar.addMenu("&View")
     for item in (actions.fit, actions.actual_size, actions.zoom_in, actions.zoom_out):
         view.addAction(item)

@@ -25,6 +25,7 @@ from segstudio.gui.controllers.classify import ClassifyController
 from segstudio.gui.controllers.compare import CompareController
 from segstudio.gui.controllers.corrections import CorrectionsController
 from segstudio.gui.controllers.export import ExportController
+from segstudio.gui.controllers.mask_editing import MaskEditingController
 from segstudio.gui.controllers.retrain import RetrainController
 from segstudio.gui.controllers.review import ReviewController
 from segstudio.gui.controllers.training import TrainingController
@@ -34,6 +35,7 @@ from segstudio.gui.settings import AppSettings
 from segstudio.gui.widgets.class_table import ClassTable
 from segstudio.gui.widgets.confusions import ConfusionsPanel
 from segstudio.gui.widgets.dataset_panel import DatasetPanel
+from segstudio.gui.widgets.edit_panel import EditPanel
 from segstudio.gui.widgets.guard_banner import GuardBanner, GuardController
 from segstudio.gui.widgets.image_list import ImageListModel
 from segstudio.gui.widgets.inspector import InspectorController, PixelInspector
@@ -77,6 +79,7 @@ class MainWindow(QMainWindow):
         self.suspects = SuspectsController(self.viewer, self.review, self.jobs, self)
         self.corrections = CorrectionsController(self, self.review, self.jobs, self.settings, self)
         self.retrain = RetrainController(self, self.review, self.training, self.compare, self)
+        self.editing = MaskEditingController(self.viewer, self.review, self.edit_panel, self.legend, self.jobs, self)
         self._build_docks()
         self._build_status_bar()
         self.actions = build_actions(self)
@@ -105,6 +108,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel(self)
         self.inspector = PixelInspector(self)
         self.training_panel = TrainingPanel(self, settings=self.settings)
+        self.edit_panel = EditPanel(self)
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(int(self.settings.get("view/opacity", 50, int)))
@@ -155,12 +159,14 @@ class MainWindow(QMainWindow):
             "model": self._dock("Model", "dock-model", self.model_panel, right),
             "inspector": self._dock("Inspector", "dock-inspector", self.inspector, right),
             "training": self._dock("Training", "dock-training", self.training_panel, bottom),
+            "edit": self._dock("Edit", "dock-edit", self.edit_panel, right),
         }
         self.tabifyDockWidget(self.docks["classes"], self.docks["confusions"])
         self.tabifyDockWidget(self.docks["confusions"], self.docks["model"])
         self.tabifyDockWidget(self.docks["model"], self.docks["inspector"])
         self.docks["classes"].raise_()
         self.docks["training"].hide()
+        self.docks["edit"].hide()
 
     def _build_status_bar(self) -> None:
         """Messages on the left, the hovered pixel and the running job on the right (all plain labels:
@@ -218,6 +224,7 @@ class MainWindow(QMainWindow):
         for key, action in a.panes.items():
             action.triggered.connect(lambda _=False, k=key: self.show_pane(k))
         self.viewer.layout_box.currentIndexChanged.connect(self._sync_layout_actions)
+        self._wire_editing()
         self.dataset_panel.show_view("Grid" if self.settings.get("view/image_list", "List") == "Grid" else "List")
         layout = str(self.settings.get("view/layout", "auto"))
         self.viewer.set_layout(layout if layout in LAYOUTS else "auto")
@@ -240,6 +247,35 @@ class MainWindow(QMainWindow):
         review.model_loaded.connect(self._on_model_loaded)
         self.training.finished.connect(self._on_trained)
         self.jobs.busy_changed.connect(self._on_busy)
+
+    def _wire_editing(self) -> None:
+        a, editing = self.actions, self.editing
+        self.edit_panel.use_actions(a.edit_mode, a.edit_tools, [a.undo, a.redo, a.set_ignore])
+        a.edit_mode.toggled.connect(editing.set_enabled)
+        editing.mode_changed.connect(self._on_edit_mode)
+        for key, action in a.edit_tools.items():
+            action.triggered.connect(lambda _=False, k=key: editing.set_tool(k))
+        a.bigger_brush.triggered.connect(lambda: editing.resize_brush(1.25))
+        a.smaller_brush.triggered.connect(lambda: editing.resize_brush(0.8))
+        a.set_ignore.triggered.connect(editing.pick_ignore)
+        a.undo.triggered.connect(editing.stack.undo)
+        a.redo.triggered.connect(editing.stack.redo)
+        editing.stack.canUndoChanged.connect(a.undo.setEnabled)
+        editing.stack.canRedoChanged.connect(a.redo.setEnabled)
+        a.undo.setEnabled(False)
+        a.redo.setEnabled(False)
+        editing.status.connect(self.show_status)
+        self.review.dataset_changed.connect(editing.refresh_classes)
+        self.review.model_loaded.connect(lambda _spec: editing.refresh_classes())
+
+    def _on_edit_mode(self, on: bool) -> None:
+        """Edit mode shows the Edit panel; the menu item follows a mode set from elsewhere."""
+        self.actions.edit_mode.setChecked(on)
+        dock = self.docks["edit"]
+        dock.setVisible(on)
+        if on:
+            dock.raise_()
+            self.show_status("Edit mode: the left button paints the ground truth (M leaves it).")
 
     # --- public API (menus, tests, drag and drop) -----------------------------------------------------------
 
@@ -428,6 +464,7 @@ class MainWindow(QMainWindow):
             event.ignore()  # closes itself when the last job has finished (_on_busy)
             return
         self._save_view_settings()
+        self.editing.save_now()
         self.loader.shutdown()
         hidden_while_closing = self._close_when_idle
         self._closing = True

@@ -65,6 +65,7 @@ class ReviewController(QObject):
         self.cache = ResultsCache()
         self.row: int | None = None
         self._decoded: tuple[int, Any, Any] | None = None  # (row, rgb, gt) of the row on screen
+        self.mask_override: Callable[[int], Any] | None = None  # the mask editor's edited ground truth of a row
         self.auto_evaluate = True
         self.gate: Callable[[str, bool], bool] | None = None  # the label guard's say on starting a run
         self.prepare_dataset: Callable[[Any], Any] | None = None  # a worker's last step on a loaded dataset
@@ -427,6 +428,8 @@ class ReviewController(QObject):
         if self._decoded is None or self._decoded[0] != self.row:
             return
         row, rgb, gt = self._decoded
+        edited = self.mask_override(row) if self.mask_override is not None and gt is not None else None
+        gt = edited if edited is not None else gt
         label_map = self.label_map() or _NoLabels()
         results = self.results(create=False)
         outcome = results.get(row) if results is not None else None
@@ -434,6 +437,10 @@ class ReviewController(QObject):
         content = ViewContent(rgb, gt, prediction, label_map.palette, label_map, self.ignore_index(), row)
         self.viewer.set_content(content, keep_view=True)
         self.legend.set_image_classes(label_map, gt, prediction)
+
+    def original_ground_truth(self) -> Any:
+        """The ground truth of the row on screen as its source gave it (before any edit), or None."""
+        return self._decoded[2] if self._decoded is not None and self._decoded[0] == self.row else None
 
     # --- dropped files --------------------------------------------------------------------------------------
 

@@ -1,14 +1,17 @@
 """One pane of the viewer: a QGraphicsView with the image below and a colour overlay above.
 
-It reports wheel zoom, the pixel under the mouse and clicks (a press and release without a drag).
+It reports wheel zoom, the pixel under the mouse and clicks (a press and release without a drag). In edit mode
+the left button edits instead of dragging: presses, moves and releases are reported in scene coordinates, and a
+circle of the brush's size (in image pixels, so it grows with the zoom) follows the mouse.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen, QWheelEvent
 from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
@@ -16,6 +19,8 @@ from PySide6.QtWidgets import (
     QGraphicsView,
     QWidget,
 )
+
+from segstudio.gui.widgets.layer_item import LayerItem
 
 ZOOM_STEP = 1.25
 CLICK_SLOP = 4  # pixels the mouse may move between press and release for a click (not a drag)
@@ -29,15 +34,16 @@ class Pane(QGraphicsView):
     wheel_zoom = Signal(float, QPoint)
     scrolled = Signal()
     resized = Signal()
+    edit_event = Signal(str, float, float)  # "press" / "move" / "release" / "double", scene x, y (edit mode only)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
         self.base = QGraphicsPixmapItem()
-        self.overlay = QGraphicsPixmapItem()
+        self.base.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        self.overlay = LayerItem()
         self.overlay.setZValue(1)
         for item in (self.base, self.overlay):
-            item.setTransformationMode(Qt.TransformationMode.FastTransformation)
             self.scene().addItem(item)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -58,6 +64,36 @@ class Pane(QGraphicsView):
         self.markers = [_marker(QColor(0, 0, 0), 4), _marker(QColor(255, 255, 255), 2)]
         for item in self.markers:
             self.scene().addItem(item)
+        self.editing = False
+        self._edit_button_down = False
+        self.brush_outline = QGraphicsEllipseItem()
+        outline_pen = QPen(QColor(255, 255, 255), 1.5)
+        outline_pen.setCosmetic(True)
+        self.brush_outline.setPen(outline_pen)
+        self.brush_outline.setZValue(4)
+        self.brush_outline.setVisible(False)
+        self.scene().addItem(self.brush_outline)
+        self.brush_diameter = 0.0  # 0: no outline (tools without a brush)
+
+    def set_editing(self, on: bool) -> None:
+        """Edit mode: the left button edits (reported through ``edit_event``) instead of dragging the view."""
+        self.editing = on
+        self._edit_button_down = False
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.OpenHandCursor)
+        if not on:
+            self.brush_outline.setVisible(False)
+
+    def set_brush(self, diameter: float) -> None:
+        """The brush circle's diameter in image pixels (0 hides it)."""
+        self.brush_diameter = float(diameter)
+        if diameter <= 0:
+            self.brush_outline.setVisible(False)
+
+    def _move_outline(self, point: QPointF) -> None:
+        radius = self.brush_diameter / 2
+        self.brush_outline.setRect(QRectF(point.x() - radius, point.y() - radius, 2 * radius, 2 * radius))
+        self.brush_outline.setVisible(self.editing and radius > 0)
 
     def set_marker(self, x: int | None, y: int | None) -> None:
         """A crosshair on pixel (x, y), the same size at every zoom (None hides it)."""
@@ -76,17 +112,43 @@ class Pane(QGraphicsView):
             self.wheel_zoom.emit(ZOOM_STEP**steps, event.position().toPoint())
         event.accept()
 
+    def _scene_point(self, event: QMouseEvent) -> QPointF:
+        return self.mapToScene(event.position().toPoint()) if not self.editing else \
+            self.viewportTransform().inverted()[0].map(event.position())
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         super().mouseMoveEvent(event)
-        point = self.mapToScene(event.position().toPoint())
+        point = self._scene_point(event)
         self.hovered.emit(int(np.floor(point.x())), int(np.floor(point.y())))
+        if self.editing:
+            self._move_outline(point)
+            if self._edit_button_down:
+                self.edit_event.emit("move", point.x(), point.y())
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.editing and event.button() == Qt.MouseButton.LeftButton:
+            point = self._scene_point(event)
+            self.edit_event.emit("double", point.x(), point.y())
+            return
+        super().mouseDoubleClickEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.editing and event.button() == Qt.MouseButton.LeftButton:
+            self._edit_button_down = True
+            point = self._scene_point(event)
+            self.edit_event.emit("press", point.x(), point.y())
+            return
         super().mousePressEvent(event)
         left = event.button() == Qt.MouseButton.LeftButton
         self._pressed_at = event.position().toPoint() if left else None
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.editing and event.button() == Qt.MouseButton.LeftButton:
+            if self._edit_button_down:
+                self._edit_button_down = False
+                point = self._scene_point(event)
+                self.edit_event.emit("release", point.x(), point.y())
+            return
         super().mouseReleaseEvent(event)
         start, self._pressed_at = self._pressed_at, None
         position = event.position().toPoint()
@@ -96,6 +158,7 @@ class Pane(QGraphicsView):
 
     def leaveEvent(self, event) -> None:  # noqa: N802
         super().leaveEvent(event)
+        self.brush_outline.setVisible(False)
         self.hovered.emit(-1, -1)
 
 

@@ -23,16 +23,22 @@ def to_pixmap(array: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(to_qimage(array))
 
 
+def colour_table(colours) -> np.ndarray:
+    """256 premultiplied ARGB32 values (as Format_ARGB32_Premultiplied stores them) for a layer's RGBA colours;
+    codes past the colours are clear."""
+    table = np.zeros(256, np.uint32)
+    for index, (r, g, b, a) in enumerate(colours):
+        table[index] = (a << 24) | ((r * a // 255) << 16) | ((g * a // 255) << 8) | (b * a // 255)
+    return table
+
+
 def indexed_pixmap(layer: IndexedLayer) -> QPixmap:
     """An indexed layer as a pixmap: one uint32 lookup per pixel into the layer's colour table.
 
     Not QImage.setColorTable: in PySide6 6.12 that call (like QImage.setColor and QPixmap.fill) drops a
     reference to Python's None each time, and a long session then aborts with "deallocating None".
     """
-    table = np.zeros(256, np.uint32)  # premultiplied ARGB, as Format_ARGB32_Premultiplied stores it
-    for index, (r, g, b, a) in enumerate(layer.colours):
-        table[index] = (a << 24) | ((r * a // 255) << 16) | ((g * a // 255) << 8) | (b * a // 255)
-    pixels = table[np.asarray(layer.codes, dtype=np.uint8)]
+    pixels = colour_table(layer.colours)[np.asarray(layer.codes, dtype=np.uint8)]
     height, width = pixels.shape
     image = QImage(pixels.data, width, height, 4 * width, QImage.Format.Format_ARGB32_Premultiplied)
     return QPixmap.fromImage(image)  # converts now, while ``pixels`` is alive

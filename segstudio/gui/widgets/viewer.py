@@ -39,7 +39,7 @@ from segstudio.gui.widgets.layers import (
     tpfpfn_layer,
 )
 from segstudio.gui.widgets.pane import Pane
-from segstudio.gui.widgets.qimages import indexed_pixmap, to_pixmap
+from segstudio.gui.widgets.qimages import to_pixmap
 
 MIN_SCALE, MAX_SCALE = 0.02, 64.0
 LAYERS = ("image", "gt", "pred", "error")
@@ -418,18 +418,18 @@ class ImageViewer(QWidget):
             return
         titles = {"gt": "Ground truth", "pred": "Prediction", "error": "Errors (red wrong, grey ignored)"}
         if content.ground_truth is not None:
-            self.panes["gt"].overlay.setPixmap(indexed_pixmap(self._class_layer(content.ground_truth, self.highlight)))
+            self.panes["gt"].overlay.set_layer(self._class_layer(content.ground_truth, self.highlight))
         else:
             titles["gt"] = "Ground truth (none)"
         if content.prediction is not None:
             chosen = self.highlight_pred if self.highlight_pred is not None else self.highlight
-            self.panes["pred"].overlay.setPixmap(indexed_pixmap(self._class_layer(content.prediction, chosen)))
+            self.panes["pred"].overlay.set_layer(self._class_layer(content.prediction, chosen))
         else:
             titles["pred"] = "Prediction (pending)"
         layer = self._analysis_layer()
         self._analysis_shown = layer is not None
         if layer is not None:
-            self.panes["error"].overlay.setPixmap(indexed_pixmap(layer))
+            self.panes["error"].overlay.set_layer(layer)
         else:
             titles["error"] = "Errors (need ground truth)" if content.ground_truth is None else "Errors (pending)"
         if self.highlight is not None:
@@ -448,6 +448,26 @@ class ImageViewer(QWidget):
         self.set_opacity(self.opacity)
         self._apply_visibility()
 
+    def refresh_region(self, top: int, left: int, bottom: int, right: int) -> None:
+        """The ground truth changed inside this rectangle only (an edit): repaint just that part of the ground
+        truth pane and of an error or TP/FP/FN layer; masks whose codes are not their ids repaint whole."""
+        c = self.content
+        if c is None or c.ground_truth is None:
+            return
+        if c.ground_truth.dtype != np.uint8 or self.panes["gt"].overlay.codes_shape() != c.ground_truth.shape:
+            self._render_overlays()
+            return
+        window = (slice(top, bottom), slice(left, right))
+        self.panes["gt"].overlay.patch(top, left, c.ground_truth[window])
+        if c.prediction is None or not self._analysis_shown or self.analysis not in ("errors", "tpfpfn"):
+            return
+        gt, pred = c.ground_truth[window], c.prediction[window]
+        if self.analysis == "tpfpfn":
+            codes = tpfpfn_layer(gt, pred, self.highlight, c.ignore_index).codes
+        else:
+            codes = self._error_layer_of(gt, pred).codes
+        self.panes["error"].overlay.patch(top, left, codes)
+
     def _class_layer(self, ids: np.ndarray, only: int | None) -> IndexedLayer:
         c = self.content
         return class_layer(ids, c.palette, c.ignore_index, only)
@@ -455,13 +475,15 @@ class ImageViewer(QWidget):
     def _error_layer(self) -> IndexedLayer:
         """The error map (wrong red, correct dark, ignored grey); with a highlight, only that class or pair."""
         c = self.content
-        gt, pred = c.ground_truth, c.prediction
+        return self._error_layer_of(c.ground_truth, c.prediction)
+
+    def _error_layer_of(self, gt: np.ndarray, pred: np.ndarray) -> IndexedLayer:
         visible = None
         if self.highlight_pred is not None:
             visible = (gt == self.highlight) & (pred == self.highlight_pred)
         elif self.highlight is not None:
             visible = (gt == self.highlight) | (pred == self.highlight)
-        return error_layer(gt, pred, c.ignore_index, visible)
+        return error_layer(gt, pred, self.content.ignore_index, visible)
 
     # --- zoom and pan ----------------------------------------------------------------------------------------
 

@@ -1,0 +1,353 @@
+"""Mask editing in the viewer: edit mode, tool strokes on the panes, undo / redo, re-scoring and autosave.
+
+The editing itself is the core's (``MaskEditSession``); this wires mouse events to it, keeps one QUndoCommand per
+stroke holding only the stroke's change record, repaints only the changed rectangle, and after each stroke
+re-scores the image (mean IoU against the prediction at once, the suspected-label-error count in a worker).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QTimer, Signal
+from PySide6.QtGui import QColor, QPainterPath, QPen, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import QGraphicsPathItem
+
+from segstudio.core.review.edit_session import BRUSH_TOOLS, MaskEditSession
+from segstudio.core.review.mask_edit import MaskChange
+
+AUTOSAVE_MS = 500
+RECOUNT_MS = 300
+CLOSE_POLYGON_PX = 8  # a click this close (on screen) to the first vertex closes the polygon
+ISSUES_JOB = "edit-suspects"
+TOOL_NAMES = {"brush": "Brush", "eraser": "Eraser", "fill": "Fill", "polygon": "Polygon", "adopt": "Adopt prediction",
+              "adopt_region": "Adopt prediction in region"}
+
+
+class MaskChangeCommand(QUndoCommand):
+    """One stroke (or fill, polygon, adopted region): only its change record, already applied when pushed."""
+
+    def __init__(self, editor: MaskEditingController, change: MaskChange, text: str) -> None:
+        super().__init__(text)
+        self.editor, self.change = editor, change
+        self._applied = True
+
+    def redo(self) -> None:
+        if not self._applied:
+            self.change.apply(self.editor.session.mask)
+        self._applied = False  # later redos (after an undo) apply it again
+        self.editor.changed(self.change)
+
+    def undo(self) -> None:
+        self.change.revert(self.editor.session.mask)
+        self.editor.changed(self.change)
+
+
+class MaskEditingController(QObject):
+    """Owns the edit session of the image on screen and its undo stack."""
+
+    status = Signal(str)
+    mode_changed = Signal(bool)
+
+    def __init__(self, viewer: Any, review: Any, panel: Any, legend: Any, jobs_runner: Any,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.viewer, self.review, self.panel, self.legend, self.jobs = viewer, review, panel, legend, jobs_runner
+        self.stack = QUndoStack(self)
+        self.session: MaskEditSession | None = None
+        self.session_key: tuple | None = None
+        self.enabled = False
+        self.tool = "brush"
+        self.store: Any = None  # a corrections store, once there is a folder to save to
+        self._kept: dict[tuple, np.ndarray] = {}  # edited masks of rows left, while there is no store
+        self._last: tuple[float, float] | None = None
+        self._polygon: list[tuple[int, int]] = []
+        self._polygon_item: QGraphicsPathItem | None = None
+        self._start_score: Any = None
+        self._version = 0  # edits so far: a suspects count of an older mask is dropped
+        self.issue_count: int | None = None
+        self._dirty = False
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS, timeout=self.save_now)
+        self._recount = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._count_issues)
+        for pane in viewer.panes.values():
+            pane.edit_event.connect(self._on_edit_event)
+        viewer.content_changed.connect(self._on_content_changed)
+        review.mask_override = self.mask_for
+        panel.size.valueChanged.connect(lambda _v: self._show_brush())
+        panel.picker.picked.connect(lambda v: self.status.emit(f"Painting {panel.picker.name(v)}"))
+        legend.class_selected.connect(self._on_legend)
+
+    # --- mode, tool, class ---------------------------------------------------------------------------------
+
+    def set_enabled(self, on: bool) -> None:
+        """Edit mode: the left button edits the ground truth in every pane."""
+        if on == self.enabled:
+            return
+        self.enabled = on
+        if on:
+            self.refresh_classes()
+        else:
+            self._cancel_polygon()
+            self.save_now()
+        for pane in self.viewer.panes.values():
+            pane.set_editing(on)
+        self._show_brush()
+        self.mode_changed.emit(on)
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOL_NAMES:
+            raise ValueError(f"unknown tool {tool!r}")
+        if tool != "polygon":
+            self._cancel_polygon()
+        self.tool = tool
+        self._show_brush()
+        self.set_enabled(True)
+
+    def diameter(self) -> int:
+        return int(self.panel.size.value())
+
+    def resize_brush(self, factor: float) -> None:
+        """[ and ]: a quarter smaller or larger (at least one pixel)."""
+        size = self.diameter()
+        new = round(size * factor)
+        self.panel.size.setValue(max(1, new if new != size else size + (1 if factor > 1 else -1)))
+
+    def refresh_classes(self) -> None:
+        """The picker offers the label map of what is shown."""
+        self.panel.picker.set_label_map(self.review.label_map(), self.review.ignore_index())
+
+    def pick_ignore(self) -> None:
+        self.refresh_classes()
+        self.panel.picker.pick(self.review.ignore_index())
+
+    def _on_legend(self, class_id: int) -> None:
+        if self.enabled and class_id >= 0:
+            self.panel.picker.pick(class_id)
+
+    def _show_brush(self) -> None:
+        size = self.diameter() if self.tool in BRUSH_TOOLS else 0
+        for pane in self.viewer.panes.values():
+            pane.set_brush(size)
+
+    # --- the session of the image on screen --------------------------------------------------------------
+
+    def _key(self, row: int | None) -> tuple | None:
+        source = self.review.source
+        return None if source is None or row is None else (source.token, row)
+
+    def mask_for(self, row: int) -> np.ndarray | None:
+        """The edited ground truth of a row (the review shows it instead of the dataset's), or None."""
+        key = self._key(row)
+        if key is not None and key == self.session_key:
+            return self.session.mask
+        return self._kept.get(key)
+
+    def _on_content_changed(self) -> None:
+        content = self.viewer.content
+        key = self._key(content.index) if content is not None else None
+        if self.session is not None and key != self.session_key:
+            self._end_session()
+        if self.session is not None and content.prediction is not None and self.session.prediction is None:
+            self.session.prediction = content.prediction  # streamed in after the edit began
+            self._show_score()
+        if self.session is None:
+            self.panel.show_score("")
+
+    def _ensure_session(self) -> MaskEditSession | None:
+        content = self.viewer.content
+        if content is None or content.ground_truth is None:
+            self.status.emit("This image has no ground truth to edit.")
+            return None
+        key = self._key(content.index)
+        if self.session is not None and key == self.session_key:
+            return self.session
+        original = self.review.original_ground_truth()
+        if original is None or original.shape != content.ground_truth.shape:
+            original = content.ground_truth.copy()
+        if content.ground_truth is original:  # never edit the decoded dataset mask itself
+            content.ground_truth = original.copy()
+        self.session = MaskEditSession(content.ground_truth, original, content.prediction, content.ignore_index)
+        self.session_key = key
+        self.stack.clear()
+        self._start_score = self._score()
+        return self.session
+
+    def _end_session(self) -> None:
+        self._cancel_polygon()
+        self.save_now()
+        if self.store is None and self.session.changed_pixels():
+            self._kept[self.session_key] = self.session.mask
+        self._recount.stop()
+        self.jobs.cancel(ISSUES_JOB)
+        self.session = self.session_key = None
+        self.issue_count = None
+        self.stack.clear()
+
+    # --- mouse -------------------------------------------------------------------------------------------------
+
+    def _on_edit_event(self, kind: str, x: float, y: float) -> None:
+        if not self.enabled:
+            return
+        session = self._ensure_session()
+        if session is None:
+            return
+        try:
+            if self.tool in BRUSH_TOOLS:
+                self._brush(session, kind, x, y)
+            elif self.tool == "polygon":
+                self._polygon_event(self.sender(), kind, x, y)
+            elif kind == "press":
+                px, py = int(np.floor(x)), int(np.floor(y))
+                if self.tool == "fill":
+                    self._push(session.fill(px, py, self._value()), "Fill")
+                else:
+                    suspects = self.viewer.suspects
+                    if suspects is not None and suspects.shape != session.mask.shape:
+                        suspects = None
+                    change = session.adopt_region(px, py, suspects)
+                    if not change.pixels:
+                        self.status.emit("Click inside a suspected label error (or a wrong pixel) to adopt the "
+                                         "prediction there.")
+                    self._push(change, "Adopt prediction in region")
+        except ValueError as error:
+            self._last = None
+            session.finish_stroke()
+            self.status.emit(str(error)[:1].upper() + str(error)[1:] + ".")
+
+    def _value(self) -> int:
+        value = self.panel.picker.current
+        if value is None:
+            raise ValueError("pick a class first: click a legend row or search the Edit panel")
+        return value
+
+    def _brush(self, session: MaskEditSession, kind: str, x: float, y: float) -> None:
+        value = self._value() if self.tool == "brush" else None
+        if kind == "press":
+            self._last = (x, y)
+        if self._last is None:
+            return
+        change = session.dab(self.tool, self._last, (x, y), self.diameter(), value)
+        self._last = (x, y)
+        if change.bounds is not None:
+            self.viewer.refresh_region(*change.bounds)
+        if kind == "release":
+            self._last = None
+            self._push(session.finish_stroke(), TOOL_NAMES[self.tool])
+
+    def _polygon_event(self, pane: Any, kind: str, x: float, y: float) -> None:
+        point = (int(np.floor(x)), int(np.floor(y)))
+        if kind == "double":
+            self._close_polygon()
+            return
+        if kind != "press":
+            return
+        if len(self._polygon) >= 3:
+            first = pane.mapFromScene(QPointF(self._polygon[0][0] + 0.5, self._polygon[0][1] + 0.5))
+            if (pane.mapFromScene(QPointF(x, y)) - first).manhattanLength() <= CLOSE_POLYGON_PX:
+                self._close_polygon()
+                return
+        self._value()  # say at the first vertex that a class is needed
+        self._polygon.append(point)
+        if self._polygon_item is None:
+            self._polygon_item = QGraphicsPathItem()
+            pen = QPen(QColor(255, 255, 255), 1.5)
+            pen.setCosmetic(True)
+            self._polygon_item.setPen(pen)
+            self._polygon_item.setZValue(4)
+            pane.scene().addItem(self._polygon_item)
+        path = QPainterPath(QPointF(self._polygon[0][0] + 0.5, self._polygon[0][1] + 0.5))
+        for px, py in self._polygon[1:]:
+            path.lineTo(px + 0.5, py + 0.5)
+        self._polygon_item.setPath(path)
+
+    def _close_polygon(self) -> None:
+        points = self._polygon
+        self._cancel_polygon()
+        if len(points) >= 3 and self.session is not None:
+            change = self.session.polygon(points, self._value())
+            if change.bounds is not None:
+                self.viewer.refresh_region(*change.bounds)
+            self._push(change, "Polygon")
+
+    def _cancel_polygon(self) -> None:
+        self._polygon = []
+        if self._polygon_item is not None:
+            scene = self._polygon_item.scene()
+            if scene is not None:
+                scene.removeItem(self._polygon_item)
+            self._polygon_item = None
+
+    # --- history, score, saving --------------------------------------------------------------------------------
+
+    def _push(self, change: MaskChange | None, text: str) -> None:
+        if change is not None and change.pixels:
+            self.stack.push(MaskChangeCommand(self, change, text))
+
+    def history_bytes(self) -> int:
+        """Memory of the undo history's change records."""
+        return sum(self.stack.command(i).change.nbytes for i in range(self.stack.count()))
+
+    def changed(self, change: MaskChange) -> None:
+        """After a stroke, an undo or a redo: repaint, re-score, save soon."""
+        self._version += 1
+        self.viewer.refresh_region(*change.bounds)
+        session = self.session
+        label_map = self.review.label_map()
+        if label_map is not None:
+            self.legend.set_image_classes(label_map, session.mask, session.prediction)
+        self.issue_count = None
+        self._show_score()
+        self._dirty = True
+        self._autosave.start()
+        self._recount.start()
+
+    def _score(self) -> Any:
+        label_map = self.review.label_map()
+        if self.session is None or label_map is None:
+            return None
+        return self.session.score(label_map.num_labels)
+
+    def _show_score(self) -> None:
+        score, start = self._score(), self._start_score
+        if self.session is None:
+            return
+        lines = []
+        if score is not None:
+            was = "" if start is None or start is score else f" (was {start.mean_iou:.3f})"
+            lines.append(f"Mean IoU of the prediction on this mask: {score.mean_iou:.3f}{was}")
+        lines.append(f"{self.session.changed_pixels():,} px differ from the original")
+        if self.issue_count is not None:
+            lines.append(f"Suspected label errors: {self.issue_count:,} px")
+        self.panel.show_score("\n".join(lines))
+
+    def _count_issues(self) -> None:
+        """The edited mask's suspected label errors, in a worker (needs the split's evaluation thresholds)."""
+        from segstudio.gui.label_issues_view import compute_suspects
+
+        results, bundle, content = self.review.results(create=False), self.review.bundle, self.viewer.content
+        report = results.label_issues if results is not None else None
+        if self.session is None or report is None or bundle is None or content is None:
+            return
+        key, version = self.session_key, self._version
+        image, labels, thresholds = content.image, self.session.mask.copy(), report.thresholds
+        predictor = bundle.predictor
+        self.jobs.submit(ISSUES_JOB, lambda ctx: (key, version, compute_suspects(predictor, image, labels, thresholds)),
+                         on_result=self._on_issues, on_error=lambda info: self.status.emit(info.message))
+
+    def _on_issues(self, value: tuple) -> None:
+        key, version, suspects = value
+        if key != self.session_key or version != self._version:
+            return
+        self.issue_count = int(np.count_nonzero(suspects))
+        self.viewer.set_suspects(suspects)
+        self._show_score()
+
+    def save_now(self) -> None:
+        """Write the edited mask of the image on screen now (autosave calls this after each change)."""
+        self._autosave.stop()
+        if self.session is None or not self._dirty:
+            return
+        self._dirty = False
+        if self.store is None:
+            return
