@@ -173,8 +173,9 @@ class MaskChange:
         return sum(a.nbytes for a in (self.starts, self.lengths, self.old, self.new))
 
     def _indices(self) -> np.ndarray:
-        offsets = np.cumsum(self.lengths) - self.lengths
-        return np.repeat(self.starts - offsets, self.lengths) + np.arange(self.pixels, dtype=np.int64)
+        lengths = self.lengths.astype(np.int64)
+        offsets = np.cumsum(lengths) - lengths
+        return np.repeat(self.starts.astype(np.int64) - offsets, lengths) + np.arange(self.pixels, dtype=np.int64)
 
     def apply(self, mask: np.ndarray) -> None:
         """Write the new values into ``mask`` (in place)."""
@@ -223,7 +224,9 @@ def change_to(mask: np.ndarray, region: Region, new: int | np.ndarray) -> MaskCh
     lengths = np.diff(np.concatenate((first, [flat.size])))
     bounds = (int(rows.min()) + region.top, int(cols.min()) + region.left,
               int(rows.max()) + region.top + 1, int(cols.max()) + region.left + 1)
-    return MaskChange(mask.shape, flat[first], lengths.astype(np.int64), old[first], values[first], bounds)
+    index_dtype = np.int32 if mask.size < 2**31 else np.int64  # 8 bytes a run for both, under 2 Gpx
+    return MaskChange(mask.shape, flat[first].astype(index_dtype), lengths.astype(np.int32), old[first],
+                      values[first], bounds)
 
 
 def merge_changes(changes: Sequence[MaskChange]) -> MaskChange:
