@@ -70,6 +70,7 @@ class MaskEditingController(QObject):
         self._dirty = False
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS, timeout=self.save_now)
         self._recount = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._count_issues)
+        self._legend_timer = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._update_legend)
         for pane in viewer.panes.values():
             pane.edit_event.connect(self._on_edit_event)
         viewer.content_changed.connect(self._on_content_changed)
@@ -292,15 +293,18 @@ class MaskEditingController(QObject):
         """After a stroke, an undo or a redo: repaint, re-score, save soon."""
         self._version += 1
         self.viewer.refresh_region(*change.bounds)
-        session = self.session
-        label_map = self.review.label_map()
-        if label_map is not None:
-            self.legend.set_image_classes(label_map, session.mask, session.prediction)
         self.issue_count = None
         self._show_score()
         self._dirty = True
         self._autosave.start()
         self._recount.start()
+        self._legend_timer.start()
+
+    def _update_legend(self) -> None:
+        """The legend's class shares of the edited mask (after a pause: a bincount of every pixel)."""
+        label_map = self.review.label_map()
+        if self.session is not None and label_map is not None:
+            self.legend.set_image_classes(label_map, self.session.mask, self.session.prediction)
 
     def _score(self) -> Any:
         label_map = self.review.label_map()

@@ -119,7 +119,8 @@ class Pane(QGraphicsView):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         super().mouseMoveEvent(event)
         point = self._scene_point(event)
-        self.hovered.emit(int(np.floor(point.x())), int(np.floor(point.y())))
+        if not self._edit_button_down:  # while a stroke paints, the hover text waits (it costs a relayout)
+            self.hovered.emit(int(np.floor(point.x())), int(np.floor(point.y())))
         if self.editing:
             self._move_outline(point)
             if self._edit_button_down:
