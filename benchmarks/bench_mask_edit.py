@@ -50,8 +50,8 @@ def main() -> None:
     from PySide6.QtTest import QTest
 
     from segstudio.core.labels import LabelMap
-    from segstudio.gui.viewer import ViewContent
     from segstudio.gui.widgets.layer_item import LayerItem
+    from segstudio.gui.widgets.viewer import ViewContent
 
     image, ground_truth, prediction = scaled_sample(args.size)
     labels = LabelMap.ade20k()

@@ -102,7 +102,7 @@ class MaskEditSession:
 
     def score(self, num_labels: int) -> ImageScore | None:
         """Mean IoU and pixel accuracy of the prediction against the edited mask (None without a prediction)."""
-        from segstudio.core.metrics import ConfusionMatrix
+        from segstudio.core.metrics.confusion import ConfusionMatrix
 
         if self.prediction is None:
             return None

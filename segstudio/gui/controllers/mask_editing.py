@@ -14,8 +14,7 @@ from PySide6.QtCore import QObject, QPointF, QTimer, Signal
 from PySide6.QtGui import QColor, QPainterPath, QPen, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QGraphicsPathItem
 
-from segstudio.core.review.edit_session import BRUSH_TOOLS, MaskEditSession
-from segstudio.core.review.mask_edit import MaskChange
+from segstudio.core.review import BRUSH_TOOLS, MaskChange, MaskEditSession
 
 AUTOSAVE_MS = 500
 RECOUNT_MS = 300
@@ -327,7 +326,7 @@ class MaskEditingController(QObject):
 
     def _count_issues(self) -> None:
         """The edited mask's suspected label errors, in a worker (needs the split's evaluation thresholds)."""
-        from segstudio.gui.label_issues_view import compute_suspects
+        from segstudio.gui.widgets.label_issues_view import compute_suspects
 
         results, bundle, content = self.review.results(create=False), self.review.bundle, self.viewer.content
         report = results.label_issues if results is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from segstudio.gui.qimages import swatch_icon
+from segstudio.gui.widgets.qimages import swatch_icon
 
 VALUE_ROLE = Qt.ItemDataRole.UserRole
 RECENT_MAX = 8

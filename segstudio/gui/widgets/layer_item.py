@@ -12,8 +12,8 @@ from PySide6.QtCore import QRect, QRectF
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from segstudio.gui.layers import IndexedLayer
-from segstudio.gui.qimages import colour_table
+from segstudio.gui.widgets.layers import IndexedLayer
+from segstudio.gui.widgets.qimages import colour_table
 
 
 class LayerItem(QGraphicsItem):
