@@ -250,6 +250,7 @@ class MainWindow(QMainWindow):
 
     def _wire_editing(self) -> None:
         a, editing = self.actions, self.editing
+        editing.store_provider = self.corrections.store
         self.edit_panel.use_actions(a.edit_mode, a.edit_tools, [a.undo, a.redo, a.set_ignore])
         a.edit_mode.toggled.connect(editing.set_enabled)
         editing.mode_changed.connect(self._on_edit_mode)

@@ -250,3 +250,24 @@ def test_the_brush_outline_follows_the_zoom(editor):
         assert width == pytest.approx(20 * pane.transform().m11(), abs=2)  # 20 image pixels wide at any zoom
     editor.actions.edit_mode.trigger()
     assert not outline.isVisible() and not editor.editing.enabled
+
+
+def test_edits_are_autosaved_to_the_corrections_folder_and_read_back_by_a_new_window(editor, make_window, tiny_demo,
+                                                                                       qsettings, qtbot):
+    row, source = editor.review.row, editor.review.source
+    stroke(editor.viewer.panes["gt"], [(40.5, 40.5), (120.5, 90.5)])
+    edited = editor.viewer.content.ground_truth.copy()
+    store, file_name = editor.corrections.store(), source.entries[row].file_name
+    qtbot.waitUntil(lambda: store.load("validation", file_name) is not None, timeout=10_000)  # no save by hand
+    convention = editor.review.convention()
+    assert np.array_equal(convention.to_model_ids(store.load("validation", file_name)), edited)
+    assert np.array_equal(source.ground_truth(row), editor.review.original_ground_truth())  # the dataset's is kept
+    # The first window is left as a crash would leave it; a new one reads the dataset with the folder.
+    second = make_window(settings=qsettings)
+    second.set_dataset(tiny_demo)
+    second.corrections.reload()
+    qtbot.waitUntil(lambda: second.review.dataset.corrections is not None, timeout=30_000)
+    assert np.array_equal(second.review.source.ground_truth(row), edited)
+    second.review.show_row(row)
+    qtbot.waitUntil(lambda: second.viewer.content is not None and second.viewer.content.index == row)
+    assert np.array_equal(second.viewer.content.ground_truth, edited)

@@ -7,6 +7,7 @@ re-scores the image (mean IoU against the prediction at once, the suspected-labe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,8 @@ class MaskEditingController(QObject):
         self.session_key: tuple | None = None
         self.enabled = False
         self.tool = "brush"
-        self.store: Any = None  # a corrections store, once there is a folder to save to
-        self._kept: dict[tuple, np.ndarray] = {}  # edited masks of rows left, while there is no store
+        self.store_provider: Callable[[], Any] | None = None  # the open dataset's corrections store, or None
+        self._kept: dict[tuple, np.ndarray] = {}  # edited masks of rows left that could not be saved
         self._last: tuple[float, float] | None = None
         self._polygon: list[tuple[int, int]] = []
         self._polygon_item: QGraphicsPathItem | None = None
@@ -137,11 +138,32 @@ class MaskEditingController(QObject):
         return None if source is None or row is None else (source.token, row)
 
     def mask_for(self, row: int) -> np.ndarray | None:
-        """The edited ground truth of a row (the review shows it instead of the dataset's), or None."""
+        """The edited ground truth of a row (the review shows it instead of the dataset's), or None: the session's,
+        one kept in memory, or the one saved in the corrections folder since the dataset was read."""
         key = self._key(row)
-        if key is not None and key == self.session_key:
+        if key is None:
+            return None
+        if key == self.session_key:
             return self.session.mask
-        return self._kept.get(key)
+        if key in self._kept:
+            return self._kept[key]
+        place = self._place(row)
+        if place is None:
+            return None
+        store, split, file_name = place
+        try:
+            saved = store.load(split, file_name)
+        except ValueError:
+            return None  # an unreadable folder: the dataset's mask is shown, saving will say why
+        return None if saved is None else self.review.convention().to_model_ids(saved)
+
+    def _place(self, row: int) -> tuple[Any, str, str] | None:
+        """(store, split, file_name) where a row's correction is saved; None for dropped files or no store."""
+        source, dataset = self.review.source, self.review.dataset
+        if self.store_provider is None or dataset is None or getattr(source, "split", None) not in dataset.splits:
+            return None
+        store = self.store_provider()
+        return None if store is None else (store, source.split, source.entries[row].file_name)
 
     def _on_content_changed(self) -> None:
         content = self.viewer.content
@@ -175,10 +197,10 @@ class MaskEditingController(QObject):
 
     def _end_session(self) -> None:
         self._cancel_polygon()
-        self.save_now()
-        if self.store is None and self.session.changed_pixels():
-            self._kept[self.session_key] = self.session.mask
+        if not self.save_now() and self.session.changed_pixels():
+            self._kept[self.session_key] = self.session.mask  # shown again until it can be saved
         self._recount.stop()
+        self._legend_timer.stop()
         self.jobs.cancel(ISSUES_JOB)
         self.session = self.session_key = None
         self.issue_count = None
@@ -346,11 +368,24 @@ class MaskEditingController(QObject):
         self.viewer.set_suspects(suspects)
         self._show_score()
 
-    def save_now(self) -> None:
-        """Write the edited mask of the image on screen now (autosave calls this after each change)."""
+    def save_now(self) -> bool:
+        """Write the edited mask of the image on screen to the corrections folder now, atomically (autosave calls
+        this after each change); False when it could not be saved (no folder, dropped files, an error)."""
         self._autosave.stop()
         if self.session is None or not self._dirty:
-            return
+            return True
+        place = self._place(self.session_key[1])
+        if place is None:
+            return False
+        store, split, file_name = place
+        convention, label_map = self.review.convention(), self.review.label_map()
+        try:
+            store.save(split, file_name, convention.to_dataset_ids(self.session.mask),
+                       convention.to_dataset_ids(self.session.original), convention.dataset_dtype(label_map.num_labels))
+        except (OSError, ValueError) as error:  # CorrectionsError is a ValueError: one line, nothing half written
+            self.status.emit(f"Could not save the corrected mask of {file_name}: {error}")
+            return False
         self._dirty = False
-        if self.store is None:
-            return
+        self._kept.pop(self.session_key, None)
+        self.status.emit(f"Saved the corrected mask of {file_name} to {store.path}")
+        return True
