@@ -257,10 +257,10 @@ def test_edits_are_autosaved_to_the_corrections_folder_and_read_back_by_a_new_wi
     row, source = editor.review.row, editor.review.source
     stroke(editor.viewer.panes["gt"], [(40.5, 40.5), (120.5, 90.5)])
     edited = editor.viewer.content.ground_truth.copy()
-    store, file_name = editor.corrections.store(), source.entries[row].file_name
-    qtbot.waitUntil(lambda: store.load("validation", file_name) is not None, timeout=10_000)  # no save by hand
-    convention = editor.review.convention()
-    assert np.array_equal(convention.to_model_ids(store.load("validation", file_name)), edited)
+    file_name = source.entries[row].file_name
+    saved = lambda: editor.corrections.store().load("validation", file_name)  # noqa: E731 - the folder as it is now
+    qtbot.waitUntil(lambda: saved() is not None, timeout=10_000)  # autosaved: nobody pressed save
+    assert np.array_equal(editor.review.convention().to_model_ids(saved()), edited)
     assert np.array_equal(source.ground_truth(row), editor.review.original_ground_truth())  # the dataset's is kept
     # The first window is left as a crash would leave it; a new one reads the dataset with the folder.
     second = make_window(settings=qsettings)
