@@ -1,0 +1,72 @@
+"""Save the README's mask-editing screenshot (offscreen): the demo's worst image in edit mode, after a few strokes.
+
+    QT_QPA_PLATFORM=offscreen python scripts/screenshot_mask_editing.py [--out docs/images]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from screenshots import SIZE, wait  # sets the offscreen platform and offline hub first
+
+from PySide6.QtCore import QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+
+def stroke(pane, points) -> None:
+    """Press, move through the scene points, release: as a person paints."""
+    at = [pane.mapFromScene(QPointF(x, y)) for x, y in points]
+    QTest.mousePress(pane.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0])
+    for point in at[1:]:
+        QTest.mouseMove(pane.viewport(), point)
+    QTest.mouseRelease(pane.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from segstudio.core.data.sources import load_source
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.workers.jobs import load_model_bundle
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    temp = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))
+    window = MainWindow(QSettings(str(temp / "settings.ini"), QSettings.Format.IniFormat), autoload=False)
+    window.resize(*SIZE)
+    window.show()
+    dataset = load_source("demo")
+    window.set_dataset(dataset)
+    window.review.set_model(load_model_bundle("demo", dataset, "cpu"))
+    review, viewer = window.review, window.viewer
+    wait(app, lambda: review.results().complete and not window.jobs.is_running("evaluate"), what="evaluation")
+    wait(app, lambda: viewer.content is not None and viewer.content.prediction is not None, what="first image")
+    viewer.set_layout("side")
+    window.actions.edit_mode.trigger()
+    window.edit_panel.picker.search.setText("tre")  # type-to-search, as a person would
+    window.edit_panel.picker.search.returnPressed.emit()
+    window.edit_panel.picker.search.clear()
+    window.edit_panel.size.setValue(24)
+    height, width = viewer.content.ground_truth.shape
+    stroke(viewer.panes["gt"], [(width * 0.1, height * 0.12), (width * 0.4, height * 0.2), (width * 0.75, height * 0.1)])
+    window.actions.edit_tools["adopt"].trigger()
+    stroke(viewer.panes["gt"], [(width * 0.6, height * 0.3), (width * 0.8, height * 0.35)])
+    window.actions.edit_tools["brush"].trigger()
+    QTest.mouseMove(viewer.panes["gt"].viewport(), viewer.panes["gt"].mapFromScene(QPointF(width * 0.5, height * 0.5)))
+    wait(app, lambda: window.editing.issue_count is not None or review.results().label_issues is None,
+         what="the edited mask's label-issue count")
+    window.grab().save(str(out / "mask-editing.png"))
+    window.shutdown(60_000)
+    print(out / "mask-editing.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
