@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-from screenshots import SIZE, wait  # sets the offscreen platform and offline hub first
-
-from PySide6.QtCore import QPointF, QSettings, Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+from screenshots import demo_window, wait  # sets the offscreen platform and the offline hub
 
 
 def stroke(pane, points) -> None:
@@ -33,21 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from segstudio.core.data.sources import load_source
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.workers.jobs import load_model_bundle
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    temp = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))
-    window = MainWindow(QSettings(str(temp / "settings.ini"), QSettings.Format.IniFormat), autoload=False)
-    window.resize(*SIZE)
-    window.show()
-    dataset = load_source("demo")
-    window.set_dataset(dataset)
-    window.review.set_model(load_model_bundle("demo", dataset, "cpu"))
+    app, window, _temp = demo_window()
     review, viewer = window.review, window.viewer
-    wait(app, lambda: review.results().complete and not window.jobs.is_running("evaluate"), what="evaluation")
-    wait(app, lambda: viewer.content is not None and viewer.content.prediction is not None, what="first image")
     viewer.set_layout("side")
     window.actions.edit_mode.trigger()
     window.edit_panel.picker.search.setText("tre")  # type-to-search, as a person would

@@ -52,13 +52,9 @@ def checkpoint_b(folder: Path) -> Path:
     return save_checkpoint(loaded.model, loaded.processor, loaded.label_map, loaded.convention, folder / "model-b")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs"))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
+def demo_window():
+    """(app, window, temporary folder): the window at SIZE on the demo split, evaluated by the demo model, showing
+    its worst image (settings in the temporary folder)."""
     from segstudio.core.data.sources import load_source
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.workers.jobs import load_model_bundle
@@ -74,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     review, viewer = window.review, window.viewer
     wait(app, lambda: review.results().complete and not window.jobs.is_running("evaluate"), what="evaluation")
     wait(app, lambda: viewer.content is not None and viewer.content.prediction is not None, what="first image")
+    return app, window, temp
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    app, window, temp = demo_window()
+    viewer = window.viewer
 
     # 0. the window as it opens on the demo: the worst image, its errors, the per-class table
     window.docks["classes"].raise_()
