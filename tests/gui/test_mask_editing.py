@@ -7,10 +7,15 @@ scores are evaluate's algorithm (``reference_mean_iou``).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
@@ -271,3 +276,62 @@ def test_edits_are_autosaved_to_the_corrections_folder_and_read_back_by_a_new_wi
     second.review.show_row(row)
     qtbot.waitUntil(lambda: second.viewer.content is not None and second.viewer.content.index == row)
     assert np.array_equal(second.viewer.content.ground_truth, edited)
+
+
+KILLED_EDITOR = """
+import os, signal, sys
+import numpy as np
+from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from segstudio.core.data.demo_dataset import make_demo
+from segstudio.gui.main_window import MainWindow
+from segstudio.process_setup import set_up_window
+
+set_up_window()  # as run_app does
+app = QApplication([])
+window = MainWindow(QSettings(sys.argv[1], QSettings.Format.IniFormat), autoload=False)
+window.resize(1200, 800)
+window.show()
+window.set_dataset(make_demo(train=8, validation=6, test=2))
+while window.viewer.content is None:
+    app.processEvents()
+window.viewer.set_layout("side")
+window.actions.edit_mode.trigger()
+window.edit_panel.picker.pick(3)
+pane = window.viewer.panes["gt"]
+
+def stroke(points):
+    at = [pane.mapFromScene(QPointF(x, y)) for x, y in points]
+    QTest.mousePress(pane.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[0])
+    QTest.mouseMove(pane.viewport(), at[1])
+    QTest.mouseRelease(pane.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[1])
+
+stroke([(40.5, 40.5), (120.5, 90.5)])
+while window.editing._dirty:  # the autosave timer
+    app.processEvents()
+np.save(sys.argv[2], window.viewer.content.ground_truth)
+print(window.review.row, flush=True)
+os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # killed inside the next save, before its rename
+stroke([(10.5, 200.5), (200.5, 200.5)])
+while True:
+    app.processEvents()
+"""
+
+
+@pytest.mark.slow
+def test_an_editor_killed_while_saving_leaves_the_last_saved_mask_whole(make_window, tiny_demo, tmp_path, qtbot):
+    ini, first = tmp_path / "settings.ini", tmp_path / "first-stroke.npy"
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_EDITOR), str(ini), str(first)],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == -9, done.stderr  # SIGKILL, in the middle of the second stroke's save
+    row, saved = int(done.stdout.split()[0]), np.load(first)
+    window = make_window(settings=QSettings(str(ini), QSettings.Format.IniFormat))
+    window.set_dataset(tiny_demo)
+    window.corrections.reload()
+    qtbot.waitUntil(lambda: window.review.dataset.corrections is not None, timeout=60_000)
+    assert np.array_equal(window.review.source.ground_truth(row), saved)  # the first stroke, whole
+    window.review.show_row(row)
+    qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.index == row)
+    assert np.array_equal(window.viewer.content.ground_truth, saved)
