@@ -374,7 +374,7 @@ class MaskEditingController(QObject):
         self._autosave.stop()
         if self.session is None or not self._dirty:
             return True
-        place = self._place(self.session_key[1])
+        place = None if self.session_key is None else self._place(self.session_key[1])
         if place is None:
             return False
         store, split, file_name = place
