@@ -125,10 +125,15 @@ class CorrectionsController(QObject):
             return
         split = getattr(self.review.source, "split", None)
         self.review.status.emit(f"Reading corrections from {self.folder_for(dataset)}…")
-        self.jobs.submit(JOB, lambda ctx: self.prepare(dataset),
-                         on_result=lambda value: self._show(value, split), on_error=self.review.error.emit)
+        # The callbacks are bound methods so they run in the GUI thread (a lambda would run in the worker's).
+        self.jobs.submit(JOB, lambda ctx: (self.prepare(dataset), split),
+                         on_result=self._show, on_error=self._on_error)
 
-    def _show(self, dataset: Any, split: str | None) -> None:
+    def _on_error(self, info: Any) -> None:
+        self.review.error.emit(info)
+
+    def _show(self, value: tuple[Any, str | None]) -> None:
+        dataset, split = value
         self.review.set_dataset(dataset, split if split in dataset.splits else None)
         self._report(chosen=True)
         self.applied.emit(dataset)

@@ -358,7 +358,10 @@ class MaskEditingController(QObject):
         image, labels, thresholds = content.image, self.session.mask.copy(), report.thresholds
         predictor = bundle.predictor
         self.jobs.submit(ISSUES_JOB, lambda ctx: (key, version, compute_suspects(predictor, image, labels, thresholds)),
-                         on_result=self._on_issues, on_error=lambda info: self.status.emit(info.message))
+                         on_result=self._on_issues, on_error=self._on_issues_error)
+
+    def _on_issues_error(self, info: Any) -> None:
+        self.status.emit(f"Suspected label errors of the edited mask: {info.message}")
 
     def _on_issues(self, value: tuple) -> None:
         key, version, suspects = value
