@@ -276,6 +276,12 @@ def test_edits_are_autosaved_to_the_corrections_folder_and_read_back_by_a_new_wi
     second.review.show_row(row)
     qtbot.waitUntil(lambda: second.viewer.content is not None and second.viewer.content.index == row)
     assert np.array_equal(second.viewer.content.ground_truth, edited)
+    second.actions.edit_tools["eraser"].trigger()  # back to the dataset's own mask, not the saved correction
+    second.edit_panel.size.setValue(200)
+    reported = stroke(second.viewer.panes["gt"], [(0.5, 0.5), (255.5, 255.5)])
+    original = tiny_demo.convention.to_model_ids(np.asarray(tiny_demo.splits["validation"][row]["annotation"]))
+    erased = swept(edited.shape, reported, 200)
+    assert np.array_equal(second.viewer.content.ground_truth[erased], original[erased])
 
 
 KILLED_EDITOR = """

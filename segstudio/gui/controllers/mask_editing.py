@@ -184,7 +184,9 @@ class MaskEditingController(QObject):
         key = self._key(content.index)
         if self.session is not None and key == self.session_key:
             return self.session
-        original = self.review.original_ground_truth()
+        original = self._source_original(content.index)
+        if original is None:
+            original = self.review.original_ground_truth()
         if original is None or original.shape != content.ground_truth.shape:
             original = content.ground_truth.copy()
         if content.ground_truth is original:  # never edit the decoded dataset mask itself
@@ -194,6 +196,18 @@ class MaskEditingController(QObject):
         self.stack.clear()
         self._start_score = self._score()
         return self.session
+
+    def _source_original(self, row: int | None) -> np.ndarray | None:
+        """The row's mask as its source has it when the dataset is read with corrections (what the eraser puts
+        back), else None."""
+        from segstudio.core.review import without_corrections
+        from segstudio.gui.controllers.sources import SplitSource
+
+        dataset, source = self.review.dataset, self.review.source
+        if row is None or getattr(dataset, "corrections", None) is None or getattr(source, "split", None) \
+                not in dataset.splits:
+            return None
+        return SplitSource(without_corrections(dataset), source.split).ground_truth(row)
 
     def _end_session(self) -> None:
         self._cancel_polygon()
