@@ -6,7 +6,8 @@ each across it. A dab is timed from the mouse event sent to the pane's viewport 
 the repaint (``processEvents``): the change record, the ground-truth and error layers' dirty rectangles, the
 scene's repaint. The reference in the same run: rebuilding the whole overlays once (what a repaint of every layer
 would cost per dab). Then the undo history's memory (the change records' arrays) after the 200 strokes, against
-keeping a copy of the mask per stroke. Each stroke's release (re-score against the prediction) is timed apart.
+keeping a copy of the mask per stroke. Each stroke's release (re-score against the prediction) is timed apart, and
+one save of the edited mask through the corrections store (what autosave does after a pause).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_mask_edit.py [--strokes 200] [--size 4096]
 """
@@ -107,6 +108,12 @@ def main() -> None:
                 full.append(time.perf_counter() - start)
             history = window.editing.history_bytes()
             strokes = window.editing.stack.count()
+            from segstudio.core.review import CorrectionsStore
+
+            store, edited = CorrectionsStore(Path(folder) / "corrections", dataset="bench"), window.viewer.content
+            start = time.perf_counter()
+            store.save("validation", "big.jpg", edited.ground_truth, ground_truth)  # what autosave does
+            save_ms = 1000 * (time.perf_counter() - start)
         finally:
             close_window(app, window)
     figures = {
@@ -118,6 +125,7 @@ def main() -> None:
         "release_rescore_ms_p50": round(1000 * percentile(releases, 50), 1),
         "history_mb": round(history / 2**20, 3),
         "mask_copy_per_stroke_mb": round(strokes * ground_truth.nbytes / 2**20, 1),
+        "autosave_ms": round(save_ms, 1),
     }
     print(json.dumps(figures, indent=2))
 
