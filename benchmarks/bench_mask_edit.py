@@ -7,7 +7,7 @@ the repaint (``processEvents``): the change record, the ground-truth and error l
 scene's repaint. The reference in the same run: rebuilding the whole overlays once (what a repaint of every layer
 would cost per dab). Then the undo history's memory (the change records' arrays) after the 200 strokes, against
 keeping a copy of the mask per stroke. Each stroke's release (re-score against the prediction) is timed apart, and
-one save of the edited mask through the corrections store (what autosave does after a pause).
+one save of the edited mask through the corrections store (what autosave runs in a worker after a pause).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_mask_edit.py [--strokes 200] [--size 4096]
 """
@@ -112,7 +112,7 @@ def main() -> None:
 
             store, edited = CorrectionsStore(Path(folder) / "corrections", dataset="bench"), window.viewer.content
             start = time.perf_counter()
-            store.save("validation", "big.jpg", edited.ground_truth, ground_truth)  # what autosave does
+            store.save("validation", "big.jpg", edited.ground_truth, ground_truth)  # what autosave runs
             save_ms = 1000 * (time.perf_counter() - start)
         finally:
             close_window(app, window)

@@ -314,7 +314,7 @@ def stroke(points):
     QTest.mouseRelease(pane.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at[1])
 
 stroke([(40.5, 40.5), (120.5, 90.5)])
-while window.editing._dirty:  # the autosave timer
+while window.editing._dirty or window.jobs.is_running("autosave"):  # the autosave timer, then its worker
     app.processEvents()
 np.save(sys.argv[2], window.viewer.content.ground_truth)
 print(window.review.row, flush=True)

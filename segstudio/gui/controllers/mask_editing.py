@@ -7,6 +7,7 @@ re-scores the image (mean IoU against the prediction at once, the suspected-labe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ AUTOSAVE_MS = 500
 RECOUNT_MS = 300
 CLOSE_POLYGON_PX = 8  # a click this close (on screen) to the first vertex closes the polygon
 ISSUES_JOB = "edit-suspects"
+SAVE_JOB = "autosave"
 TOOL_NAMES = {"brush": "Brush", "eraser": "Eraser", "fill": "Fill", "polygon": "Polygon", "adopt": "Adopt prediction",
               "adopt_region": "Adopt prediction in region"}
 
@@ -68,7 +70,9 @@ class MaskEditingController(QObject):
         self._version = 0  # edits so far: a suspects count of an older mask is dropped
         self.issue_count: int | None = None
         self._dirty = False
-        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS, timeout=self.save_now)
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS, timeout=self._autosave_in_worker)
+        self._save_lock = threading.Lock()  # one save at a time, worker or GUI thread, newest edit last
+        self._saved_versions: dict[tuple, int] = {}
         self._recount = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._count_issues)
         self._legend_timer = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._update_legend)
         for pane in viewer.panes.values():
@@ -211,8 +215,9 @@ class MaskEditingController(QObject):
 
     def _end_session(self) -> None:
         self._cancel_polygon()
-        if not self.save_now() and self.session.changed_pixels():
-            self._kept[self.session_key] = self.session.mask  # shown again until it can be saved
+        saved = self.save_now() and not self.jobs.is_running(SAVE_JOB)
+        if not saved and self.session.changed_pixels():
+            self._kept[self.session_key] = self.session.mask  # shown again until the folder has it
         self._recount.stop()
         self._legend_timer.stop()
         self.jobs.cancel(ISSUES_JOB)
@@ -385,24 +390,64 @@ class MaskEditingController(QObject):
         self.viewer.set_suspects(suspects)
         self._show_score()
 
+    def _pending_save(self) -> tuple | None:
+        """What saving the mask on screen needs now (copies, so a worker can write them), or None."""
+        place = None if self.session_key is None else self._place(self.session_key[1])
+        if place is None:
+            return None
+        convention, label_map = self.review.convention(), self.review.label_map()
+        return (self.session_key, self._version, *place, convention.to_dataset_ids(self.session.mask),
+                convention.to_dataset_ids(self.session.original), convention.dataset_dtype(label_map.num_labels))
+
+    def _write(self, key: tuple, version: int, store: Any, split: str, file_name: str, mask: np.ndarray,
+               original: np.ndarray, dtype: type) -> tuple[tuple, str]:
+        """Save one version of a row's mask, atomically (any thread); an older version than the one saved is
+        skipped, so a late worker never overwrites a newer save."""
+        with self._save_lock:
+            if self._saved_versions.get(key, -1) < version:
+                store.save(split, file_name, mask, original, dtype)
+                self._saved_versions[key] = version
+        return key, f"Saved the corrected mask of {file_name} to {store.path}"
+
+    def _autosave_in_worker(self) -> None:
+        """Autosave after a pause, in a worker: encoding a 4096x4096 PNG takes most of a second."""
+        if self.session is None or not self._dirty:
+            return
+        if self.jobs.is_running(SAVE_JOB):
+            self._autosave.start()  # one save at a time; try again after this one
+            return
+        pending = self._pending_save()
+        if pending is None:
+            return
+        self._dirty = False
+        self.jobs.submit(SAVE_JOB, lambda ctx: self._write(*pending), on_result=self._on_saved,
+                         on_error=self._on_save_failed)
+
+    def _on_saved(self, value: tuple[tuple, str]) -> None:
+        key, text = value
+        if key != self.session_key:
+            self._kept.pop(key, None)  # left while it was being saved: the folder has it now
+        self.status.emit(text)
+
+    def _on_save_failed(self, info: Any) -> None:
+        self._dirty = self.session is not None
+        self.status.emit(f"Could not save the corrected mask: {info.message}")
+
     def save_now(self) -> bool:
-        """Write the edited mask of the image on screen to the corrections folder now, atomically (autosave calls
-        this after each change); False when it could not be saved (no folder, dropped files, an error)."""
+        """Write the edited mask of the image on screen to the corrections folder now, atomically (leaving the
+        image, closing); False when it could not be saved (no folder, dropped files, an error)."""
         self._autosave.stop()
         if self.session is None or not self._dirty:
             return True
-        place = None if self.session_key is None else self._place(self.session_key[1])
-        if place is None:
+        pending = self._pending_save()
+        if pending is None:
             return False
-        store, split, file_name = place
-        convention, label_map = self.review.convention(), self.review.label_map()
         try:
-            store.save(split, file_name, convention.to_dataset_ids(self.session.mask),
-                       convention.to_dataset_ids(self.session.original), convention.dataset_dtype(label_map.num_labels))
+            _key, text = self._write(*pending)
         except (OSError, ValueError) as error:  # CorrectionsError is a ValueError: one line, nothing half written
-            self.status.emit(f"Could not save the corrected mask of {file_name}: {error}")
+            self.status.emit(f"Could not save the corrected mask of {pending[3]}: {error}")
             return False
         self._dirty = False
         self._kept.pop(self.session_key, None)
-        self.status.emit(f"Saved the corrected mask of {file_name} to {store.path}")
+        self.status.emit(text)
         return True
