@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     from segstudio.cli.info import add_info_parser
 
     add_info_parser(sub)
+
+    from segstudio.cli_review_report import add_review_report_parser
+
+    add_review_report_parser(sub, _add_dataset_options)
     return parser
 
 
