@@ -1,4 +1,4 @@
-"""The window's actions and menus (File, Edit, View, Run, Help) with standard shortcuts; no behaviour here."""
+"""The window's actions and menus (File, Edit, View, Review, Run, Help) with standard shortcuts; no behaviour here."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ class Actions:
     cancel_training: QAction
     fine_tune_corrected: QAction
     compare: QAction
+    review: dict[str, QAction]  # accept, flag, fixed, unreviewed, next_unreviewed, note
     about: QAction
     shortcuts: QAction
     layouts: dict[str, QAction]
@@ -107,6 +108,7 @@ def build_actions(window: QMainWindow) -> Actions:
         fine_tune_corrected=_action(window, "&Fine-tune on Corrected Data",
                                     tip="train the open model on the corrected masks, then compare it with the new one"),
         compare=_action(window, "Com&pare with Checkpoint…", tip="score the split with a second checkpoint (B)"),
+        review=_review_actions(window),
         about=_action(window, "&About SegStudio"),
         shortcuts=_action(window, "&Keyboard Shortcuts", Key.HelpContents),
         layouts={key: _action(window, text) for key, text in LAYOUTS.items()},
@@ -169,6 +171,11 @@ def build_actions(window: QMainWindow) -> Actions:
     view.addAction(actions.previous_image)
     view.addSeparator()
     window.docks_menu = view.addMenu("&Panels")
+    review = bar.addMenu("Re&view")
+    for key, item in actions.review.items():
+        review.addAction(item)
+        if key in ("unreviewed", "next_unreviewed"):
+            review.addSeparator()
     run = bar.addMenu("&Run")
     for item in (actions.evaluate, actions.cancel, actions.train, actions.cancel_training,
                  actions.fine_tune_corrected):
@@ -179,3 +186,15 @@ def build_actions(window: QMainWindow) -> Actions:
     help_menu.addAction(actions.shortcuts)
     help_menu.addAction(actions.about)
     return actions
+
+
+def _review_actions(window: QMainWindow) -> dict[str, QAction]:
+    """The review record's keyboard flow: set the shown image's status, go to the next unreviewed one."""
+    return {
+        "accept": _action(window, "&Accept", "A", tip="the mask is right: mark it accepted, then the next unreviewed"),
+        "flag": _action(window, "&Flag: Needs Fix", "F", tip="mark the mask as needing a fix, then the next unreviewed"),
+        "fixed": _action(window, "Mark Fi&xed", "D", tip="the mask has been corrected"),
+        "unreviewed": _action(window, "Mark &Unreviewed", "U"),
+        "next_unreviewed": _action(window, "&Next Unreviewed", "N", "Space"),
+        "note": _action(window, "&Tags and Note…", "T", tip="tags and a note for the shown image"),
+    }

@@ -28,6 +28,7 @@ from segstudio.gui.controllers.export import ExportController
 from segstudio.gui.controllers.mask_editing import MaskEditingController
 from segstudio.gui.controllers.retrain import RetrainController
 from segstudio.gui.controllers.review import ReviewController
+from segstudio.gui.controllers.review_record import ReviewRecordController
 from segstudio.gui.controllers.training import TrainingController
 from segstudio.gui.dialogs import messages as dialogs
 from segstudio.gui.dialogs.open_dataset import DatasetOptionsDialog
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self.corrections = CorrectionsController(self, self.review, self.jobs, self.settings, self)
         self.retrain = RetrainController(self, self.review, self.training, self.compare, self)
         self.editing = MaskEditingController(self.viewer, self.review, self.edit_panel, self.legend, self.jobs, self)
+        self.record = ReviewRecordController(self.review, self.dataset_panel, self.image_model, self)
         self._build_docks()
         self._build_status_bar()
         self.actions = build_actions(self)
@@ -215,6 +217,11 @@ class MainWindow(QMainWindow):
         a.cancel.triggered.connect(review.cancel)
         a.cancel.triggered.connect(self.compare.cancel)
         a.compare.triggered.connect(self.compare.choose_checkpoint)
+        for key, status in (("accept", "accepted"), ("flag", "needs_fix"), ("fixed", "fixed"),
+                            ("unreviewed", "unreviewed")):
+            a.review[key].triggered.connect(lambda _=False, s=status: self.record.set_status(s))
+        a.review["next_unreviewed"].triggered.connect(lambda: self.record.next_unreviewed())
+        a.review["note"].triggered.connect(self.record.edit_note)
         a.train.triggered.connect(self.show_training)
         a.cancel_training.triggered.connect(self.training.cancel)
         a.about.triggered.connect(lambda: dialogs.about(self, review.bundle.device if review.bundle else None))
@@ -467,6 +474,7 @@ class MainWindow(QMainWindow):
         self._save_view_settings()
         self.editing.save_now()
         self.loader.shutdown()
+        self.record.close()
         hidden_while_closing = self._close_when_idle
         self._closing = True
         event.accept()

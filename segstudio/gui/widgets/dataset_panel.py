@@ -25,6 +25,7 @@ from segstudio.gui.widgets.image_list import (
     COL_NAME,
     COL_RANK,
     COL_SCENE,
+    COL_STATUS,
     ImageFilterProxy,
     ImageListModel,
 )
@@ -38,6 +39,8 @@ ORDERS = {
     "Suspected label errors first": (COL_RANK, Qt.SortOrder.DescendingOrder),
 }
 RANKED = "Ranked (most errors first)"
+REVIEW_FILTERS = {"Any status": None, "Unreviewed": "unreviewed", "Accepted": "accepted", "Needs fix": "needs_fix",
+                  "Fixed": "fixed"}
 SUSPECTS = "Suspected label errors first"
 
 
@@ -92,7 +95,19 @@ class DatasetPanel(QWidget):
         self.view_mode.setToolTip("A table with scene and score columns, or a grid of thumbnails with score badges")
         self.view_mode.currentIndexChanged.connect(self.show_view)
         self._make_present_searchable()
+        self.review_status = QComboBox(self)
+        self.review_status.setObjectName("review-status")
+        for text, status in REVIEW_FILTERS.items():
+            self.review_status.addItem(text, status)
+        self.review_status.setToolTip("Only the images with this review status")
+        self.review_status.currentIndexChanged.connect(self._on_review_filter)
+        self.review_tag = QComboBox(self)
+        self.review_tag.setObjectName("review-tag")
+        self.review_tag.setToolTip("Only the images with this review tag")
+        self.review_tag.currentIndexChanged.connect(self._on_review_filter)
         self.count = QLabel("", self)
+        self.review_progress = QLabel("", self)
+        self.review_progress.setObjectName("review-progress")
         self._build_layout(browse)
         self.set_filters([], None)
 
@@ -108,7 +123,7 @@ class DatasetPanel(QWidget):
         view.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
         header = view.horizontalHeader()  # fixed widths: ResizeToContents would read every row
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80)):
+        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 64)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         view.setSortingEnabled(True)
@@ -170,6 +185,10 @@ class DatasetPanel(QWidget):
         grid.addWidget(self.scene, 1, 1)
         grid.addWidget(QLabel("Class"), 1, 2)
         grid.addWidget(self.present, 1, 3)
+        grid.addWidget(QLabel("Review"), 2, 0)
+        grid.addWidget(self.review_status, 2, 1)
+        grid.addWidget(QLabel("Tag"), 2, 2)
+        grid.addWidget(self.review_tag, 2, 3)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
         layout = QVBoxLayout(self)
@@ -178,7 +197,8 @@ class DatasetPanel(QWidget):
         layout.addLayout(grid)
         layout.addWidget(self.views, 1)
         bottom = QHBoxLayout()
-        bottom.addWidget(self.count, 1)
+        bottom.addWidget(self.count)
+        bottom.addWidget(self.review_progress, 1)
         bottom.addWidget(self.view_mode)
         layout.addLayout(bottom)
 
@@ -233,6 +253,30 @@ class DatasetPanel(QWidget):
             combo.blockSignals(False)
         self.proxy.set_scene(None)
         self.proxy.set_present_class(None)
+
+    def set_review_tags(self, tags: list[str]) -> None:
+        """The tags the Tag filter offers (those used in the record); a chosen tag still in use stays chosen."""
+        current = self.review_tag.currentData()
+        self.review_tag.blockSignals(True)
+        self.review_tag.clear()
+        self.review_tag.addItem("Any tag", None)
+        for tag in tags:
+            self.review_tag.addItem(tag, tag)
+        self.review_tag.setCurrentIndex(max(0, self.review_tag.findData(current)))
+        self.review_tag.blockSignals(False)
+        self._on_review_filter()
+
+    def set_review_status(self, status: str | None) -> None:
+        """Show only the images with this review status (None: any)."""
+        self.review_status.setCurrentIndex(max(0, self.review_status.findData(status)))
+
+    def _on_review_filter(self, _index: int = 0) -> None:
+        self.proxy.set_review_filter(self.review_status.currentData(), self.review_tag.currentData())
+        self.update_count()
+
+    def set_review_progress(self, reviewed: int, total: int) -> None:
+        """``312 of 2,000 reviewed`` (empty while there is nothing to review)."""
+        self.review_progress.setText(f"· {reviewed:,} of {total:,} reviewed" if total else "")
 
     def _on_scene(self, index: int) -> None:
         self.proxy.set_scene(self.scene.itemData(index))

@@ -13,9 +13,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui.widgets.image_list import COL_MIOU, COL_NAME, COL_RANK
+from segstudio.gui.widgets.image_list import COL_MIOU, COL_NAME, COL_RANK, STATUS_ROLE
 
 CELL = QSize(112, 100)
+# The review status as a mark in the thumbnail's top-left corner (unreviewed: none)
+STATUS_MARKS = {"accepted": ("✓", QColor(40, 150, 60)), "needs_fix": ("fix", QColor(180, 40, 160)),
+                "fixed": ("fixed", QColor(30, 120, 170))}
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -29,7 +32,8 @@ def badge_colour(text: str) -> QColor:
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
-    """Thumbnail, file name below it, and the score as a badge in the corner."""
+    """Thumbnail, file name below it, the score as a badge in the top-right corner and the review status in the
+    top-left one."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:  # noqa: N802 - Qt override
         return CELL
@@ -60,6 +64,12 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(box, self.badge_fill(index, badge))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
+        mark = STATUS_MARKS.get(index.data(STATUS_ROLE))
+        if mark is not None:
+            box = QRect(picture.x(), picture.y(), option.fontMetrics.horizontalAdvance(mark[0]) + 8, 16)
+            painter.fillRect(box, mark[1])
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, mark[0])
         painter.restore()
 
     @staticmethod

@@ -25,15 +25,19 @@ from segstudio.gui.controllers.results import SplitResults
 from segstudio.gui.workers.loaders import AsyncLoader
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 2
-COL_NAME, COL_SCENE, COL_MIOU, COL_RANK = range(4)
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 3  # the review status ("unreviewed", "accepted", "needs_fix", "fixed")
+COL_NAME, COL_SCENE, COL_MIOU, COL_RANK, COL_STATUS = range(5)
+STATUS_TEXT = {"unreviewed": "", "accepted": "accepted", "needs_fix": "needs fix", "fixed": "fixed"}
+REVIEW_ORDER = ("unreviewed", "needs_fix", "fixed", "accepted")  # sorting by status: what needs work first
 _Index = QModelIndex | QPersistentModelIndex
 
 
 class ImageListModel(QAbstractTableModel):
     """Rows are the source's entries in the current order; the rank column is the selected class's (or
-    pair's) error per image, or with an A/B comparison the pixels checkpoint B fixed (or broke) net."""
+    pair's) error per image, or with an A/B comparison the pixels checkpoint B fixed (or broke) net. The status
+    column is each image's review (the core's ReviewEntry: status, tags, note)."""
 
-    HEADERS = ("Image", "Scene", "mIoU", "Rank")
+    HEADERS = ("Image", "Scene", "mIoU", "Rank", "Status")
 
     def __init__(self, loader: AsyncLoader, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -43,6 +47,7 @@ class ImageListModel(QAbstractTableModel):
         self.rank: tuple | None = None  # ("class", id), ("pair", gt, pred), ("improved",) or ("regressed",)
         self.flips: dict[int, tuple[int, int]] = {}  # entry index -> (fixed, broken) by checkpoint B
         self.suspects: dict[int, tuple[int, int]] = {}  # entry index -> (place by label-quality score, pixels)
+        self.reviews: dict[int, Any] = {}  # entry index -> ReviewEntry (absent: unreviewed)
         self.rank_title = "Rank"
         self._order_held = False  # the pointer is over the list: rows stay where they are
         self._resort_pending = False
@@ -87,6 +92,24 @@ class ImageListModel(QAbstractTableModel):
         self.suspects = {image.index: (place, image.suspected) for place, image in enumerate(images)}
         self.refresh_scores()
 
+    def set_reviews(self, reviews: dict[int, Any]) -> None:
+        """Every image's review in the source shown (entry index -> ReviewEntry; absent: unreviewed)."""
+        self.reviews = dict(reviews)
+        if self.rowCount():
+            self.dataChanged.emit(self.index(0, COL_STATUS), self.index(self.rowCount() - 1, COL_STATUS))
+        if self.sort_column == COL_STATUS:
+            self.sort(self.sort_column, self.sort_order)
+
+    def set_review(self, entry_index: int, review: Any) -> None:
+        """One image's review changed (its row keeps its place until the list is sorted again)."""
+        self.reviews[entry_index] = review
+        row = self.row_of(entry_index)
+        self.dataChanged.emit(self.index(row, COL_NAME), self.index(row, COL_STATUS))
+
+    def status(self, entry_index: int) -> str:
+        review = self.reviews.get(entry_index)
+        return review.status if review is not None else "unreviewed"
+
     def refresh_scores(self) -> None:
         """Scores changed (results streamed in): repaint the score columns and re-sort if sorted by them."""
         if self.rowCount() == 0:
@@ -117,6 +140,8 @@ class ImageListModel(QAbstractTableModel):
             names = sorted({e.scene for e in self.source.entries})
             rank = {name: i for i, name in enumerate(names)}
             return np.array([rank[e.scene] for e in self.source.entries], dtype=np.float64)
+        if column == COL_STATUS:
+            return np.array([REVIEW_ORDER.index(self.status(i)) for i in range(count)], dtype=np.float64)
         if column == COL_RANK and self.rank == ("suspects",):  # the label-quality order, most suspicious first
             for index, (place, _pixels) in self.suspects.items():
                 if index < count:
@@ -183,6 +208,10 @@ class ImageListModel(QAbstractTableModel):
         column = index.column()
         if role == ENTRY_ROLE:
             return entry_index
+        if role == STATUS_ROLE:
+            return self.status(entry_index)
+        if role == Qt.ItemDataRole.ToolTipRole and column == COL_STATUS:
+            return self._review_tip(entry_index)
         if role == Qt.ItemDataRole.DecorationRole and column == COL_NAME:
             return self.loader.thumbnail(self.source, entry_index)
         if role == Qt.ItemDataRole.DisplayRole:
@@ -201,6 +230,8 @@ class ImageListModel(QAbstractTableModel):
             return entry.file_name.rsplit("/", 1)[-1]
         if column == COL_SCENE:
             return entry.scene
+        if column == COL_STATUS:
+            return STATUS_TEXT[self.status(entry_index)]
         outcome = self.results.get(entry_index) if self.results is not None else None
         if column == COL_MIOU:
             if outcome is not None and outcome.error:
@@ -209,6 +240,14 @@ class ImageListModel(QAbstractTableModel):
             return "" if math.isnan(value) else f"{value:.3f}"
         value = self.rank_key(entry_index)
         return "" if value is None else f"{value:,}"
+
+    def _review_tip(self, entry_index: int) -> str:
+        review = self.reviews.get(entry_index)
+        if review is None or not (review.reviewed or review.tags or review.note):
+            return "Not reviewed yet"
+        tags = ", ".join(sorted(review.tags))
+        return "\n".join(t for t in (STATUS_TEXT[review.status] or "not reviewed", tags and f"tags: {tags}",
+                                      review.note) if t)
 
     def rank_key(self, entry_index: int) -> int | None:
         """What the rank column shows and sorts by: ``rank_value``, or with an A/B ranking the net pixels B
@@ -241,13 +280,16 @@ class ImageListModel(QAbstractTableModel):
 
 
 class ImageFilterProxy(QSortFilterProxyModel):
-    """Filters by scene and by a class present (ground truth, else prediction); with a pair ranking, only the
-    images where that confusion happens. Sorting is forwarded to the model (see the module docstring)."""
+    """Filters by scene, by a class present (ground truth, else prediction), by review status and by review tag;
+    with a pair ranking, only the images where that confusion happens. Sorting is forwarded to the model (see the
+    module docstring)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.scene: str | None = None
         self.present_class: int | None = None
+        self.status: str | None = None
+        self.tag: str | None = None
         self.setDynamicSortFilter(False)
 
     def image_model(self) -> ImageListModel:
@@ -268,9 +310,17 @@ class ImageFilterProxy(QSortFilterProxyModel):
             self.present_class = class_id
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
-    def refilter(self) -> None:
-        """Results changed: re-run the filter (only when one depends on results)."""
-        if self.scene is not None or self.present_class is not None or self._pair_ranking():
+    def set_review_filter(self, status: str | None, tag: str | None) -> None:
+        """Only images with this review status (None: any) and this tag (None: any)."""
+        if (status, tag) != (self.status, self.tag):
+            self.beginFilterChange()
+            self.status, self.tag = status, tag
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def refilter(self, reviews: bool = False) -> None:
+        """Results (or with ``reviews`` the reviews) changed: re-run the filter if one depends on them."""
+        if self.scene is not None or self.present_class is not None or self._pair_ranking() or (
+                reviews and (self.status is not None or self.tag is not None)):
             self.beginFilterChange()
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
@@ -279,13 +329,18 @@ class ImageFilterProxy(QSortFilterProxyModel):
         return rank is not None and rank[0] == "pair"
 
     def filterAcceptsRow(self, row: int, parent: _Index) -> bool:  # noqa: N802
-        if self.scene is None and self.present_class is None and not self._pair_ranking():
+        if (self.scene is None and self.present_class is None and self.status is None and self.tag is None
+                and not self._pair_ranking()):
             return True  # the common case, called once per row on every reset and re-sort
         model = self.image_model()
         if model.source is None:
             return False
         entry_index = model.entry(row)
         if self.scene is not None and model.source.entries[entry_index].scene != self.scene:
+            return False
+        if self.status is not None and model.status(entry_index) != self.status:
+            return False
+        if self.tag is not None and self.tag not in getattr(model.reviews.get(entry_index), "tags", ()):
             return False
         if self._pair_ranking() and model.rank_value(entry_index) <= 0:
             return False

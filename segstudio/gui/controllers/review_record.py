@@ -1,0 +1,175 @@
+"""The review record in the window: each split's reviews in the image list, statuses set from the keyboard.
+
+The record is the core's ``ReviewRecord`` in the dataset's corrections folder; nothing is written until a person
+reviews an image. Accept (A) and Flag (F) move on to the next unreviewed image in the list's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QStandardPaths
+
+from segstudio.core.review.record import ReviewRecord, ReviewRecordError, parse_tags, tags_text
+from segstudio.gui.dataset_panel import DatasetPanel
+from segstudio.gui.image_list import ImageListModel
+from segstudio.gui.review_note_dialog import ReviewNoteDialog
+from segstudio.gui.workers import ErrorInfo
+
+ADVANCING = ("accepted", "needs_fix")  # a verdict moves on to the next image to review
+
+
+def default_record_folder(dataset: Any) -> Path:
+    """Beside a local dataset (``<root>.segstudio-corrections``); for the demo or a Hub dataset, in the
+    application's data folder under the dataset's name."""
+    if getattr(dataset, "root", None) is not None:
+        root = Path(dataset.root)
+        return root.with_name(root.name + ".segstudio-corrections")
+    source = str(dataset.source)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("._")[:60] or "dataset"
+    suffix = hashlib.sha256(source.encode()).hexdigest()[:8]
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base) / "corrections" / f"{slug}-{suffix}"
+
+
+class ReviewRecordController(QObject):
+    """Keeps the image list's review column, filters and progress line in step with the record."""
+
+    def __init__(self, review: Any, panel: DatasetPanel, image_model: ImageListModel,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.review, self.panel, self.model = review, panel, image_model
+        self.record: ReviewRecord | None = None
+        self._dataset: Any = None
+        self._folders: dict[str, Path] = {}  # dataset source -> the folder chosen for it
+        image_model.modelReset.connect(self.load_split)
+
+    # --- which record ---------------------------------------------------------------------------------------
+
+    def folder(self) -> Path | None:
+        """The folder of the shown dataset's record (None while no dataset split is shown)."""
+        return self._folder_for(self._dataset) if self._dataset is not None else None
+
+    def _folder_for(self, dataset: Any) -> Path:
+        return self._folders.get(str(dataset.source)) or default_record_folder(dataset)
+
+    def set_folder(self, folder: str | Path) -> None:
+        """Keep the shown dataset's review in ``folder`` (its corrections folder) from now on."""
+        if self._dataset is not None:
+            self._folders[str(self._dataset.source)] = Path(folder)
+            self._open(self._dataset)
+            self.load_split()
+
+    def _open(self, dataset: Any) -> None:
+        if self.record is not None:
+            self.record.close()
+        self.record, self._dataset = None, dataset
+        try:
+            self.record = ReviewRecord(self._folder_for(dataset), create=False)  # written on the first review
+        except ReviewRecordError as exc:
+            self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
+
+    def close(self) -> None:
+        if self.record is not None:
+            self.record.close()
+            self.record = None
+
+    # --- the split shown ------------------------------------------------------------------------------------
+
+    def _split(self) -> tuple[Any, str] | None:
+        """(source, split) of the dataset split shown; None for dropped images or nothing."""
+        source = self.model.source
+        dataset = getattr(source, "dataset", None)
+        return (source, source.split) if dataset is not None else None
+
+    def load_split(self) -> None:
+        """A split is shown: its reviews into the list (called on every reset of the image list)."""
+        shown = self._split()
+        if shown is None:
+            self.model.reviews = {}
+            self._refresh()
+            return
+        source, split = shown
+        if source.dataset is not self._dataset:
+            self._open(source.dataset)
+            self.panel.set_review_status(None)  # another dataset: its filters start open
+        recorded = {}
+        if self.record is not None:
+            try:
+                recorded = self.record.entries(split)
+            except ReviewRecordError as exc:
+                self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
+        rows = {entry.file_name: entry.index for entry in source.entries}
+        self.model.reviews = {rows[name]: entry for (_split, name), entry in recorded.items() if name in rows}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        reviews = self.model.reviews.values()
+        self.panel.set_review_tags(sorted({tag for entry in reviews for tag in entry.tags}))
+        shown = self._split()
+        total = len(shown[0].entries) if shown is not None else 0
+        self.panel.set_review_progress(sum(1 for entry in reviews if entry.reviewed), total)
+
+    # --- the keys -------------------------------------------------------------------------------------------
+
+    def _current(self) -> tuple[Any, str, int] | None:
+        shown, entry = self._split(), self.panel.current_entry()
+        if shown is None or entry is None or self.record is None:
+            self.review.status.emit("Choose an image of a dataset split to review it.")
+            return None
+        return shown[0], shown[1], entry
+
+    def _write(self, entry: int, **change: Any) -> bool:
+        source, split = self._split()
+        try:
+            review = self.record.update(split, source.entries[entry].file_name, **change)
+        except ReviewRecordError as exc:
+            self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
+            return False
+        self.model.set_review(entry, review)
+        self.panel.proxy.refilter(reviews=True)
+        self._refresh()
+        self.panel.update_count()
+        return True
+
+    def set_status(self, status: str) -> None:
+        """The shown image's status; a verdict (accepted, needs fix) moves on to the next unreviewed image."""
+        current = self._current()
+        if current is not None and self._write(current[2], status=status) and status in ADVANCING:
+            self.next_unreviewed(after=current[2])
+
+    def next_unreviewed(self, after: int | None = None) -> bool:
+        """Select the first unreviewed image after ``after`` (default: the selected one) in the list's order,
+        among those the filters show; False (and a message) when there is none."""
+        count = self.model.rowCount()
+        after = self.panel.current_entry() if after is None else after
+        start = self.model.row_of(after) if after is not None else -1
+        for step in range(1, count + 1):
+            entry = self.model.entry((start + step) % count)
+            if self.model.status(entry) == "unreviewed" and self.panel.select_entry(entry):
+                return True
+        self.review.status.emit("Every image in the list is reviewed.")
+        return False
+
+    def edit_note(self) -> ReviewNoteDialog | None:
+        """Tags and a note for the shown image, in a dialog; saved on OK."""
+        current = self._current()
+        if current is None:
+            return None
+        source, _split, entry = current
+        review = self.model.reviews.get(entry)
+        known = sorted({tag for other in self.model.reviews.values() for tag in other.tags})
+        dialog = ReviewNoteDialog(source.entries[entry].file_name, tags_text(review.tags) if review else "",
+                                  review.note if review else "", known, self.panel.window())
+        dialog.accepted.connect(lambda: self._save_note(entry, *dialog.values()))
+        dialog.open()
+        return dialog
+
+    def _save_note(self, entry: int, tags: str, note: str) -> None:
+        try:
+            self._write(entry, tags=parse_tags(tags), note=note)
+        except ReviewRecordError as exc:
+            self.review.error.emit(ErrorInfo("Tags and note", str(exc), "", "ReviewRecordError"))

@@ -1,0 +1,103 @@
+"""The review record through the real window: keys set statuses and move on, filters, progress, tags and notes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from PySide6.QtCore import Qt
+
+from segstudio.gui.image_list import COL_STATUS
+from segstudio.gui.review_note_dialog import ReviewNoteDialog
+
+
+@pytest.fixture
+def reviewing(make_window, tiny_demo, tmp_path):
+    """A window showing the tiny demo's validation split (6 images, no model), its review kept in tmp_path."""
+    window = make_window()
+    window.set_dataset(tiny_demo)
+    window.record.set_folder(tmp_path / "corrections")
+    window.dataset_panel.apply_order("Dataset order")
+    return window
+
+
+def _press(qtbot, window, key: Qt.Key) -> None:
+    window.activateWindow()
+    window.dataset_panel.view.setFocus()
+    qtbot.keyClick(window.dataset_panel.view, key)
+
+
+def _on_disk(folder) -> dict[str, str]:
+    """file name -> status, read with SQLite itself."""
+    with sqlite3.connect(folder / "review.sqlite") as db:
+        return dict(db.execute("SELECT file_name, status FROM review WHERE split = 'validation'").fetchall())
+
+
+def _shown(panel) -> list[int]:
+    return [panel.proxy.entry_at(row) for row in range(panel.proxy.rowCount())]
+
+
+def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, tmp_path):
+    window, panel = reviewing, reviewing.dataset_panel
+    names = [entry.file_name for entry in window.review.source.entries]
+    assert panel.review_progress.text() == "· 0 of 6 reviewed"
+    assert not (tmp_path / "corrections").exists()  # opening a split writes nothing
+    panel.select_proxy_row(0)
+    _press(qtbot, window, Qt.Key.Key_A)
+    assert panel.current_entry() == 1 and window.review.row == 1  # accepted, then the next unreviewed is shown
+    _press(qtbot, window, Qt.Key.Key_F)
+    assert panel.current_entry() == 2
+    assert _on_disk(tmp_path / "corrections") == {names[0]: "accepted", names[1]: "needs_fix"}
+    assert panel.review_progress.text() == "· 2 of 6 reviewed"
+    assert panel.proxy.index(0, COL_STATUS).data() == "accepted"
+    assert panel.proxy.index(1, COL_STATUS).data() == "needs fix"
+    panel.select_proxy_row(0)
+    _press(qtbot, window, Qt.Key.Key_N)  # past the reviewed ones
+    assert panel.current_entry() == 2
+    _press(qtbot, window, Qt.Key.Key_Space)
+    assert panel.current_entry() == 3
+    _press(qtbot, window, Qt.Key.Key_D)  # fixed: stays on the image
+    assert panel.current_entry() == 3 and _on_disk(tmp_path / "corrections")[names[3]] == "fixed"
+    _press(qtbot, window, Qt.Key.Key_U)
+    assert _on_disk(tmp_path / "corrections")[names[3]] == "unreviewed"
+    assert panel.review_progress.text() == "· 2 of 6 reviewed"
+
+
+def test_filter_by_status_shows_only_those_rows(reviewing, qtbot):
+    window, panel = reviewing, reviewing.dataset_panel
+    panel.select_proxy_row(0)
+    for key in (Qt.Key.Key_A, Qt.Key.Key_F, Qt.Key.Key_A):  # 0 accepted, 1 needs fix, 2 accepted
+        _press(qtbot, window, key)
+    panel.review_status.setCurrentIndex(panel.review_status.findText("Accepted"))
+    assert _shown(panel) == [0, 2] and panel.count.text() == "2 of 6 images"
+    panel.review_status.setCurrentIndex(panel.review_status.findText("Needs fix"))
+    assert _shown(panel) == [1]
+    panel.review_status.setCurrentIndex(panel.review_status.findText("Unreviewed"))
+    assert _shown(panel) == [3, 4, 5]
+    panel.select_proxy_row(0)
+    _press(qtbot, window, Qt.Key.Key_A)  # the accepted image leaves the list; the next unreviewed is shown
+    assert _shown(panel) == [4, 5] and panel.current_entry() == 4 and window.review.row == 4
+    panel.review_status.setCurrentIndex(panel.review_status.findText("Any status"))
+    assert _shown(panel) == list(range(6))
+
+
+def test_tags_and_a_note_are_kept_and_filter_the_list(reviewing, qtbot, tmp_path, make_window, tiny_demo):
+    window, panel = reviewing, reviewing.dataset_panel
+    panel.select_proxy_row(1)
+    _press(qtbot, window, Qt.Key.Key_T)
+    dialog = window.findChild(ReviewNoteDialog)
+    assert dialog is not None and dialog.isVisible()
+    dialog.tags.setText("occluded,  sky ")
+    dialog.note.setPlainText("the sky bleeds into the wall")
+    dialog.accept()
+    assert [panel.review_tag.itemText(i) for i in range(panel.review_tag.count())] == ["Any tag", "occluded", "sky"]
+    panel.review_tag.setCurrentIndex(panel.review_tag.findText("sky"))
+    assert _shown(panel) == [1]
+    tip = panel.proxy.index(0, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
+    assert "occluded, sky" in tip and "the sky bleeds into the wall" in tip
+    again = make_window()  # another window on the same record sees it
+    again.set_dataset(tiny_demo)
+    again.record.set_folder(tmp_path / "corrections")
+    review = again.image_model.reviews[1]
+    assert (review.status, review.tags, review.note) == ("unreviewed", {"occluded", "sky"},
+                                                         "the sky bleeds into the wall")
