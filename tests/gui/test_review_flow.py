@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from PySide6.QtCore import Qt
 
-from segstudio.gui.image_list import COL_STATUS
+from segstudio.gui.image_list import COL_NAME, COL_STATUS
 from segstudio.gui.review_note_dialog import ReviewNoteDialog
 
 
@@ -42,6 +42,7 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
     names = [entry.file_name for entry in window.review.source.entries]
     assert panel.review_progress.text() == "· 0 of 6 reviewed"
     assert not (tmp_path / "corrections").exists()  # opening a split writes nothing
+    assert panel.view.isColumnHidden(COL_STATUS)  # no room taken before there are reviews
     panel.select_proxy_row(0)
     _press(qtbot, window, Qt.Key.Key_A)
     assert panel.current_entry() == 1 and window.review.row == 1  # accepted, then the next unreviewed is shown
@@ -49,8 +50,11 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
     assert panel.current_entry() == 2
     assert _on_disk(tmp_path / "corrections") == {names[0]: "accepted", names[1]: "needs_fix"}
     assert panel.review_progress.text() == "· 2 of 6 reviewed"
-    assert panel.proxy.index(0, COL_STATUS).data() == "accepted"
-    assert panel.proxy.index(1, COL_STATUS).data() == "needs fix"
+    assert panel.proxy.index(0, COL_STATUS).data() == "✓" and not panel.view.isColumnHidden(COL_STATUS)
+    assert panel.proxy.index(1, COL_STATUS).data() == "fix"
+    name = window.image_model.data(window.image_model.index(0, COL_NAME))
+    room = panel.view.columnWidth(COL_NAME) - panel.view.iconSize().width() - 12
+    assert panel.view.fontMetrics().horizontalAdvance(name) <= room  # the narrow column leaves names readable
     panel.select_proxy_row(0)
     _press(qtbot, window, Qt.Key.Key_N)  # past the reviewed ones
     assert panel.current_entry() == 2

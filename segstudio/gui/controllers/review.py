@@ -361,6 +361,7 @@ class ReviewController(QObject):
         self.image_model.set_rank(("suspects",) if suspects else None, "Suspected label errors (px)")
         self.panel.view.setColumnHidden(COL_RANK, not suspects)
         self.panel.view.setColumnHidden(COL_SCENE, suspects)
+        self.panel.show_status_column()
         if suspects:
             self.viewer.set_analysis("suspects")
             if self._shown_issues is None:

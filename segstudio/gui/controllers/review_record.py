@@ -112,6 +112,7 @@ class ReviewRecordController(QObject):
         shown = self._split()
         total = len(shown[0].entries) if shown is not None else 0
         self.panel.set_review_progress(sum(1 for entry in reviews if entry.reviewed), total)
+        self.panel.show_status_column(any(entry.reviewed or entry.tags or entry.note for entry in reviews))
 
     # --- the keys -------------------------------------------------------------------------------------------
 

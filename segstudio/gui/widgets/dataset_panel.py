@@ -108,6 +108,7 @@ class DatasetPanel(QWidget):
         self.count = QLabel("", self)
         self.review_progress = QLabel("", self)
         self.review_progress.setObjectName("review-progress")
+        self._split_reviewed = False  # the split shown has reviews: the Status column is worth its room
         self._build_layout(browse)
         self.set_filters([], None)
 
@@ -123,7 +124,7 @@ class DatasetPanel(QWidget):
         view.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
         header = view.horizontalHeader()  # fixed widths: ResizeToContents would read every row
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 64)):
+        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 36)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         view.setSortingEnabled(True)
@@ -131,6 +132,7 @@ class DatasetPanel(QWidget):
         view.setWordWrap(False)
         view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names differ at the end: keep it visible
         view.setColumnHidden(COL_RANK, True)
+        view.setColumnHidden(COL_STATUS, True)
         view.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
         view.selectionModel().currentRowChanged.connect(self._on_current)
         view.viewport().installEventFilter(self)
@@ -306,6 +308,13 @@ class DatasetPanel(QWidget):
         self.order.setCurrentText(RANKED if title is not None else "Worst first")
         self.apply_order(self.order.currentText())
         self.update_count()
+        self.show_status_column()
+
+    def show_status_column(self, split_reviewed: bool | None = None) -> None:
+        """The Status column shows once the split has reviews, except while a rank column takes its room."""
+        if split_reviewed is not None:
+            self._split_reviewed = split_reviewed
+        self.view.setColumnHidden(COL_STATUS, not self._split_reviewed or not self.view.isColumnHidden(COL_RANK))
 
     def _enable_ranked(self, enabled: bool) -> None:
         """"Ranked" needs a class, confusion or comparison to rank by: offered only while one is selected."""

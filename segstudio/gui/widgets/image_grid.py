@@ -13,12 +13,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui.widgets.image_list import COL_MIOU, COL_NAME, COL_RANK, STATUS_ROLE
+from segstudio.gui.widgets.image_list import COL_MIOU, COL_NAME, COL_RANK, STATUS_COLOURS, STATUS_ROLE, STATUS_TEXT
 
 CELL = QSize(112, 100)
 # The review status as a mark in the thumbnail's top-left corner (unreviewed: none)
-STATUS_MARKS = {"accepted": ("✓", QColor(40, 150, 60)), "needs_fix": ("fix", QColor(180, 40, 160)),
-                "fixed": ("fixed", QColor(30, 120, 170))}
+STATUS_MARKS = {status: (STATUS_TEXT[status], colour) for status, colour in STATUS_COLOURS.items()}
 _Index = QModelIndex | QPersistentModelIndex
 
 

@@ -1,0 +1,69 @@
+"""Save the README's screenshot of the review record (offscreen): statuses, filters and progress on the demo.
+
+    QT_QPA_PLATFORM=offscreen python scripts/screenshot_review.py [--out docs/images]
+
+The record is kept in a temporary folder; the demo model scores the split first so the list has its badges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+from screenshots import wait  # noqa: E402
+
+# (place in the worst-first list, status, tags, note) of the images reviewed for the picture
+REVIEWS = [(0, "needs_fix", ["sky"], "sky bleeds into the wall at the top left"), (1, "accepted", [], ""),
+           (2, "fixed", ["thin structures"], "pole redrawn"), (3, "accepted", [], ""), (5, "needs_fix", [], "")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from segstudio.core.datasources import load_source
+    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    temp = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))
+    window = MainWindow(QSettings(str(temp / "settings.ini"), QSettings.Format.IniFormat), autoload=False)
+    window.resize(1600, 900)
+    window.show()
+    dataset = load_source("demo")
+    window.set_dataset(dataset)
+    window.review.set_model(load_model_bundle("demo", dataset, "cpu"))
+    wait(app, lambda: window.review.results().complete and not window.jobs.is_running("evaluate"), what="evaluation")
+    window.record.set_folder(temp / "corrections")
+    panel = window.dataset_panel
+    entries = [panel.proxy.entry_at(row) for row in range(panel.proxy.rowCount())]
+    names = {entry.index: entry.file_name for entry in window.review.source.entries}
+    for place, status, tags, note in REVIEWS:
+        window.record.record.update("validation", names[entries[place]], status=status, tags=tags, note=note)
+    window.record.load_split()
+    panel.select_proxy_row(4)
+    window.record.next_unreviewed()  # what N does: the first unreviewed image after the selected one
+    wait(app, lambda: window.viewer.content is not None and window.viewer.content.index == panel.current_entry(),
+         what="the image to review")
+    window.grab().save(str(out / "review-record.png"))
+
+    window.shutdown()
+    window.close()
+    print(f"screenshot written to {out / 'review-record.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
