@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from segstudio.core.datasources import load_source
-    from segstudio.gui.jobs import load_model_bundle
+    from segstudio.core.data import load_source
     from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.workers.jobs import load_model_bundle
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     temp = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))

@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_info_parser(sub)
 
-    from segstudio.cli_review_report import add_review_report_parser
+    from segstudio.cli.review_report import add_review_report_parser
 
     add_review_report_parser(sub, _add_dataset_options)
     return parser

@@ -30,6 +30,17 @@ def _integrity(path: Path) -> str:
         return db.execute("PRAGMA integrity_check").fetchone()[0]
 
 
+def _recorded(path: Path) -> int:
+    """Images in the record so far (0 until the writer has made its table)."""
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=10) as db:
+            return db.execute("SELECT count(*) FROM review").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
 def _writer(folder: Path, prefix: str, count: int, note_size: int = 2000) -> subprocess.Popen:
     """A second process writing ``count`` images' reviews, each note ``note_size`` characters of its name."""
     script = textwrap.dedent(f"""
@@ -114,10 +125,8 @@ def test_a_kill_mid_write_leaves_a_valid_record(tmp_path):
         path = tmp_path / RECORD_NAME
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until it is writing, then kill it in the middle of the stream
-            if path.exists():
-                with sqlite3.connect(path, timeout=10) as db:
-                    if db.execute("SELECT count(*) FROM review").fetchone()[0] >= 30:
-                        break
+            if _recorded(path) >= 30:
+                break
             time.sleep(0.05)
         writer.send_signal(signal.SIGKILL)
     finally:

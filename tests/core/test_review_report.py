@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.cli import main
-from segstudio.core.datasources import load_source
+from segstudio.cli.entry import main
+from segstudio.core.data.sources import load_source
 from segstudio.core.review.corrections import CorrectionsStore
 from segstudio.core.review.record import ReviewRecord
 

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 from PySide6.QtCore import Qt
 
-from segstudio.gui.image_list import COL_NAME, COL_STATUS
-from segstudio.gui.review_note_dialog import ReviewNoteDialog
+from segstudio.gui.dialogs.review_note import ReviewNoteDialog
+from segstudio.gui.widgets.image_list import COL_NAME, COL_STATUS
 
 
 @pytest.fixture

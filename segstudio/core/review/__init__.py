@@ -1,5 +1,5 @@
-"""Annotation review: where the annotation itself is probably wrong, editing it, and the corrections kept beside a
-dataset."""
+"""Annotation review: where the annotation itself is probably wrong, editing it, the corrections kept beside a
+dataset and the record of each image's review."""
 
 from segstudio.core._face import lazy_face
 
@@ -19,9 +19,14 @@ _PUBLIC = {
     "MaskEditSession": "edit_session",
     "merge_collectors": "label_issues",
     "open_corrections": "corrected_data",
+    "parse_tags": "record",
     "Region": "mask_edit",
+    "ReviewRecord": "record",
+    "ReviewRecordError": "record",
     "scan_split": "label_issues",
+    "STATUSES": "record",
     "suspected_map": "label_issues",
+    "tags_text": "record",
     "without_corrections": "corrected_data",
     "write_corrected_copy": "corrected_data",
 }

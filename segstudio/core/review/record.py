@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from segstudio.core.errors import SegStudioError
+
 STATUSES = ("unreviewed", "accepted", "needs_fix", "fixed")
 RECORD_NAME = "review.sqlite"
 RECORD_FORMAT = "segstudio-review-1"
@@ -33,7 +35,7 @@ CREATE TABLE IF NOT EXISTS review (
 """
 
 
-class ReviewRecordError(ValueError):
+class ReviewRecordError(SegStudioError, ValueError):
     """A review record that cannot be read or written, or a change it refuses (one line, with the fix)."""
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QStandardPaths
 
-from segstudio.core.review.record import ReviewRecord, ReviewRecordError, parse_tags, tags_text
-from segstudio.gui.dataset_panel import DatasetPanel
-from segstudio.gui.image_list import ImageListModel
-from segstudio.gui.review_note_dialog import ReviewNoteDialog
-from segstudio.gui.workers import ErrorInfo
+from segstudio.core.review import ReviewRecord, ReviewRecordError, parse_tags, tags_text
+from segstudio.gui.dialogs.review_note import ReviewNoteDialog
+from segstudio.gui.widgets.dataset_panel import DatasetPanel
+from segstudio.gui.widgets.image_list import ImageListModel
+from segstudio.gui.workers.worker import ErrorInfo
 
 ADVANCING = ("accepted", "needs_fix")  # a verdict moves on to the next image to review
 

@@ -13,7 +13,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui.widgets.image_list import COL_MIOU, COL_NAME, COL_RANK, STATUS_COLOURS, STATUS_ROLE, STATUS_TEXT
+from segstudio.gui.widgets.image_list import (
+    COL_MIOU,
+    COL_NAME,
+    COL_RANK,
+    STATUS_COLOURS,
+    STATUS_ROLE,
+    STATUS_TEXT,
+)
 
 CELL = QSize(112, 100)
 # The review status as a mark in the thumbnail's top-left corner (unreviewed: none)

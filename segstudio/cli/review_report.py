@@ -46,7 +46,7 @@ def print_report(report) -> None:
 
 def report_csv_rows(report) -> list[list]:
     """The CSV's rows, header first; cells a spreadsheet would run as formulas behind a quote."""
-    from segstudio.cli_label_issues import safe_cell
+    from segstudio.cli.label_issues import safe_cell
     from segstudio.core.review.report import CSV_COLUMNS
 
     rows: list[list] = [list(CSV_COLUMNS)]
@@ -60,9 +60,9 @@ def cmd_review_report(args: argparse.Namespace) -> int:
     import csv
     import io
 
-    from segstudio.cli_commands import EXIT_OK, UsageError, load_dataset_from_args
-    from segstudio.core.export import atomic_write_text
-    from segstudio.core.export_folder import check_report_path, staged_report, write_report_json
+    from segstudio.cli.commands import EXIT_OK, UsageError, load_dataset_from_args
+    from segstudio.core.export.folder import check_report_path, staged_report, write_report_json
+    from segstudio.core.export.writers import atomic_write_text
     from segstudio.core.review.report import review_report
 
     if args.json and args.csv and Path(args.json).resolve() == Path(args.csv).resolve():
