@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         self.corrections = CorrectionsController(self, self.review, self.jobs, self.settings, self)
         self.retrain = RetrainController(self, self.review, self.training, self.compare, self)
         self.editing = MaskEditingController(self.viewer, self.review, self.edit_panel, self.legend, self.jobs, self)
-        self.record = ReviewRecordController(self.review, self.dataset_panel, self.image_model, self)
+        self.record = ReviewRecordController(self.review, self.dataset_panel, self.image_model, parent=self)
         self._build_docks()
         self._build_status_bar()
         self.actions = build_actions(self)

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from segstudio.gui.dialogs.review_note import ReviewNoteDialog
-from segstudio.gui.widgets.image_list import COL_NAME, COL_STATUS
+from segstudio.gui.widgets.image_list import COL_NAME, COL_RANK, COL_SCENE, COL_STATUS
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
     names = [entry.file_name for entry in window.review.source.entries]
     assert panel.review_progress.text() == "· 0 of 6 reviewed"
     assert not (tmp_path / "corrections").exists()  # opening a split writes nothing
-    assert panel.view.isColumnHidden(COL_STATUS)  # no room taken before there are reviews
+    assert panel.view.isColumnHidden(COL_STATUS) and not panel.view.isColumnHidden(COL_SCENE)  # no reviews yet
     panel.select_proxy_row(0)
     _press(qtbot, window, Qt.Key.Key_A)
     assert panel.current_entry() == 1 and window.review.row == 1  # accepted, then the next unreviewed is shown
@@ -50,11 +50,11 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
     assert panel.current_entry() == 2
     assert _on_disk(tmp_path / "corrections") == {names[0]: "accepted", names[1]: "needs_fix"}
     assert panel.review_progress.text() == "· 2 of 6 reviewed"
-    assert panel.proxy.index(0, COL_STATUS).data() == "✓" and not panel.view.isColumnHidden(COL_STATUS)
-    assert panel.proxy.index(1, COL_STATUS).data() == "fix"
+    assert panel.proxy.index(0, COL_STATUS).data() == "accepted" and not panel.view.isColumnHidden(COL_STATUS)
+    assert panel.proxy.index(1, COL_STATUS).data() == "needs fix" and panel.view.isColumnHidden(COL_SCENE)
     name = window.image_model.data(window.image_model.index(0, COL_NAME))
     room = panel.view.columnWidth(COL_NAME) - panel.view.iconSize().width() - 12
-    assert panel.view.fontMetrics().horizontalAdvance(name) <= room  # the narrow column leaves names readable
+    assert panel.view.fontMetrics().horizontalAdvance(name) <= room  # Status took Scene's room: names stay readable
     panel.select_proxy_row(0)
     _press(qtbot, window, Qt.Key.Key_N)  # past the reviewed ones
     assert panel.current_entry() == 2
@@ -65,6 +65,10 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
     _press(qtbot, window, Qt.Key.Key_U)
     assert _on_disk(tmp_path / "corrections")[names[3]] == "unreviewed"
     assert panel.review_progress.text() == "· 2 of 6 reviewed"
+    window.review.rank_by_class(1)  # a rank column takes the room while it shows
+    assert panel.view.isColumnHidden(COL_STATUS) and not panel.view.isColumnHidden(COL_RANK)
+    window.review.rank_by_class(-1)
+    assert not panel.view.isColumnHidden(COL_STATUS) and panel.view.isColumnHidden(COL_SCENE)
 
 
 def test_filter_by_status_shows_only_those_rows(reviewing, qtbot):

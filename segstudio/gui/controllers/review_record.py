@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,11 @@ ADVANCING = ("accepted", "needs_fix")  # a verdict moves on to the next image to
 
 
 def default_record_folder(dataset: Any) -> Path:
-    """Beside a local dataset (``<root>.segstudio-corrections``); for the demo or a Hub dataset, in the
-    application's data folder under the dataset's name."""
+    """The corrections folder's default: beside a local dataset (``<root>-corrections``); for the demo or a Hub
+    dataset, in the application's data folder under the dataset's name."""
     if getattr(dataset, "root", None) is not None:
         root = Path(dataset.root)
-        return root.with_name(root.name + ".segstudio-corrections")
+        return root.with_name(root.name + "-corrections")
     source = str(dataset.source)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("._")[:60] or "dataset"
     suffix = hashlib.sha256(source.encode()).hexdigest()[:8]
@@ -39,9 +40,10 @@ class ReviewRecordController(QObject):
     """Keeps the image list's review column, filters and progress line in step with the record."""
 
     def __init__(self, review: Any, panel: DatasetPanel, image_model: ImageListModel,
-                 parent: QObject | None = None) -> None:
+                 folder_for: Callable[[Any], Path] = default_record_folder, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.review, self.panel, self.model = review, panel, image_model
+        self.folder_for = folder_for  # the dataset's corrections folder, where its record lives
         self.record: ReviewRecord | None = None
         self._dataset: Any = None
         self._folders: dict[str, Path] = {}  # dataset source -> the folder chosen for it
@@ -54,13 +56,12 @@ class ReviewRecordController(QObject):
         return self._folder_for(self._dataset) if self._dataset is not None else None
 
     def _folder_for(self, dataset: Any) -> Path:
-        return self._folders.get(str(dataset.source)) or default_record_folder(dataset)
+        return self._folders.get(str(dataset.source)) or Path(self.folder_for(dataset))
 
     def set_folder(self, folder: str | Path) -> None:
         """Keep the shown dataset's review in ``folder`` (its corrections folder) from now on."""
         if self._dataset is not None:
             self._folders[str(self._dataset.source)] = Path(folder)
-            self._open(self._dataset)
             self.load_split()
 
     def _open(self, dataset: Any) -> None:
@@ -93,9 +94,11 @@ class ReviewRecordController(QObject):
             self._refresh()
             return
         source, split = shown
-        if source.dataset is not self._dataset:
+        if source.dataset is not self._dataset or self.record is None or \
+                self.record.folder != self._folder_for(source.dataset):
+            if str(getattr(self._dataset, "source", "")) != str(source.dataset.source):
+                self.panel.set_review_status(None)  # another dataset: its filters start open
             self._open(source.dataset)
-            self.panel.set_review_status(None)  # another dataset: its filters start open
         recorded = {}
         if self.record is not None:
             try:

@@ -124,7 +124,7 @@ class DatasetPanel(QWidget):
         view.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
         header = view.horizontalHeader()  # fixed widths: ResizeToContents would read every row
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 36)):
+        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 64)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         view.setSortingEnabled(True)
@@ -311,10 +311,13 @@ class DatasetPanel(QWidget):
         self.show_status_column()
 
     def show_status_column(self, split_reviewed: bool | None = None) -> None:
-        """The Status column shows once the split has reviews, except while a rank column takes its room."""
+        """Once the split has reviews the Status column takes the Scene column's room (the Scene filter stays), so
+        file names keep theirs; a rank column takes precedence over both."""
         if split_reviewed is not None:
             self._split_reviewed = split_reviewed
-        self.view.setColumnHidden(COL_STATUS, not self._split_reviewed or not self.view.isColumnHidden(COL_RANK))
+        ranked = not self.view.isColumnHidden(COL_RANK)
+        self.view.setColumnHidden(COL_STATUS, ranked or not self._split_reviewed)
+        self.view.setColumnHidden(COL_SCENE, ranked or self._split_reviewed)
 
     def _enable_ranked(self, enabled: bool) -> None:
         """"Ranked" needs a class, confusion or comparison to rank by: offered only while one is selected."""

@@ -19,12 +19,12 @@ from segstudio.gui.widgets.image_list import (
     COL_RANK,
     STATUS_COLOURS,
     STATUS_ROLE,
-    STATUS_TEXT,
 )
 
 CELL = QSize(112, 100)
 # The review status as a mark in the thumbnail's top-left corner (unreviewed: none)
-STATUS_MARKS = {status: (STATUS_TEXT[status], colour) for status, colour in STATUS_COLOURS.items()}
+STATUS_MARKS = {status: (mark, STATUS_COLOURS[status]) for status, mark in
+                (("accepted", "✓"), ("needs_fix", "fix"), ("fixed", "fixed"))}
 _Index = QModelIndex | QPersistentModelIndex
 
 

@@ -28,7 +28,7 @@ from segstudio.gui.workers.loaders import AsyncLoader
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 2
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 3  # the review status ("unreviewed", "accepted", "needs_fix", "fixed")
 COL_NAME, COL_SCENE, COL_MIOU, COL_RANK, COL_STATUS = range(5)
-STATUS_TEXT = {"unreviewed": "", "accepted": "✓", "needs_fix": "fix", "fixed": "fixed"}  # a narrow column
+STATUS_TEXT = {"unreviewed": "", "accepted": "accepted", "needs_fix": "needs fix", "fixed": "fixed"}
 REVIEW_ORDER = ("unreviewed", "needs_fix", "fixed", "accepted")  # sorting by status: what needs work first
 STATUS_COLOURS = {"accepted": QColor(40, 150, 60), "needs_fix": QColor(180, 40, 160), "fixed": QColor(30, 120, 170)}
 _Index = QModelIndex | QPersistentModelIndex
@@ -191,9 +191,9 @@ class ImageListModel(QAbstractTableModel):
         if orientation != Qt.Orientation.Horizontal:
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return {COL_RANK: self.rank_header(), COL_STATUS: "✓"}.get(section, self.HEADERS[section])
-        if role == Qt.ItemDataRole.ToolTipRole:  # narrow columns: the full title
-            return {COL_RANK: self.rank_title, COL_STATUS: "Review status"}.get(section, self.HEADERS[section])
+            return self.rank_header() if section == COL_RANK else self.HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.rank_title if section == COL_RANK else self.HEADERS[section]  # a narrow column: full tip
         return None
 
     def rank_header(self) -> str:
@@ -250,8 +250,8 @@ class ImageListModel(QAbstractTableModel):
         if review is None or not (review.reviewed or review.tags or review.note):
             return "Not reviewed yet"
         tags = ", ".join(sorted(review.tags))
-        status = {"unreviewed": "not reviewed", "needs_fix": "needs fix"}.get(review.status, review.status)
-        return "\n".join(t for t in (status, tags and f"tags: {tags}", review.note) if t)
+        return "\n".join(t for t in (STATUS_TEXT[review.status] or "not reviewed", tags and f"tags: {tags}",
+                                      review.note) if t)
 
     def rank_key(self, entry_index: int) -> int | None:
         """What the rank column shows and sorts by: ``rank_value``, or with an A/B ranking the net pixels B
