@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_source("demo")
     window.set_dataset(dataset)
     window.review.set_model(load_model_bundle("demo", dataset, "cpu"))
-    wait(app, lambda: window.review.results().complete and not window.jobs.is_running("evaluate"), what="evaluation")
+    wait(app, lambda: window.review.results().complete and not window.jobs.is_running("evaluate"),
+         timeout=900, what="evaluation")
     window.record.set_folder(temp / "corrections")
     panel = window.dataset_panel
     entries = [panel.proxy.entry_at(row) for row in range(panel.proxy.rowCount())]

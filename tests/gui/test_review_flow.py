@@ -23,6 +23,7 @@ def reviewing(make_window, tiny_demo, tmp_path):
 
 def _press(qtbot, window, key: Qt.Key) -> None:
     window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)  # window shortcuts need the active window
     window.dataset_panel.view.setFocus()
     qtbot.keyClick(window.dataset_panel.view, key)
 
@@ -109,3 +110,13 @@ def test_tags_and_a_note_are_kept_and_filter_the_list(reviewing, qtbot, tmp_path
     review = again.image_model.reviews[1]
     assert (review.status, review.tags, review.note) == ("unreviewed", {"occluded", "sky"},
                                                          "the sky bleeds into the wall")
+
+
+def test_a_dataset_without_a_folder_keeps_its_record_with_the_app_data(make_window, tiny_demo, qtbot, tmp_path):
+    window = make_window()  # its settings: an INI file in tmp_path, whose folder stands for the app's data
+    window.set_dataset(tiny_demo)
+    window.dataset_panel.select_proxy_row(0)
+    _press(qtbot, window, Qt.Key.Key_A)
+    records = list((tmp_path / "corrections").glob("*/review.sqlite"))
+    assert len(records) == 1 and window.record.folder() == records[0].parent
+    assert list(_on_disk(records[0].parent).values()) == ["accepted"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QStandardPaths
+from PySide6.QtCore import QObject, QSettings, QStandardPaths
 
 from segstudio.core.review import ReviewRecord, ReviewRecordError, parse_tags, tags_text
 from segstudio.gui.dialogs.review_note import ReviewNoteDialog
@@ -23,17 +23,20 @@ from segstudio.gui.workers.worker import ErrorInfo
 ADVANCING = ("accepted", "needs_fix")  # a verdict moves on to the next image to review
 
 
-def default_record_folder(dataset: Any) -> Path:
+def default_record_folder(dataset: Any, settings: QSettings | None = None) -> Path:
     """The corrections folder's default: beside a local dataset (``<root>-corrections``); for the demo or a Hub
-    dataset, in the application's data folder under the dataset's name."""
+    dataset, under the dataset's name in the application's data folder (beside an INI settings file: a test's)."""
     if getattr(dataset, "root", None) is not None:
         root = Path(dataset.root)
         return root.with_name(root.name + "-corrections")
     source = str(dataset.source)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("._")[:60] or "dataset"
     suffix = hashlib.sha256(source.encode()).hexdigest()[:8]
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(base) / "corrections" / f"{slug}-{suffix}"
+    if settings is not None and settings.format() == QSettings.Format.IniFormat:
+        base = Path(settings.fileName()).parent
+    else:
+        base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+    return base / "corrections" / f"{slug}-{suffix}"
 
 
 class ReviewRecordController(QObject):
