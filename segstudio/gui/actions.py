@@ -195,6 +195,7 @@ def _review_actions(window: QMainWindow) -> dict[str, QAction]:
         "flag": _action(window, "&Flag: Needs Fix", "F", tip="mark the mask as needing a fix, then the next unreviewed"),
         "fixed": _action(window, "Mark Fi&xed", "D", tip="the mask has been corrected"),
         "unreviewed": _action(window, "Mark &Unreviewed", "U"),
-        "next_unreviewed": _action(window, "&Next Unreviewed", "N", "Space"),
+        # not Space: a window shortcut on it would take the key from a focused button or check box
+        "next_unreviewed": _action(window, "&Next Unreviewed", "N"),
         "note": _action(window, "&Tags and Note…", "T", tip="tags and a note for the shown image"),
     }

@@ -59,7 +59,7 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
     panel.select_proxy_row(0)
     _press(qtbot, window, Qt.Key.Key_N)  # past the reviewed ones
     assert panel.current_entry() == 2
-    _press(qtbot, window, Qt.Key.Key_Space)
+    _press(qtbot, window, Qt.Key.Key_N)
     assert panel.current_entry() == 3
     _press(qtbot, window, Qt.Key.Key_D)  # fixed: stays on the image
     assert panel.current_entry() == 3 and _on_disk(tmp_path / "corrections")[names[3]] == "fixed"
