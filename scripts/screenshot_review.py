@@ -26,6 +26,16 @@ REVIEWS = [(0, "needs_fix", ["sky"], "sky bleeds into the wall at the top left")
            (2, "fixed", ["thin structures"], "pole redrawn"), (3, "accepted", [], ""), (5, "needs_fix", [], "")]
 
 
+def save_small_png(pixmap, path: Path) -> None:
+    """A window grab as a 256-colour PNG (octree palette: flat UI colours stay exact), a fifth of the size."""
+    from PIL import Image
+
+    pixmap.save(str(path))
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
@@ -58,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     window.record.next_unreviewed()  # what N does: the first unreviewed image after the selected one
     wait(app, lambda: window.viewer.content is not None and window.viewer.content.index == panel.current_entry(),
          what="the image to review")
-    window.grab().save(str(out / "review-record.png"))
+    save_small_png(window.grab(), out / "review-record.png")
 
     window.shutdown()
     window.close()
