@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from segstudio.gui.dialogs.review_note import ReviewNoteDialog
-from segstudio.gui.widgets.image_list import COL_NAME, COL_RANK, COL_SCENE, COL_STATUS
+from segstudio.gui.widgets.image_list import COL_NAME, COL_RANK, COL_SCENE, COL_STATUS, STATUS_COLOURS
 
 
 @pytest.fixture
@@ -120,3 +120,21 @@ def test_a_dataset_without_a_folder_keeps_its_record_with_the_app_data(make_wind
     records = list((tmp_path / "corrections").glob("*/review.sqlite"))
     assert len(records) == 1 and window.record.folder() == records[0].parent
     assert list(_on_disk(records[0].parent).values()) == ["accepted"]
+
+
+def test_the_grid_marks_each_thumbnail_with_its_status(reviewing, qtbot):
+    window, panel = reviewing, reviewing.dataset_panel
+    panel.select_proxy_row(0)
+    _press(qtbot, window, Qt.Key.Key_A)  # 0 accepted, then 1 shown
+    _press(qtbot, window, Qt.Key.Key_F)  # 1 needs fix
+    panel.show_view("Grid")
+    qtbot.waitUntil(lambda: panel.grid.isVisible())
+    picture = panel.grid.viewport().grab().toImage()
+
+    def corner_colour(row: int):
+        corner = panel.grid.visualRect(panel.proxy.index(row, COL_NAME)).topLeft() + QPoint(5, 5)
+        scale = picture.devicePixelRatio()
+        return picture.pixelColor(int(corner.x() * scale), int(corner.y() * scale))
+
+    assert corner_colour(0) == STATUS_COLOURS["accepted"] and corner_colour(1) == STATUS_COLOURS["needs_fix"]
+    assert corner_colour(2) not in STATUS_COLOURS.values()  # unreviewed: no mark
