@@ -13,9 +13,7 @@ STATUS_WORDS = {"accepted": "accepted", "needs_fix": "needs fix", "fixed": "fixe
 def add_review_report_parser(sub, add_dataset_options: Callable) -> argparse.ArgumentParser:
     """Register the ``review-report`` sub-command (``cli.build_parser`` calls this)."""
     parser = sub.add_parser("review-report", help="list each image's review status, tags, note and correction")
-    add_dataset_options(parser)
-    parser.add_argument("--corrections", required=True, metavar="DIR",
-                        help="the corrections folder the review was kept in (its review.sqlite)")
+    add_dataset_options(parser)  # with --corrections: here the folder the review was kept in (its review.sqlite)
     parser.add_argument("--split", choices=["train", "validation", "test"], help="only this split (default: all)")
     parser.add_argument("--json", help="write the counts and every image as JSON")
     parser.add_argument("--csv", help="write every image as CSV")
@@ -67,12 +65,14 @@ def cmd_review_report(args: argparse.Namespace) -> int:
 
     if args.json and args.csv and Path(args.json).resolve() == Path(args.csv).resolve():
         raise UsageError(f"--json and --csv both name {args.json}: give them different files")
+    if not args.corrections:
+        raise UsageError("review-report needs --corrections DIR: the corrections folder the review was kept in")
     if not Path(args.corrections).is_dir():
         raise UsageError(f"{args.corrections} is not a folder: give the corrections folder the review was kept in")
     for report_path in (args.json, args.csv):
         if report_path:
             check_report_path(report_path)  # a file of yours in the way is refused before any work
-    dataset = load_dataset_from_args(args)
+    dataset = load_dataset_from_args(args, corrections=False)  # only its file names are needed
     if args.split is not None and args.split not in dataset.splits:
         raise UsageError(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
     splits = [args.split] if args.split else list(dataset.splits)

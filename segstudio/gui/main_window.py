@@ -28,7 +28,7 @@ from segstudio.gui.controllers.export import ExportController
 from segstudio.gui.controllers.mask_editing import MaskEditingController
 from segstudio.gui.controllers.retrain import RetrainController
 from segstudio.gui.controllers.review import ReviewController
-from segstudio.gui.controllers.review_record import ReviewRecordController, default_record_folder
+from segstudio.gui.controllers.review_record import ReviewRecordController
 from segstudio.gui.controllers.training import TrainingController
 from segstudio.gui.dialogs import messages as dialogs
 from segstudio.gui.dialogs.open_dataset import DatasetOptionsDialog
@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         self.retrain = RetrainController(self, self.review, self.training, self.compare, self)
         self.editing = MaskEditingController(self.viewer, self.review, self.edit_panel, self.legend, self.jobs, self)
         self.record = ReviewRecordController(self.review, self.dataset_panel, self.image_model,
-                                     lambda dataset: default_record_folder(dataset, self.settings.q), parent=self)
+                                             self.corrections.folder_for, self)
         self._build_docks()
         self._build_status_bar()
         self.actions = build_actions(self)

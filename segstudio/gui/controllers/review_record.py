@@ -6,13 +6,11 @@ reviews an image. Accept (A) and Flag (F) move on to the next unreviewed image i
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QSettings, QStandardPaths
+from PySide6.QtCore import QObject
 
 from segstudio.core.review import ReviewRecord, ReviewRecordError, parse_tags, tags_text
 from segstudio.gui.dialogs.review_note import ReviewNoteDialog
@@ -23,30 +21,14 @@ from segstudio.gui.workers.worker import ErrorInfo
 ADVANCING = ("accepted", "needs_fix")  # a verdict moves on to the next image to review
 
 
-def default_record_folder(dataset: Any, settings: QSettings | None = None) -> Path:
-    """The corrections folder's default: beside a local dataset (``<root>-corrections``); for the demo or a Hub
-    dataset, under the dataset's name in the application's data folder (beside an INI settings file: a test's)."""
-    if getattr(dataset, "root", None) is not None:
-        root = Path(dataset.root)
-        return root.with_name(root.name + "-corrections")
-    source = str(dataset.source)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("._")[:60] or "dataset"
-    suffix = hashlib.sha256(source.encode()).hexdigest()[:8]
-    if settings is not None and settings.format() == QSettings.Format.IniFormat:
-        base = Path(settings.fileName()).parent
-    else:
-        base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
-    return base / "corrections" / f"{slug}-{suffix}"
-
-
 class ReviewRecordController(QObject):
     """Keeps the image list's review column, filters and progress line in step with the record."""
 
     def __init__(self, review: Any, panel: DatasetPanel, image_model: ImageListModel,
-                 folder_for: Callable[[Any], Path] = default_record_folder, parent: QObject | None = None) -> None:
+                 folder_for: Callable[[Any], Path], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.review, self.panel, self.model = review, panel, image_model
-        self.folder_for = folder_for  # the dataset's corrections folder, where its record lives
+        self.folder_for = folder_for  # the dataset's corrections folder (the window's choice), where its record lives
         self.record: ReviewRecord | None = None
         self._dataset: Any = None
         self._folders: dict[str, Path] = {}  # dataset source -> the folder chosen for it
