@@ -189,10 +189,12 @@ def build_actions(window: QMainWindow) -> Actions:
 
 
 def _review_actions(window: QMainWindow) -> dict[str, QAction]:
-    """The review record's keyboard flow: set the shown image's status, go to the next unreviewed one."""
+    """The review record's keyboard flow: set the shown image's status, go to the next unreviewed one (letters the
+    mask editor's tools do not use: two actions on one key would both be refused as ambiguous)."""
     return {
-        "accept": _action(window, "&Accept", "A", tip="the mask is right: mark it accepted, then the next unreviewed"),
-        "flag": _action(window, "&Flag: Needs Fix", "F", tip="mark the mask as needing a fix, then the next unreviewed"),
+        "accept": _action(window, "&Accept", "Y", tip="the mask is right: mark it accepted, then the next unreviewed"),
+        "flag": _action(window, "&Flag: Needs Fix", "W", tip="the mask is wrong: mark it as needing a fix, then the next "
+                        "unreviewed"),
         "fixed": _action(window, "Mark Fi&xed", "D", tip="the mask has been corrected"),
         "unreviewed": _action(window, "Mark &Unreviewed", "U"),
         # not Space: a window shortcut on it would take the key from a focused button or check box

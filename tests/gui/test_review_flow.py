@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QWidget
 
 from segstudio.gui.dialogs.review_note import ReviewNoteDialog
 from segstudio.gui.widgets.image_list import COL_NAME, COL_RANK, COL_SCENE, COL_STATUS, STATUS_COLOURS
@@ -45,9 +46,9 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
     assert not (tmp_path / "corrections").exists()  # opening a split writes nothing
     assert panel.view.isColumnHidden(COL_STATUS) and not panel.view.isColumnHidden(COL_SCENE)  # no reviews yet
     panel.select_proxy_row(0)
-    _press(qtbot, window, Qt.Key.Key_A)
+    _press(qtbot, window, Qt.Key.Key_Y)
     assert panel.current_entry() == 1 and window.review.row == 1  # accepted, then the next unreviewed is shown
-    _press(qtbot, window, Qt.Key.Key_F)
+    _press(qtbot, window, Qt.Key.Key_W)
     assert panel.current_entry() == 2
     assert _on_disk(tmp_path / "corrections") == {names[0]: "accepted", names[1]: "needs_fix"}
     assert panel.review_progress.text() == "· 2 of 6 reviewed"
@@ -75,7 +76,7 @@ def test_keys_set_the_status_and_move_to_the_next_unreviewed(reviewing, qtbot, t
 def test_filter_by_status_shows_only_those_rows(reviewing, qtbot):
     window, panel = reviewing, reviewing.dataset_panel
     panel.select_proxy_row(0)
-    for key in (Qt.Key.Key_A, Qt.Key.Key_F, Qt.Key.Key_A):  # 0 accepted, 1 needs fix, 2 accepted
+    for key in (Qt.Key.Key_Y, Qt.Key.Key_W, Qt.Key.Key_Y):  # 0 accepted, 1 needs fix, 2 accepted
         _press(qtbot, window, key)
     panel.review_status.setCurrentIndex(panel.review_status.findText("Accepted"))
     assert _shown(panel) == [0, 2] and panel.count.text() == "2 of 6 images"
@@ -84,7 +85,7 @@ def test_filter_by_status_shows_only_those_rows(reviewing, qtbot):
     panel.review_status.setCurrentIndex(panel.review_status.findText("Unreviewed"))
     assert _shown(panel) == [3, 4, 5]
     panel.select_proxy_row(0)
-    _press(qtbot, window, Qt.Key.Key_A)  # the accepted image leaves the list; the next unreviewed is shown
+    _press(qtbot, window, Qt.Key.Key_Y)  # the accepted image leaves the list; the next unreviewed is shown
     assert _shown(panel) == [4, 5] and panel.current_entry() == 4 and window.review.row == 4
     panel.review_status.setCurrentIndex(panel.review_status.findText("Any status"))
     assert _shown(panel) == list(range(6))
@@ -116,7 +117,7 @@ def test_a_dataset_without_a_folder_keeps_its_record_with_the_app_data(make_wind
     window = make_window()  # its settings: an INI file in tmp_path, whose folder stands for the app's data
     window.set_dataset(tiny_demo)
     window.dataset_panel.select_proxy_row(0)
-    _press(qtbot, window, Qt.Key.Key_A)
+    _press(qtbot, window, Qt.Key.Key_Y)
     records = list((tmp_path / "corrections").glob("*/review.sqlite"))
     assert len(records) == 1 and window.record.folder() == records[0].parent
     assert list(_on_disk(records[0].parent).values()) == ["accepted"]
@@ -125,8 +126,8 @@ def test_a_dataset_without_a_folder_keeps_its_record_with_the_app_data(make_wind
 def test_the_grid_marks_each_thumbnail_with_its_status(reviewing, qtbot):
     window, panel = reviewing, reviewing.dataset_panel
     panel.select_proxy_row(0)
-    _press(qtbot, window, Qt.Key.Key_A)  # 0 accepted, then 1 shown
-    _press(qtbot, window, Qt.Key.Key_F)  # 1 needs fix
+    _press(qtbot, window, Qt.Key.Key_Y)  # 0 accepted, then 1 shown
+    _press(qtbot, window, Qt.Key.Key_W)  # 1 needs fix
     panel.show_view("Grid")
     qtbot.waitUntil(lambda: panel.grid.isVisible())
     picture = panel.grid.viewport().grab().toImage()
@@ -138,3 +139,15 @@ def test_the_grid_marks_each_thumbnail_with_its_status(reviewing, qtbot):
 
     assert corner_colour(0) == STATUS_COLOURS["accepted"] and corner_colour(1) == STATUS_COLOURS["needs_fix"]
     assert corner_colour(2) not in STATUS_COLOURS.values()  # unreviewed: no mark
+
+
+def test_no_two_actions_share_a_key(make_window):
+    """Qt refuses a key two enabled actions share (neither fires): the review keys must be the only ones of theirs."""
+    window = make_window()
+    owners: dict[str, list[str]] = {}
+    for action in QWidget.actions(window):
+        for key in action.shortcuts():
+            owners.setdefault(key.toString(), []).append(action.text())
+    assert {key: names for key, names in owners.items() if len(names) > 1} == {}
+    review_keys = {key.toString() for action in window.actions.review.values() for key in action.shortcuts()}
+    assert review_keys == {"Y", "W", "D", "U", "N", "T"}

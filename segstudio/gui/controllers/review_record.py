@@ -1,7 +1,7 @@
 """The review record in the window: each split's reviews in the image list, statuses set from the keyboard.
 
 The record is the core's ``ReviewRecord`` in the dataset's corrections folder; nothing is written until a person
-reviews an image. Accept (A) and Flag (F) move on to the next unreviewed image in the list's order.
+reviews an image. Accept (Y) and Flag (W) move on to the next unreviewed image in the list's order.
 """
 
 from __future__ import annotations
