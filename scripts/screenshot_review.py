@@ -2,7 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen python scripts/screenshot_review.py [--out docs/images]
 
-The record is kept in a temporary folder; the demo model scores the split first so the list has its badges.
+The record is kept in a temporary folder (the corrections folder beside the temporary settings); the demo model
+scores the split first so the list has its badges.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     window.review.set_model(load_model_bundle("demo", dataset, "cpu"))
     wait(app, lambda: window.review.results().complete and not window.jobs.is_running("evaluate"),
          timeout=900, what="evaluation")
-    window.record.set_folder(temp / "corrections")
     panel = window.dataset_panel
     entries = [panel.proxy.entry_at(row) for row in range(panel.proxy.rowCount())]
     names = {entry.index: entry.file_name for entry in window.review.source.entries}

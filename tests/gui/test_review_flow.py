@@ -12,12 +12,18 @@ from segstudio.gui.dialogs.review_note import ReviewNoteDialog
 from segstudio.gui.widgets.image_list import COL_NAME, COL_RANK, COL_SCENE, COL_STATUS, STATUS_COLOURS
 
 
+def _open(window, dataset, folder, qtbot) -> None:
+    """Show ``dataset`` with ``folder`` as its corrections folder (File > Corrections Folder…)."""
+    window.set_dataset(dataset)
+    window.corrections.use_folder(folder)
+    qtbot.waitUntil(lambda: window.record.folder() == folder and not window.jobs.is_running("corrections"))
+
+
 @pytest.fixture
-def reviewing(make_window, tiny_demo, tmp_path):
+def reviewing(make_window, tiny_demo, tmp_path, qtbot):
     """A window showing the tiny demo's validation split (6 images, no model), its review kept in tmp_path."""
     window = make_window()
-    window.set_dataset(tiny_demo)
-    window.record.set_folder(tmp_path / "corrections")
+    _open(window, tiny_demo, tmp_path / "corrections", qtbot)
     window.dataset_panel.apply_order("Dataset order")
     return window
 
@@ -106,8 +112,7 @@ def test_tags_and_a_note_are_kept_and_filter_the_list(reviewing, qtbot, tmp_path
     tip = panel.proxy.index(0, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
     assert "occluded, sky" in tip and "the sky bleeds into the wall" in tip
     again = make_window()  # another window on the same record sees it
-    again.set_dataset(tiny_demo)
-    again.record.set_folder(tmp_path / "corrections")
+    _open(again, tiny_demo, tmp_path / "corrections", qtbot)
     review = again.image_model.reviews[1]
     assert (review.status, review.tags, review.note) == ("unreviewed", {"occluded", "sky"},
                                                          "the sky bleeds into the wall")

@@ -31,30 +31,20 @@ class ReviewRecordController(QObject):
         self.folder_for = folder_for  # the dataset's corrections folder (the window's choice), where its record lives
         self.record: ReviewRecord | None = None
         self._dataset: Any = None
-        self._folders: dict[str, Path] = {}  # dataset source -> the folder chosen for it
         image_model.modelReset.connect(self.load_split)
 
     # --- which record ---------------------------------------------------------------------------------------
 
     def folder(self) -> Path | None:
-        """The folder of the shown dataset's record (None while no dataset split is shown)."""
-        return self._folder_for(self._dataset) if self._dataset is not None else None
-
-    def _folder_for(self, dataset: Any) -> Path:
-        return self._folders.get(str(dataset.source)) or Path(self.folder_for(dataset))
-
-    def set_folder(self, folder: str | Path) -> None:
-        """Keep the shown dataset's review in ``folder`` (its corrections folder) from now on."""
-        if self._dataset is not None:
-            self._folders[str(self._dataset.source)] = Path(folder)
-            self.load_split()
+        """The folder of the open record (None while no dataset split is shown)."""
+        return self.record.folder if self.record is not None else None
 
     def _open(self, dataset: Any) -> None:
         if self.record is not None:
             self.record.close()
         self.record, self._dataset = None, dataset
         try:
-            self.record = ReviewRecord(self._folder_for(dataset), create=False)  # written on the first review
+            self.record = ReviewRecord(self.folder_for(dataset), create=False)  # written on the first review
         except ReviewRecordError as exc:
             self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
 
@@ -80,7 +70,7 @@ class ReviewRecordController(QObject):
             return
         source, split = shown
         if source.dataset is not self._dataset or self.record is None or \
-                self.record.folder != self._folder_for(source.dataset):
+                self.record.folder != Path(self.folder_for(source.dataset)):
             if str(getattr(self._dataset, "source", "")) != str(source.dataset.source):
                 self.panel.set_review_status(None)  # another dataset: its filters start open
             self._open(source.dataset)
