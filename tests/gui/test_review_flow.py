@@ -13,10 +13,10 @@ from segstudio.gui.widgets.image_list import COL_NAME, COL_RANK, COL_SCENE, COL_
 
 
 def _open(window, dataset, folder, qtbot) -> None:
-    """Show ``dataset`` with ``folder`` as its corrections folder (File > Corrections Folder…)."""
+    """Show ``dataset`` with ``folder`` as its corrections folder (as File > Corrections Folder… remembers it)."""
+    window.corrections.folders[str(dataset.source)] = str(folder)
     window.set_dataset(dataset)
-    window.corrections.use_folder(folder)
-    qtbot.waitUntil(lambda: window.record.folder() == folder and not window.jobs.is_running("corrections"))
+    assert window.record.folder() == folder
 
 
 @pytest.fixture
@@ -93,6 +93,11 @@ def test_filter_by_status_shows_only_those_rows(reviewing, qtbot):
     panel.select_proxy_row(0)
     _press(qtbot, window, Qt.Key.Key_Y)  # the accepted image leaves the list; the next unreviewed is shown
     assert _shown(panel) == [4, 5] and panel.current_entry() == 4 and window.review.row == 4
+    panel.review_status.setCurrentIndex(panel.review_status.findText("Accepted"))
+    window.review.show_source("train")  # another split: the filter reads that split's reviews (none)
+    assert panel.proxy.rowCount() == 0 and panel.review_progress.text() == "· 0 of 8 reviewed"
+    window.review.show_source("validation")
+    assert _shown(panel) == [0, 2, 3]
     panel.review_status.setCurrentIndex(panel.review_status.findText("Any status"))
     assert _shown(panel) == list(range(6))
 

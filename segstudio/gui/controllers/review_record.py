@@ -65,8 +65,7 @@ class ReviewRecordController(QObject):
         """A split is shown: its reviews into the list (called on every reset of the image list)."""
         shown = self._split()
         if shown is None:
-            self.model.reviews = {}
-            self._refresh()
+            self._show_reviews({})
             return
         source, split = shown
         if source.dataset is not self._dataset or self.record is None or \
@@ -81,7 +80,14 @@ class ReviewRecordController(QObject):
             except ReviewRecordError as exc:
                 self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
         rows = {entry.file_name: entry.index for entry in source.entries}
-        self.model.reviews = {rows[name]: entry for (_split, name), entry in recorded.items() if name in rows}
+        self._show_reviews({rows[name]: entry for (_split, name), entry in recorded.items() if name in rows})
+
+    def _show_reviews(self, reviews: dict[int, Any]) -> None:
+        """The split's reviews into the list: its column, order, filters (the proxy filtered the new rows with the
+        last split's reviews) and progress."""
+        self.model.set_reviews(reviews)
+        self.panel.proxy.refilter(reviews=True)
+        self.panel.update_count()
         self._refresh()
 
     def _refresh(self) -> None:
