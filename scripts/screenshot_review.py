@@ -11,16 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-from screenshots import wait  # noqa: E402
+from screenshots import demo_window, wait  # noqa: E402
 
 # (place in the worst-first list, status, tags, note) of the images reviewed for the picture
 REVIEWS = [(0, "needs_fix", ["sky"], "sky bleeds into the wall at the top left"), (1, "accepted", [], ""),
@@ -44,20 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from segstudio.core.data import load_source
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.workers.jobs import load_model_bundle
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    temp = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))
-    window = MainWindow(QSettings(str(temp / "settings.ini"), QSettings.Format.IniFormat), autoload=False)
-    window.resize(1600, 900)
-    window.show()
-    dataset = load_source("demo")
-    window.set_dataset(dataset)
-    window.review.set_model(load_model_bundle("demo", dataset, "cpu"))
-    wait(app, lambda: window.review.results().complete and not window.jobs.is_running("evaluate"),
-         timeout=900, what="evaluation")
+    app, window, _temp = demo_window()  # the demo split evaluated by the demo model, settings in a temporary folder
     panel = window.dataset_panel
     entries = [panel.proxy.entry_at(row) for row in range(panel.proxy.rowCount())]
     names = {entry.index: entry.file_name for entry in window.review.source.entries}
