@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -55,6 +55,10 @@ AUTOLOAD_FALLBACK_MS = 2000  # start loading the demo even if the window is neve
 
 class MainWindow(QMainWindow):
     """``MainWindow(settings=..., autoload=False)`` in tests; ``autoload`` opens the demo after showing."""
+
+    # A window hidden while its work stopped has now closed and no other window is visible. Qt does not count a
+    # hidden window's close as the last window closing, so whoever owns the event loop quits on this (run_app).
+    last_window_closed = Signal()
 
     def __init__(self, settings: AppSettings | QSettings | None = None, autoload: bool = True) -> None:
         super().__init__()
@@ -479,8 +483,8 @@ class MainWindow(QMainWindow):
         hidden_while_closing = self._close_when_idle
         self._closing = True
         event.accept()
-        if hidden_while_closing:
-            _quit_if_last_window(self)
+        if hidden_while_closing and not _other_visible_windows(self):
+            self.last_window_closed.emit()
 
     def _save_view_settings(self) -> None:
         if not self._view_saved:  # once: a window hidden while closing saved its geometry before hiding
@@ -499,9 +503,6 @@ class MainWindow(QMainWindow):
         return self.loader.shutdown(timeout_ms)
 
 
-def _quit_if_last_window(window: QMainWindow) -> None:
-    """What Qt does when the last visible window closes; a window hidden before its close does not count as
-    visible, so Qt would keep the application running with no window."""
-    others = [w for w in QApplication.topLevelWidgets() if w is not window and w.isWindow() and w.isVisible()]
-    if QApplication.quitOnLastWindowClosed() and not others:
-        QApplication.quit()
+def _other_visible_windows(window: QMainWindow) -> list[QWidget]:
+    """The visible top-level windows besides ``window``."""
+    return [w for w in QApplication.topLevelWidgets() if w is not window and w.isWindow() and w.isVisible()]

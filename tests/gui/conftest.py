@@ -1,5 +1,6 @@
 """GUI fixtures: isolated QSettings, a tiny demo, one scratch model for the session, windows that are shut down
-cleanly, and a check after every test that no thread we started is still running."""
+cleanly, worker signals relayed to the GUI thread for pytest-qt, and checks after every test that no thread we
+started is still running and that the application was not left quitting."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QEventLoop, QMimeData, QObject, QPointF, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -48,6 +49,45 @@ def no_thread_left_behind():
     extra = [t for t in threading.enumerate() if t not in before and t.is_alive()
              and not isinstance(t, threading._DummyThread)]
     assert extra == [], f"threads left running: {extra}"
+
+
+@pytest.fixture(autouse=True)
+def application_not_left_quitting():
+    """Fail a test after which an event loop no longer runs: once ``QCoreApplication.exit()`` has run (also through
+    a Quit event) outside ``app.exec()``, every later ``QEventLoop.exec()`` returns -1 at once."""
+    yield
+    loop = QEventLoop()
+    QTimer.singleShot(0, loop.quit)
+    assert loop.exec() == 0, "the QApplication was left quitting: later event loops (waitSignal) return at once"
+
+
+class GuiThreadRelay(QObject):
+    """Re-emits a signal from the GUI thread. pytest-qt's blocker is a plain callable, which PySide6 calls on the
+    thread that emits: a worker's signal arriving just before ``waitSignal`` enters its event loop is lost, and
+    its timeout timer, stopped from the worker thread, never fires, so the wait never ends."""
+
+    fired = Signal(object)
+
+    def __init__(self, signal) -> None:
+        super().__init__()
+        signal.connect(self._forward)  # a bound method of a GUI-thread QObject: queued to the GUI thread
+
+    def _forward(self, *args) -> None:
+        self.fired.emit(args[0] if len(args) == 1 else args)
+
+
+@pytest.fixture
+def on_gui_thread():
+    """``on_gui_thread(worker.result)`` -> a signal that fires on the GUI thread with the same value, safe to give
+    ``qtbot.waitSignal(s)`` (a signal without arguments fires with ``()``)."""
+    relays: list[GuiThreadRelay] = []
+
+    def relay(signal):
+        relays.append(GuiThreadRelay(signal))
+        return relays[-1].fired
+
+    yield relay
+    relays.clear()
 
 
 @pytest.fixture

@@ -35,7 +35,8 @@ def test_closing_while_a_model_loads_hides_at_once_and_starts_no_prediction(make
     began = time.monotonic()
     window.close()
     assert not window.isVisible() and time.monotonic() - began < 1.0
-    release.set()
-    qtbot.waitUntil(lambda: not window.jobs.is_running(), timeout=30_000)
+    with qtbot.waitSignal(window.last_window_closed, timeout=30_000):  # run_app quits the application on it
+        release.set()
+    assert not window.jobs.is_running()
     assert "evaluate" not in started  # the loaded model was not put to work
     assert window.jobs.submit("late", lambda ctx: None) is None

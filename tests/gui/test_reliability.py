@@ -27,16 +27,15 @@ CLOSE_SCRIPT = textwrap.dedent("""
     from PySide6.QtWidgets import QApplication
 
     from segstudio.core.data.demo_dataset import make_demo
+    from segstudio.gui.app import show_main_window
     from segstudio.gui.dialogs import messages as dialogs
     from segstudio.gui.dialogs.export import ExportChoice
     from segstudio.gui.workers.jobs import load_model_bundle
-    from segstudio.gui.main_window import MainWindow
     from segstudio.gui.workers.worker import live_threads
 
     job, work = sys.argv[1], Path(sys.argv[2])
     app = QApplication([])
-    window = MainWindow(settings=QSettings(str(work / "s.ini"), QSettings.Format.IniFormat), autoload=False)
-    window.show()
+    window = show_main_window(app, QSettings(str(work / "s.ini"), QSettings.Format.IniFormat), autoload=False)
     demo = make_demo(train=8, validation=40, test=0)
     bundle = load_model_bundle("scratch", demo, "cpu", image_size=64, batch_size=1)
     window.review.auto_evaluate = job in ("inference", "evaluation")
@@ -230,7 +229,7 @@ def test_out_of_memory_while_predicting_is_a_message_and_the_window_lives(make_w
     qtbot.waitUntil(lambda: (r := window.review.results(create=False)) is not None and r.complete, timeout=60_000)
 
 
-def test_an_unexpected_out_of_memory_in_any_job_gets_the_suggestion(qtbot):
+def test_an_unexpected_out_of_memory_in_any_job_gets_the_suggestion(qtbot, on_gui_thread):
     from PySide6.QtCore import QObject, Slot
 
     from segstudio.gui.workers.worker import OUT_OF_MEMORY, Worker, start
@@ -249,7 +248,8 @@ def test_an_unexpected_out_of_memory_in_any_job_gets_the_suggestion(qtbot):
 
     worker, sink = Worker("somewhere", job), Sink()
     worker.errored.connect(sink.on_error)
-    with qtbot.waitSignals([worker.errored, worker.finished], order="strict", timeout=10_000):
+    with qtbot.waitSignals([on_gui_thread(worker.errored), on_gui_thread(worker.finished)], order="strict",
+                           timeout=10_000):
         thread = start(worker)
     assert thread.wait(5_000)
     (info,) = sink.errors

@@ -33,7 +33,7 @@ class Sink(QObject):
         self.events.append(("finished", None))
 
 
-def test_signals_arrive_in_order_on_the_gui_thread(qtbot):
+def test_signals_arrive_in_order_on_the_gui_thread(qtbot, on_gui_thread):
     seen_in: list[int] = []
 
     def job(ctx):
@@ -47,7 +47,8 @@ def test_signals_arrive_in_order_on_the_gui_thread(qtbot):
     worker.progress.connect(sink.on_progress)
     worker.result.connect(sink.on_result)
     worker.finished.connect(sink.on_finished)
-    with qtbot.waitSignals([worker.started, worker.result, worker.finished], order="strict", timeout=5000):
+    signals = [on_gui_thread(signal) for signal in (worker.started, worker.result, worker.finished)]
+    with qtbot.waitSignals(signals, order="strict", timeout=5000):
         thread = start(worker)
     assert thread.wait(5000)
     assert seen_in[0] != threading.get_ident()  # the job ran off the GUI thread
@@ -55,7 +56,7 @@ def test_signals_arrive_in_order_on_the_gui_thread(qtbot):
     assert sink.events == [("progress", 0), ("progress", 1), ("progress", 2), ("result", "done"), ("finished", None)]
 
 
-def test_an_exception_becomes_errored_with_details_then_finished(qtbot):
+def test_an_exception_becomes_errored_with_details_then_finished(qtbot, on_gui_thread):
     def job(ctx):
         raise ValueError("the mask is 3x4 but the image is 4x3")
 
@@ -63,7 +64,8 @@ def test_an_exception_becomes_errored_with_details_then_finished(qtbot):
     sink = Sink()
     worker.errored.connect(sink.on_error)
     worker.finished.connect(sink.on_finished)
-    with qtbot.waitSignals([worker.errored, worker.finished], order="strict", timeout=5000):
+    with qtbot.waitSignals([on_gui_thread(worker.errored), on_gui_thread(worker.finished)], order="strict",
+                           timeout=5000):
         thread = start(worker)
     assert thread.wait(5000)
     assert [name for name, _ in sink.events] == ["error", "finished"]
@@ -73,7 +75,7 @@ def test_an_exception_becomes_errored_with_details_then_finished(qtbot):
     assert info.kind == "ValueError" and "Traceback" in info.details
 
 
-def test_cancel_is_a_flag_the_busy_job_sees_between_steps(qtbot):
+def test_cancel_is_a_flag_the_busy_job_sees_between_steps(qtbot, on_gui_thread):
     steps: list[int] = []
 
     def job(ctx):
@@ -85,13 +87,28 @@ def test_cancel_is_a_flag_the_busy_job_sees_between_steps(qtbot):
         return "ran to the end"
 
     worker = Worker("long", job)
-    with qtbot.waitSignal(worker.result, timeout=10_000) as blocker:
+    with qtbot.waitSignal(on_gui_thread(worker.result), timeout=10_000) as blocker:
         thread = start(worker)
         qtbot.waitUntil(lambda: len(steps) > 3)
         worker.cancel()
     assert thread.wait(5000)
     assert blocker.args == ["stopped"]
     assert len(steps) < 10_000
+
+
+def test_a_worker_signal_reaches_wait_signal_from_the_gui_thread(qtbot, on_gui_thread):
+    """Emitted, and its thread ended, before the wait begins: the relay delivers it inside the wait's event loop
+    (pytest-qt called directly on the worker thread could lose it and never time out)."""
+    worker = Worker("quick", lambda ctx: "done")
+    relayed = on_gui_thread(worker.result)
+    seen_in: list[int] = []
+    relayed.connect(lambda value: seen_in.append(threading.get_ident()))
+    blocker = qtbot.waitSignal(relayed, timeout=5000)
+    thread = start(worker)
+    assert thread.wait(5000)
+    assert not blocker.signal_triggered and seen_in == []  # nothing ran on the worker thread
+    blocker.wait()
+    assert blocker.args == ["done"] and seen_in == [threading.get_ident()]
 
 
 def test_runner_replaces_a_job_of_the_same_name_and_waits_for_all(qtbot):
