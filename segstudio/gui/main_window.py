@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
                                        self.legend, self.class_table, self.confusions, self.model_panel, self)
         self.exporter = ExportController(self, self.review, self.jobs, self.settings)
         self.guard = GuardController(self.review, self.jobs, self.guard_banner, self)
-        self.training = TrainingController(self, self.training_panel, self.review, self.jobs)
+        self.training = TrainingController(self, self.training_panel, self.review, self.jobs, self.settings)
         self.compare = CompareController(self, self.review, self.jobs, self)
         self.inspect = InspectorController(self.inspector, self.viewer, self.review, self.jobs, self)
         self.classify = ClassifyController(self.model_panel, self.viewer, self.review, self.jobs, self)

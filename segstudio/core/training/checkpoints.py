@@ -56,6 +56,23 @@ def is_complete(folder: Path) -> bool:
         return False
 
 
+def completion_info(folder: Path) -> dict:
+    """What the marker of a complete checkpoint records besides its files (``step``; ``cancelled`` for the final
+    model of a cancelled run); {} for a folder that is not complete."""
+    if not is_complete(folder):
+        return {}
+    record = json.loads((Path(folder) / COMPLETE_MARKER).read_bytes())
+    return {key: value for key, value in record.items() if key != "files"}
+
+
+def checkpoint_caption(folder: Path) -> str:
+    """How a checkpoint is named to a person: ``final — cancelled at step 37``, ``checkpoint-20``."""
+    info, name = completion_info(folder), Path(folder).name
+    if info.get("cancelled") and isinstance(info.get("step"), int):
+        return f"{name} — cancelled at step {info['step']}"
+    return name
+
+
 def checkpoint_step(folder: Path) -> int | None:
     """N for a folder named ``checkpoint-N``."""
     match = _STEP.match(Path(folder).name)

@@ -26,6 +26,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.metrics.confusion import ConfusionMatrix
 from segstudio.core.model.loading import LoadedModel, resolve_device, transformers_bars_off
 from segstudio.core.training.checkpoints import (
+    completion_info,
     is_complete,
     list_checkpoints,
     mark_complete,
@@ -328,7 +329,7 @@ def _train(
         # A run shorter than its evaluation interval (or one epoch) would end with no validation score at all
         trainer.evaluate()
     with save_errors(settings.output_dir, TrainingError), transformers_bars_off():
-        final = _save_final(trainer, settings.output_dir)
+        final = _save_final(trainer, settings.output_dir, cancelled)
     loaded.model.eval()
     return TrainResult(
         output_dir=settings.output_dir,
@@ -488,15 +489,15 @@ def _processor_to_save(loaded: LoadedModel, dataset: SegDataset, size: int):
     return processor
 
 
-def _save_final(trainer, output_dir: Path) -> Path | None:
+def _save_final(trainer, output_dir: Path, cancelled: bool = False) -> Path | None:
     """Write the final model to ``OUTPUT/final`` through a staging folder, so it is whole or absent; a resumed
-    run's earlier ``final`` is replaced only by a complete one."""
+    run's earlier ``final`` is replaced only by a complete one. Its marker records the step (and a cancel)."""
     final = Path(output_dir) / "final"
     if trainer.is_world_process_zero():
         staging = make_staging(output_dir, "final")
         try:
             trainer.save_model(str(staging))
-            mark_complete(staging)
+            mark_complete(staging, step=trainer.state.global_step, cancelled=cancelled)
             _put_in_place(staging, final)
         finally:
             discard_staging(staging)
@@ -515,6 +516,49 @@ def _put_in_place(staging: Path, target: Path) -> None:
     os.replace(target, previous)
     os.replace(staging, target)
     discard_staging(previous)
+
+
+@dataclass
+class RunScore:
+    """A run's final model scored as its own evaluations were: ``metrics`` has Trainer's ``eval_*`` keys."""
+
+    step: int
+    metrics: dict[str, float]
+
+
+def evaluate_final(dataset: SegDataset, output_dir: Path, cancel: threading.Event | None = None) -> RunScore:
+    """Score the final model of the run in ``output_dir`` the way the run's evaluations did (Trainer's evaluation
+    on the same validation images, size and metric), so a cancelled run's mean-IoU curve gets its last point."""
+    from transformers import PrinterCallback
+
+    from segstudio.core.model import load_model
+
+    final = Path(output_dir) / "final"
+    info = completion_info(final)
+    if not isinstance(info.get("step"), int):
+        raise TrainingError(f"{output_dir} has no complete final model to evaluate: train or resume the run first")
+    settings = settings_for(Path(output_dir), {}, resume=True)
+    rows = _eval_split(dataset, settings.eval_limit)
+    if rows is None:
+        raise TrainingError(f"{dataset.source} has no annotated validation split to evaluate on")
+    loaded = load_model(str(final), label_map=dataset.label_map, reduce_labels=dataset.convention.reduce_labels,
+                        image_size=settings.image_size)
+    _prepare_model(loaded, dataset)
+    size = settings.image_size or loaded.image_size[0]
+    transform = SegmentationTransform(loaded.processor, dataset.convention, size, augment=False)
+    trainer = _guarded_trainer(IgnoredBatchGuard(dataset.convention.ignore_index))(
+        model=loaded.model,
+        args=_training_arguments(settings, resolve_device(settings.device), has_eval=True),
+        eval_dataset=transform.apply_to(rows),
+        data_collator=collate_batch,
+        compute_metrics=StreamingSegMetrics(dataset.label_map.num_labels, dataset.convention.ignore_index),
+        preprocess_logits_for_metrics=logits_to_labels,
+        callbacks=[ProgressCallback(None, cancel or threading.Event())],
+    )
+    trainer.remove_callback(PrinterCallback)
+    with transformers_bars_off():
+        metrics = trainer.evaluate()
+    return RunScore(step=info["step"], metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
 
 
 def steps_per_epoch(num_images: int, batch_size: int, world_size: int = 1) -> int:

@@ -35,7 +35,13 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.export import ExportError
-from segstudio.core.training import OptionError, check_options, read_options_file, write_options_file
+from segstudio.core.training import (
+    OptionError,
+    check_options,
+    checkpoint_caption,
+    read_options_file,
+    write_options_file,
+)
 from segstudio.gui.dialogs.messages import error_box
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.widgets.advanced_training import AdvancedTrainingOptions
@@ -131,11 +137,13 @@ class Curve(QChartView):
 
 
 class TrainingPanel(QWidget):
-    """Emits ``start_requested(TrainRequest)``, ``cancel_requested()`` and ``review_requested(path)``."""
+    """Emits ``start_requested(TrainRequest)``, ``cancel_requested()``, ``review_requested(path)`` and
+    ``final_evaluation_requested()`` (score the weights a cancelled run reached)."""
 
     start_requested = Signal(object)
     cancel_requested = Signal()
     review_requested = Signal(str)
+    final_evaluation_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None, settings: AppSettings | None = None) -> None:
         super().__init__(parent)
@@ -159,6 +167,11 @@ class TrainingPanel(QWidget):
         self.progress = QProgressBar(self)
         self.progress.setFormat("idle")
         self.progress.setValue(0)
+        self.final_eval_button = QPushButton("Evaluate the weights reached", self)
+        self.final_eval_button.setToolTip("Score the model a cancelled run saved on the validation images, as the "
+                                          "run's own evaluations did: the mean-IoU curve gets its last point")
+        self.final_eval_button.clicked.connect(self.final_evaluation_requested)
+        self.final_eval_button.hide()
         self.loss_chart = Curve("Training loss", "loss")
         self.iou_chart = Curve("Validation mean IoU", "mIoU", (0.0, 1.0))
         self.log = QPlainTextEdit(self)
@@ -171,6 +184,7 @@ class TrainingPanel(QWidget):
         self._build_layout()
         self._started = 0.0
         self._step = 0
+        self._stopped_bar = ("", 1, 0)  # the bar of the stopped run (format, maximum, value) while evaluating
 
     def _build_settings(self) -> None:
         self.model_spec = QLineEdit("demo", self)
@@ -207,6 +221,9 @@ class TrainingPanel(QWidget):
         self.eval_limit = QSpinBox(self)
         self.eval_limit.setRange(0, 1_000_000)
         self.eval_limit.setSpecialValueText("all")
+        self.evaluate_on_cancel = QCheckBox("Evaluate when cancelled", self)
+        self.evaluate_on_cancel.setToolTip("When a run is cancelled after a step, score the weights it reached, so "
+                                           "the mean-IoU curve ends where the run stopped")
         self.output_dir = QLineEdit(str(Path.home() / "segstudio-runs"), self)
         self.advanced = AdvancedTrainingOptions(self)
 
@@ -231,6 +248,7 @@ class TrainingPanel(QWidget):
         form.addRow("", self.mixed_precision)
         form.addRow("Evaluate every", self.eval_steps)
         form.addRow("Evaluate on", self.eval_limit)
+        form.addRow("", self.evaluate_on_cancel)
         form.addRow("Output folder", output)
         files = QHBoxLayout()
         files.addWidget(self.load_options_button)
@@ -264,6 +282,7 @@ class TrainingPanel(QWidget):
         column.addWidget(scroll, 3)
         column.addLayout(buttons)
         column.addWidget(self.progress)
+        column.addWidget(self.final_eval_button)
         column.addWidget(QLabel("Checkpoints (double-click to review)"))
         column.addWidget(self.checkpoints, 1)
         column.addWidget(self.review_button)
@@ -410,6 +429,7 @@ class TrainingPanel(QWidget):
             self.loss_chart.keep_as_previous()
             self.iou_chart.keep_as_previous()
             self.checkpoints.clear()
+            self.final_eval_button.hide()
             self.progress.setRange(0, 0)
             self.progress.setFormat("loading the model…")
 
@@ -447,7 +467,7 @@ class TrainingPanel(QWidget):
         for i in range(self.checkpoints.count()):
             if self.checkpoints.item(i).data(PATH_ROLE) == path:
                 return
-        item = QListWidgetItem(Path(path).name + f"  —  {path}")
+        item = QListWidgetItem(f"{checkpoint_caption(Path(path))}  —  {path}")
         item.setData(PATH_ROLE, path)
         self.checkpoints.addItem(item)
         self.checkpoints.setCurrentItem(item)
@@ -469,6 +489,46 @@ class TrainingPanel(QWidget):
             self.append_log(f"{state}: model saved to {final}")
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+
+    @property
+    def steps_seen(self) -> int:
+        """The last step the running (or last) run reported; 0 before its first step."""
+        return self._step
+
+    def offer_final_evaluation(self, step: int) -> None:
+        """A cancelled run saved the weights of ``step``: offer to score them."""
+        self.final_eval_button.setText(f"Evaluate the weights reached (step {step})")
+        self.final_eval_button.setEnabled(True)
+        self.final_eval_button.show()
+
+    def set_final_evaluating(self, step: int) -> None:
+        self.start_button.setEnabled(False)
+        self.resume_button.setEnabled(False)
+        self.final_eval_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._stopped_bar = (self.progress.format(), self.progress.maximum(), self.progress.value())
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"evaluating the weights at step {step}…")
+        self.append_log(f"evaluating the weights reached at step {step} on the validation images")
+
+    def set_final_score(self, step: int, metrics: dict | None, message: str = "") -> None:
+        """The final evaluation ended: its mean IoU is the curve's last point (None: cancelled or failed)."""
+        self.start_button.setEnabled(True)
+        self.resume_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        stopped, maximum, value = self._stopped_bar
+        self.progress.setRange(0, maximum)
+        self.progress.setValue(value)
+        if metrics is None:
+            self.final_eval_button.setEnabled(True)
+            self.progress.setFormat(stopped)
+            self.append_log(message or "final evaluation cancelled")
+            return
+        miou = metrics.get("eval_mean_iou", math.nan)
+        self.iou_chart.add(step, miou)
+        self.final_eval_button.hide()
+        self.progress.setFormat(f"{stopped} — mean IoU {miou:.4f}" if stopped else f"mean IoU {miou:.4f}")
+        self.append_log(f"step {step} (cancelled): validation mean IoU {miou:.4f}")
 
     def set_failed(self, message: str) -> None:
         self.start_button.setEnabled(True)

@@ -70,3 +70,17 @@ def run_training(ctx: Any, dataset: Any, request: TrainRequest):
     loaded = model_to_train(spec, dataset, settings)
     relay.on_message(loaded.report.summary())
     return train(dataset, loaded, settings, listener=relay, cancel=ctx.cancel_event)
+
+
+def run_final_evaluation(ctx: Any, dataset: Any, output_dir: str):
+    """Score the final model of the run in ``output_dir`` as its evaluations did; None if cancelled."""
+    from segstudio.gui.jobs import import_core
+
+    import_core("data", "model", "training")
+    from segstudio.core.training import evaluate_final
+    from segstudio.core.training_events import TrainingCancelled
+
+    try:
+        return evaluate_final(dataset, Path(output_dir), cancel=ctx.cancel_event)
+    except TrainingCancelled:
+        return None
