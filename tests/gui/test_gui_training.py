@@ -269,3 +269,68 @@ def test_a_cancelled_run_leaves_the_bar_where_it_stopped(train_window, qtbot, tm
         window.training.cancel()
     assert panel.progress.maximum() == 400 and 1 <= panel.progress.value() < 400
     assert panel.progress.format().startswith("cancelled at step")
+
+
+def _mean_iou_by_transformers(checkpoint: Path, dataset, images: int, size: int) -> float:
+    """The saved model scored without SegStudio's transform, collate or metric: transformers' own processor and
+    model on the first validation images at the run's size, and evaluate's mean_iou algorithm."""
+    import numpy as np
+    import torch
+    from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    from segstudio.core.metrics.reference import reference_mean_iou
+
+    model = SegformerForSemanticSegmentation.from_pretrained(checkpoint).eval()
+    processor = SegformerImageProcessor.from_pretrained(checkpoint)
+    rows = dataset.splits["validation"].select(range(images))
+    encoded = processor([row["image"].convert("RGB") for row in rows],
+                        segmentation_maps=[np.array(row["annotation"]) for row in rows],
+                        size={"height": size, "width": size}, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(pixel_values=encoded["pixel_values"]).logits
+    labels = encoded["labels"].numpy()
+    preds = torch.nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
+                                            align_corners=False).argmax(dim=1).numpy()
+    return float(reference_mean_iou(list(preds), list(labels), model.config.num_labels, ignore_index=255)["mean_iou"])
+
+
+def test_a_cancelled_run_offers_to_score_the_weights_it_reached(train_window, tiny_demo, qtbot, tmp_path, qsettings):
+    window = train_window
+    panel = window.training_panel
+    configure(panel, tmp_path / "a", steps=400)
+    panel.eval_steps.setValue(100)  # no evaluation before the cancel: only the final one can score the run
+    assert not panel.evaluate_on_cancel.isChecked()
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT) as finished:
+        panel.start_button.click()
+        qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=TRAIN_TIMEOUT)
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    result, step = finished.args[0], panel.progress.value()
+    assert result.cancelled and panel.iou_chart.values() == []
+    assert panel.final_eval_button.isVisible() and f"step {step}" in panel.final_eval_button.text()
+    final_row = panel.checkpoint_paths().index(str(result.final_checkpoint))
+    assert panel.checkpoints.item(final_row).text().startswith(f"final — cancelled at step {step}")
+    with qtbot.waitSignal(window.training.final_scored, timeout=TRAIN_TIMEOUT) as scored:
+        qtbot.mouseClick(panel.final_eval_button, Qt.MouseButton.LeftButton)
+        assert not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    score = scored.args[0]
+    expected = _mean_iou_by_transformers(result.final_checkpoint, tiny_demo, images=2, size=64)
+    assert score.step == step and score.metrics["eval_mean_iou"] == pytest.approx(expected, abs=1e-6)
+    assert panel.iou_chart.values() == [(step, pytest.approx(expected, abs=1e-6))]
+    assert not panel.final_eval_button.isVisible() and panel.start_button.isEnabled()
+    assert f"step {step} (cancelled): validation mean IoU" in panel.log.toPlainText()
+
+    panel.evaluate_on_cancel.setChecked(True)  # remembered: the next cancel scores by itself, in a new window too
+    configure(panel, tmp_path / "b", steps=400)
+    panel.eval_steps.setValue(100)
+    with qtbot.waitSignal(window.training.final_scored, timeout=TRAIN_TIMEOUT) as scored:
+        panel.start_button.click()
+        qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=TRAIN_TIMEOUT)
+        window.training.cancel()
+    assert [x for x, _ in panel.iou_chart.values()] == [scored.args[0].step]
+    window.shutdown()
+    from segstudio.gui.main_window import MainWindow
+
+    again = MainWindow(settings=qsettings, autoload=False)
+    qtbot.addWidget(again)
+    assert again.training_panel.evaluate_on_cancel.isChecked()
+    assert again.shutdown(10_000)

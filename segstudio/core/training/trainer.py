@@ -531,7 +531,7 @@ def evaluate_final(dataset: SegDataset, output_dir: Path, cancel: threading.Even
     on the same validation images, size and metric), so a cancelled run's mean-IoU curve gets its last point."""
     from transformers import PrinterCallback
 
-    from segstudio.core.model import load_model
+    from segstudio.core.model.loading import load_model
 
     final = Path(output_dir) / "final"
     info = completion_info(final)

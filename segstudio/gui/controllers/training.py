@@ -111,9 +111,10 @@ class TrainingController(QObject):
         if self.result is None or self._run_dataset is None or self.running():
             return False
         dataset, output = self._run_dataset, str(self.result.output_dir)
-        self.panel.set_final_evaluating(self._final_step)
         worker = self.jobs.submit(FINAL_EVAL_JOB, lambda ctx: run_final_evaluation(ctx, dataset, output),
                                   on_result=self._on_final_score, on_error=self._on_final_error)
+        if worker is not None:  # None while the window closes; the result arrives queued, after this
+            self.panel.set_final_evaluating(self._final_step)
         return worker is not None
 
     def _on_final_score(self, score: Any) -> None:

@@ -74,11 +74,10 @@ def run_training(ctx: Any, dataset: Any, request: TrainRequest):
 
 def run_final_evaluation(ctx: Any, dataset: Any, output_dir: str):
     """Score the final model of the run in ``output_dir`` as its evaluations did; None if cancelled."""
-    from segstudio.gui.jobs import import_core
+    from segstudio.gui.workers.jobs import import_core
 
     import_core("data", "model", "training")
-    from segstudio.core.training import evaluate_final
-    from segstudio.core.training_events import TrainingCancelled
+    from segstudio.core.training import TrainingCancelled, evaluate_final
 
     try:
         return evaluate_final(dataset, Path(output_dir), cancel=ctx.cancel_event)
