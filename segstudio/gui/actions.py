@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
+from segstudio.core.labels import PALETTES
 from segstudio.gui.widgets.viewer import LAYOUTS
 
 Key = QKeySequence.StandardKey
@@ -55,6 +56,7 @@ class Actions:
     bigger_brush: QAction
     smaller_brush: QAction
     set_ignore: QAction
+    palettes: dict[str, QAction]
 
 
 def _action(window: QMainWindow, text: str, *shortcuts, tip: str = "") -> QAction:
@@ -121,6 +123,7 @@ def build_actions(window: QMainWindow) -> Actions:
         bigger_brush=_action(window, "Bigger Brush", "]"),
         smaller_brush=_action(window, "Smaller Brush", "["),
         set_ignore=_action(window, "Paint &Ignore", "0", tip="the tools paint the dataset's ignore value"),
+        palettes={key: _action(window, text) for key, text in PALETTES.items()},
     )
     actions.edit_mode.setCheckable(True)
     tools = QActionGroup(window)
@@ -128,6 +131,12 @@ def build_actions(window: QMainWindow) -> Actions:
         action.setCheckable(True)
         action.setActionGroup(tools)
     actions.edit_tools["brush"].setChecked(True)
+    actions.palettes["ade20k"].setStatusTip("Class colours as ADE20K's tools show them")
+    actions.palettes["contrast"].setStatusTip("The shown image's classes in colours far apart (the legend follows)")
+    palette_group = QActionGroup(window)
+    for action in actions.palettes.values():
+        action.setCheckable(True)
+        action.setActionGroup(palette_group)
     group = QActionGroup(window)
     for key, action in actions.layouts.items():
         action.setCheckable(True)
@@ -162,6 +171,9 @@ def build_actions(window: QMainWindow) -> Actions:
     layout_menu.addSeparator()
     for item in actions.panes.values():
         layout_menu.addAction(item)
+    palette_menu = view.addMenu("Pa&lette")
+    for item in actions.palettes.values():
+        palette_menu.addAction(item)
     view.addSeparator()
     for item in layers.values():
         view.addAction(item)

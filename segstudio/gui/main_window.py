@@ -235,6 +235,11 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, k=key: self.viewer.set_layout(k))
         for key, action in a.panes.items():
             action.triggered.connect(lambda _=False, k=key: self.show_pane(k))
+        for key, action in a.palettes.items():
+            action.triggered.connect(lambda _=False, k=key: review.set_palette(k))
+        palette = str(self.settings.get("view/palette", "ade20k"))
+        review.set_palette(palette if palette in a.palettes else "ade20k")
+        a.palettes[review.palette].setChecked(True)
         self.viewer.layout_box.currentIndexChanged.connect(self._sync_layout_actions)
         self._wire_editing()
         self.dataset_panel.show_view("Grid" if self.settings.get("view/image_list", "List") == "Grid" else "List")
@@ -492,6 +497,7 @@ class MainWindow(QMainWindow):
             self.settings.set("view/opacity", self.opacity.value())
             self.settings.set("view/analysis", self.viewer.analysis)
             self.settings.set("view/layout", self.viewer.layout_mode)
+            self.settings.set("view/palette", self.review.palette)
             self.settings.set("view/image_list", self.dataset_panel.view_mode.currentText())
             self.settings.set("view/confidence_threshold", self.viewer.threshold_box.value())
             self.settings.save_window(self)

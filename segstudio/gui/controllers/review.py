@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from segstudio.core.labels import PALETTES, high_contrast_palette, present_classes
 from segstudio.gui.controllers.results import ResultsCache, SplitResults
 from segstudio.gui.controllers.sources import DROPPED, FileSource, SplitSource
 from segstudio.gui.widgets.class_table import ClassTable
@@ -67,6 +68,7 @@ class ReviewController(QObject):
         self._decoded: tuple[int, Any, Any] | None = None  # (row, rgb, gt) of the row on screen
         self.mask_override: Callable[[int], Any] | None = None  # the mask editor's edited ground truth of a row
         self.auto_evaluate = True
+        self.palette = "ade20k"  # how the shown image's classes are coloured (View > Palette)
         self.gate: Callable[[str, bool], bool] | None = None  # the label guard's say on starting a run
         self.prepare_dataset: Callable[[Any], Any] | None = None  # a worker's last step on a loaded dataset
         self._model_after_dataset = False
@@ -435,9 +437,20 @@ class ReviewController(QObject):
         results = self.results(create=False)
         outcome = results.get(row) if results is not None else None
         prediction = outcome.prediction.unpack() if outcome is not None and outcome.prediction else None
-        content = ViewContent(rgb, gt, prediction, label_map.palette, label_map, self.ignore_index(), row)
+        palette = label_map.palette
+        if self.palette == "contrast":  # the classes of this image far apart; the split-wide tables keep ADE's
+            palette = high_contrast_palette(palette, present_classes(len(palette), gt, prediction,
+                                                                     ignore_index=self.ignore_index()))
+        content = ViewContent(rgb, gt, prediction, palette, label_map, self.ignore_index(), row)
         self.viewer.set_content(content, keep_view=True)
-        self.legend.set_image_classes(label_map, gt, prediction)
+        self.legend.set_image_classes(label_map, gt, prediction, palette)
+
+    def set_palette(self, name: str) -> None:
+        """Colour the shown image's classes with the label map's palette ("ade20k") or far apart ("contrast")."""
+        if name not in PALETTES:
+            raise ValueError(f"unknown palette {name!r}")
+        self.palette = name
+        self._show_decoded()
 
     def original_ground_truth(self) -> Any:
         """The ground truth of the row on screen as its source gave it (before any edit), or None."""

@@ -42,8 +42,10 @@ class LegendWidget(QWidget):
         layout.addWidget(self.hint)
         self.selected: int | None = None
 
-    def set_image_classes(self, label_map, ground_truth: np.ndarray | None, prediction: np.ndarray | None) -> None:
-        """List the classes in either mask, largest ground-truth share first."""
+    def set_image_classes(self, label_map, ground_truth: np.ndarray | None, prediction: np.ndarray | None,
+                          palette: np.ndarray | None = None) -> None:
+        """List the classes in either mask, largest ground-truth share first; swatches from ``palette`` (the
+        colours the viewer shows) or the label map's."""
         self.tree.clear()
         if label_map is None:
             return
@@ -62,7 +64,7 @@ class LegendWidget(QWidget):
                 "" if gt is None else f"{100 * gt[class_id]:.1f}",
                 "" if pred is None else f"{100 * pred[class_id]:.1f}",
             ])
-            item.setIcon(0, swatch_icon(label_map.palette[class_id]))
+            item.setIcon(0, swatch_icon((label_map.palette if palette is None else palette)[class_id]))
             item.setData(0, CLASS_ROLE, class_id)
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
             item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight)
