@@ -1,6 +1,7 @@
-"""Save the README's screenshots (offscreen): the main window, the pixel inspector, a confusion cell, A/B, the grid.
+"""Save the README's screenshots (offscreen) to docs/images: the main window, the inspector, a
+confusion, the class filter, the high-contrast palette, A/B in 2x2, the export dialog, the grid, the training panel.
 
-    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs]
+    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs/images]
 
 Uses the demo dataset and the demo model; checkpoint B is the demo model with noise added to its classifier
 (a stand-in for "another checkpoint"), saved to a temporary folder.
@@ -20,9 +21,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SIZE = (1600, 900)
+MAX_BYTES = 250_000  # each PNG: quantized to fewer colours until it fits
 
 
 def wait(app: QApplication, condition, timeout: float = 120.0, what: str = "") -> None:
@@ -35,6 +38,21 @@ def wait(app: QApplication, condition, timeout: float = 120.0, what: str = "") -
         time.sleep(0.01)
     for _ in range(20):  # let layouts and repaints settle
         app.processEvents()
+
+
+def save(widget, path: Path) -> None:
+    """Grab ``widget`` and write a small PNG: a 256-colour palette (fewer if still over MAX_BYTES)."""
+    from PIL import Image
+
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    rgb = Image.frombuffer("RGB", (image.width(), image.height()), bytes(image.constBits()), "raw", "RGB",
+                           image.bytesPerLine(), 1)
+    rgb.save(path, optimize=True)
+    for colours in (256, 128, 64):  # max coverage keeps small swatches' colours (median cut moved them by up to 128)
+        if path.stat().st_size <= MAX_BYTES:
+            break
+        rgb.quantize(colours, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE).save(path, optimize=True)
+    print(f"{path.name}: {image.width()}x{image.height()}, {path.stat().st_size // 1000} KB")
 
 
 def checkpoint_b(folder: Path) -> Path:
@@ -75,19 +93,22 @@ def demo_window():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    from segstudio.gui.dialogs.export import ExportDialog
+
     app, window, temp = demo_window()
-    viewer = window.viewer
+    review, viewer, panel = window.review, window.viewer, window.dataset_panel
 
-    # 0. the window as it opens on the demo: the worst image, its errors, the per-class table
+    # the window as it opens on the demo (Auto layout): the worst image, its errors, the per-class table
     window.docks["classes"].raise_()
-    window.grab().save(str(out / "screenshot-main.png"))
+    panel.view.setFocus()
+    save(window, out / "main.png")
 
-    # 1. the pixel inspector, pinned on a low-confidence pixel, beside the low-confidence layer
+    # the pixel inspector, pinned on a low-confidence pixel, beside the low-confidence layer
     window.docks["inspector"].raise_()
     viewer.set_analysis("confidence")
     viewer.set_confidence_threshold(0.3)
@@ -97,39 +118,91 @@ def main(argv: list[str] | None = None) -> int:
     y, x = np.unravel_index(int(np.argmin(np.where(margin > 0.02, margin, 2.0))), margin.shape)
     window.inspect.pin(int(x), int(y))
     wait(app, lambda: True)
-    window.grab().save(str(out / "screenshot-inspector.png"))
+    save(window, out / "inspector.png")
 
-    # 2. the largest confusion selected: the images where it happens, exactly its pixels in the error pane
+    # the largest confusion selected: the images where it happens, exactly its pixels in the error pane
     window.inspect.unpin()
     viewer.set_analysis("errors")
     window.docks["confusions"].raise_()
     window.confusions.view.selectRow(0)
-    first = window.dataset_panel.proxy.entry_at(0)
+    first = panel.proxy.entry_at(0)
     wait(app, lambda: viewer.content is not None and viewer.content.index == first, what="ranked image")
-    window.grab().save(str(out / "screenshot-confusion.png"))
-
-    # 3. A/B: checkpoint B scored in the background, classes by change, images ranked by regression
+    save(window, out / "confusion.png")
     window.confusions.view.clearSelection()
+    review.rank_by_class(-1)
+
+    # the class filter: the images where a car is, found by typing part of its name
+    window.docks["classes"].raise_()
+    panel.present.setFocus()
+    panel.present.lineEdit().setText("car")
+    panel.present.lineEdit().editingFinished.emit()
+    panel.select_proxy_row(0)
+    wait(app, lambda: viewer.content is not None and viewer.content.index == panel.proxy.entry_at(0),
+         what="filtered image")
+    save(window, out / "class-filter.png")
+
+    # View > Palette > High contrast: the shown image's classes far apart; the legend follows
+    window.actions.palettes["contrast"].trigger()
+    wait(app, lambda: True)
+    save(window, out / "palette-contrast.png")
+    window.actions.palettes["ade20k"].trigger()
+    panel.set_present_class(None)
+
+    # A/B in the 2x2 layout: checkpoint B scored in the background, classes by change, images ranked by regression
     window.compare.compare_with(str(checkpoint_b(temp)), device="cpu")
     wait(app, lambda: window.compare.complete and not window.jobs.is_running("compare"), what="comparison")
-    window.docks["classes"].raise_()
+    viewer.set_layout("grid")
     window.compare.rank("regressed")
-    first = window.dataset_panel.proxy.entry_at(0)
+    first = panel.proxy.entry_at(0)
     wait(app, lambda: viewer.content.index == first and viewer.flips is not None, what="flips")
-    window.grab().save(str(out / "screenshot-compare.png"))
+    panel.view.setFocus()
+    save(window, out / "compare-2x2.png")
+    window.compare.clear()
 
-    # 4. a 1280x800 screen: the thumbnail grid with score badges, one large pane with its switcher
-    window.review.rank_by_class(-1)
+    # the export dialog, as File > Export opens it
+    listed, total = panel.proxy.rowCount(), len(review.source)
+    dialog = ExportDialog(window, str(Path.home() / "segstudio-export"), True, True, listed, total,
+                          ["index", "color"], True)
+    dialog.show()
+    wait(app, lambda: True)
+    save(dialog, out / "export-dialog.png")
+    dialog.close()
+
+    # a 1280x800 screen: the thumbnail grid with score badges, one large pane with its switcher
+    review.rank_by_class(-1)
     viewer.set_analysis("errors")
     window.resize(1280, 800)
-    window.dataset_panel.show_view("Grid")
-    window.dataset_panel.apply_order("Worst first")
+    panel.show_view("Grid")
+    panel.apply_order("Worst first")
     viewer.set_layout("single")
     viewer.show_single("error")
-    window.dataset_panel.select_proxy_row(0)
-    wait(app, lambda: viewer.content is not None and viewer.content.index == window.dataset_panel.proxy.entry_at(0),
+    panel.select_proxy_row(0)
+    wait(app, lambda: viewer.content is not None and viewer.content.index == panel.proxy.entry_at(0),
          what="worst image")
-    window.grab().save(str(out / "screenshot-grid.png"))
+    save(window, out / "grid.png")
+
+    # the training panel after a short run: live loss, validation mean IoU, the checkpoints written
+    training = window.training_panel
+    training.model_spec.setText("scratch")  # from random weights: the curves have somewhere to go
+    training.length_unit.setCurrentText("steps")
+    training.steps.setValue(30)
+    training.batch_size.setValue(2)
+    training.image_size.setValue(96)
+    training.learning_rate.setValue(1e-3)
+    training.device.setCurrentText("cpu")
+    training.eval_steps.setValue(10)
+    training.eval_limit.setValue(6)
+    training.output_dir.setText(str(temp / "runs"))
+    dock = window.docks["training"]
+    dock.show()
+    dock.setFloating(True)
+    dock.resize(1400, 620)
+    done = []
+    window.training.finished.connect(done.append)
+    window.training.start_from_panel()
+    wait(app, lambda: bool(done), timeout=1800, what="training")
+    training.start_button.setFocus()
+    save(dock, out / "training.png")
 
     window.shutdown()
     window.close()

@@ -182,6 +182,19 @@ def test_class_table_totals_sorting_and_selection(qtbot):
     assert "so far: 2 of 4" in table.totals.text()
 
 
+def test_ending_a_comparison_sorted_by_its_change_sorts_by_iou_again(qtbot):
+    table = ClassTable()
+    qtbot.addWidget(table)
+    results = scored(4, {0: 50})
+    table.set_results(results.class_rows(), results.metrics(), NAMES, results.scored, 4)
+    table.set_comparison({0: 1.0, 1: 0.0, 2: 1.0}, "A/B")  # tree gains nothing, the others most
+    table.sort_by_delta(regressions_first=False)
+    assert table.proxy.index(0, 0).data() != "tree"
+    table.set_comparison(None)  # End A/B: the column sorted by is gone
+    names = [table.proxy.index(r, 0).data() for r in range(table.proxy.rowCount())]
+    assert names[0] == "tree" and table.view.horizontalHeader().sortIndicatorSection() == 1
+
+
 def test_confusions_list_pairs_and_heatmap_click(qtbot):
     panel = ConfusionsPanel()
     qtbot.addWidget(panel)

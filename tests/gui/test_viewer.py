@@ -154,6 +154,11 @@ def test_legend_lists_present_classes_by_share_and_click_toggles(qtbot):
     assert legend.class_ids() == [2, 0, 1]  # road 51.3% of labelled pixels, sky 48.7%, tree 0 (predicted only)
     item = legend.item_for(2)
     assert item.text(0) == "road" and item.text(1) == "51.3" and item.text(2) == "25.0"
+    assert legend.item_for(1).text(1) == "0.0"  # not in the ground truth at all
+    few = c.ground_truth.copy()
+    few[0, 0] = 1  # one pixel of some 2,300 labelled ones
+    legend.set_image_classes(NAMES, few, c.prediction)
+    assert legend.item_for(1).text(1) == "<0.1"  # there, but under 0.05%: not "0.0"
     picked = []
     legend.class_selected.connect(picked.append)
     rect = legend.tree.visualItemRect(legend.item_for(1))

@@ -19,6 +19,7 @@ _SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                          [0.2126729, 0.7151522, 0.0721750],
                          [0.0193339, 0.1191920, 0.9503041]])
 _GRID_LEVELS = 18  # candidate colours: an 18 x 18 x 18 grid of the sRGB cube (step 15)
+_LIGHTNESS = (30.0, 90.0)  # CIELAB L* of the candidates: darker or lighter class colours vanish in an overlay
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -43,11 +44,13 @@ def min_delta_e(rgb: np.ndarray) -> float:
 
 @lru_cache(maxsize=8)
 def separated_colours(count: int) -> np.ndarray:
-    """``count`` sRGB colours chosen greedily (Glasbey): each the candidate farthest in CIELAB from black, white
-    and the colours before it, so black outlines and white text stay distinct. A prefix of a longer list."""
+    """``count`` sRGB colours of mid lightness chosen greedily (Glasbey): each the candidate farthest in CIELAB from
+    black, white and the colours before it. A prefix of a longer list."""
     levels = np.linspace(0, 255, _GRID_LEVELS).round()
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
     lab = srgb_to_lab(grid)
+    mid = (lab[:, 0] >= _LIGHTNESS[0]) & (lab[:, 0] <= _LIGHTNESS[1])
+    grid, lab = grid[mid], lab[mid]
     nearest = np.minimum(np.linalg.norm(lab - srgb_to_lab(np.zeros(3)), axis=1),
                          np.linalg.norm(lab - srgb_to_lab(np.full(3, 255.0)), axis=1))
     chosen = []

@@ -243,6 +243,8 @@ class ClassTable(QWidget):
             self.view.setColumnHidden(column, iou_b is not None)
         self.compare_note.setText(title)
         self.compare_bar.setVisible(iou_b is not None)
+        if iou_b is None and self.view.horizontalHeader().sortIndicatorSection() >= len(ClassTableModel.FIELDS):
+            self.view.sortByColumn(1, Qt.SortOrder.AscendingOrder)  # B's columns are gone: lowest IoU first again
 
     def sort_by_delta(self, regressions_first: bool = True) -> None:
         """Sort by B's change (largest loss first, or largest gain first)."""

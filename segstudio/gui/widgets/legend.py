@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from segstudio.gui.widgets.qimages import swatch_icon
 
@@ -18,6 +18,11 @@ def class_shares(ids: np.ndarray | None, num_labels: int) -> np.ndarray | None:
     counts = np.bincount(np.asarray(ids).ravel(), minlength=num_labels)[:num_labels].astype(np.float64)
     total = counts.sum()
     return counts / total if total else counts
+
+
+def format_share(share: float) -> str:
+    """A share as a percentage with one decimal; a class present on a few pixels reads "<0.1", not "0.0"."""
+    return "<0.1" if 0 < share < 0.0005 else f"{100 * share:.1f}"
 
 
 class LegendWidget(QWidget):
@@ -34,6 +39,9 @@ class LegendWidget(QWidget):
         self.tree.setUniformRowHeights(True)
         self.tree.setSortingEnabled(False)
         self.tree.itemClicked.connect(self._on_clicked)
+        header = self.tree.header()  # the name takes the room; the two shares stay side by side at the right
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.hint = QLabel("Click a class to show only it.")
         self.hint.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -61,8 +69,8 @@ class LegendWidget(QWidget):
         for class_id in order:
             item = QTreeWidgetItem([
                 str(label_map.name(class_id)).strip(),
-                "" if gt is None else f"{100 * gt[class_id]:.1f}",
-                "" if pred is None else f"{100 * pred[class_id]:.1f}",
+                "" if gt is None else format_share(gt[class_id]),
+                "" if pred is None else format_share(pred[class_id]),
             ])
             item.setIcon(0, swatch_icon((label_map.palette if palette is None else palette)[class_id]))
             item.setData(0, CLASS_ROLE, class_id)
@@ -71,7 +79,7 @@ class LegendWidget(QWidget):
             self.tree.addTopLevelItem(item)
             if class_id == self.selected:
                 item.setSelected(True)
-        for column in range(3):
+        for column in (1, 2):
             self.tree.resizeColumnToContents(column)
 
     def class_ids(self) -> list[int]:

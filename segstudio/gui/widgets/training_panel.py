@@ -174,6 +174,7 @@ class TrainingPanel(QWidget):
         self.final_eval_button.hide()
         self.loss_chart = Curve("Training loss", "loss")
         self.iou_chart = Curve("Validation mean IoU", "mIoU", (0.0, 1.0))
+        self.iou_chart.series.setPointsVisible(True)  # a few evaluations (and a cancelled run's last) as dots
         self.log = QPlainTextEdit(self)
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -290,6 +291,8 @@ class TrainingPanel(QWidget):
         charts.addWidget(self.loss_chart)
         charts.addWidget(self.iou_chart)
         charts.addWidget(self.log)
+        for index, stretch in enumerate((3, 3, 2)):  # the curves get the room, the log the rest
+            charts.setStretchFactor(index, stretch)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(settings)
         splitter.addWidget(charts)
