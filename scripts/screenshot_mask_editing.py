@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
-from screenshots import demo_window, wait  # sets the offscreen platform and the offline hub
+from screenshots import demo_window, save, wait  # sets the offscreen platform and the offline hub
 
 
 def stroke(pane, points) -> None:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     QTest.mouseMove(viewer.panes["gt"].viewport(), viewer.panes["gt"].mapFromScene(QPointF(width * 0.5, height * 0.5)))
     wait(app, lambda: window.editing.issue_count is not None or review.results().label_issues is None,
          what="the edited mask's label-issue count")
-    window.grab().save(str(out / "mask-editing.png"))
+    save(window, out / "mask-editing.png")  # lossless when small enough, else quantized under 250 KB
     window.shutdown(60_000)
     print(out / "mask-editing.png")
     return 0
