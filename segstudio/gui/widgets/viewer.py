@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRectF, Qt, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -53,6 +54,16 @@ PANE_TITLES = {"gt": "Ground truth", "pred": "Prediction", "error": "Third pane"
 SINGLE_PANES = ("gt", "pred", "error", "image")  # the switcher's tabs, keys 1-4
 GRID_CELLS = {"gt": (0, 0), "pred": (0, 1), "error": (1, 0), "image": (1, 1)}
 
+
+
+class PaneTitle(QLabel):
+    """A pane's title, cut with "..." at the right when the pane is narrower than the text (centred text would
+    lose both ends); ``text()`` stays whole."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.width())
+        painter.drawText(self.rect(), int(self.alignment().value), shown)
 
 @dataclass
 class ViewContent:
@@ -129,7 +140,7 @@ class ImageViewer(QWidget):
             cell_column = QVBoxLayout(cell)
             cell_column.setContentsMargins(0, 0, 0, 0)
             cell_column.setSpacing(2)
-            label = QLabel(title, cell)
+            label = PaneTitle(title, cell)
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # panes stay equal
             pane = Pane(cell)
