@@ -111,6 +111,8 @@ def test_ranking_by_regression_shows_the_flips_of_the_worst_image(review_window,
     assert np.count_nonzero(layer[..., 3]) == fixed + broken
     assert np.count_nonzero((layer[..., 3] > 0) & (layer[..., 0] == 230)) == broken  # red: broken by B
     assert np.count_nonzero(window.viewer.flips == 2) == broken
+    qtbot.mouseClick(window.class_table.compare_bar.findChild(QPushButton, "end-comparison"), Qt.MouseButton.LeftButton)
+    assert "Compared with" not in window.message_label.text() and "ended" in window.message_label.text()
 
 
 def test_compare_refuses_until_a_is_evaluated_and_ends_cleanly(make_window, tiny_demo, scratch_bundle, qtbot,

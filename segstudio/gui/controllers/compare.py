@@ -209,6 +209,7 @@ class CompareController(QObject):
 
     def clear(self) -> None:
         """End the comparison: cancel B's run, drop its columns, ranking and flips."""
+        ended = self.tag is not None
         if self.jobs.is_running(JOB):
             self.cancel()
         self.tag, self.results, self.flips, self.complete = None, None, {}, False
@@ -218,6 +219,8 @@ class CompareController(QObject):
         if rank is not None and rank[0] in RANK_TITLES:
             self.review.rank_by_class(-1)
         self.viewer.set_flips(None)
+        if ended:  # the status bar must not go on showing B's figures
+            self.status.emit("A/B comparison ended")
 
     def refresh(self) -> None:
         """Push B's per-class IoU and the per-image flips into the table, list and viewer."""
