@@ -195,22 +195,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.cross_check and group.ranks.several:
         raise _usage("--cross-check runs in one process: run evaluate without torchrun / accelerate launch")
     outputs = _metrics_outputs(args)  # refused before the model loads and the evaluation runs
-    from segstudio.core.evaluation import EvaluationCancelled, evaluate_split
+    from segstudio.core.evaluation import evaluate_split
 
     dataset, loaded, predictor = open_split_and_model(args, "evaluate")
-    shard = group.ranks.shard(split_count(dataset, args.split, args.limit))
-    cancel = threading.Event()
-    cancel_on_sigint(cancel)
-    with progress_bar(len(shard), "evaluating") as bar:
-        try:
-            parts = group.each(lambda: evaluate_split(
-                dataset, args.split, predictor, limit=args.limit, cancel=cancel,
-                on_image=lambda _: bar.update(1), keep_predictions=args.cross_check,
-                shard=(shard.start, shard.step) if group.ranks.several else None,
-            ))
-        except EvaluationCancelled:
-            print("segstudio: evaluation cancelled", file=sys.stderr)
-            return EXIT_CANCELLED
+    parts = run_on_shards(args, dataset, group, "evaluating", "evaluation", lambda cancel, tick, shard: evaluate_split(
+        dataset, args.split, predictor, limit=args.limit, cancel=cancel, on_image=tick,
+        keep_predictions=args.cross_check, shard=shard))
+    if parts is None:
+        return EXIT_CANCELLED
     if not group.ranks.is_main:
         return group.finish(EXIT_OK)  # rank 0 reports and writes
     result = merge_evaluations(parts)
@@ -229,6 +221,24 @@ def split_count(dataset, split: str, limit: int | None) -> int:
     """How many of the split's images a run with ``--limit`` scores."""
     rows = len(dataset.splits[split])
     return rows if limit is None else min(limit, rows)
+
+
+def run_on_shards(args: argparse.Namespace, dataset, group, label: str, what: str, work, passes: int = 1) -> list | None:
+    """``work(cancel, tick, shard)`` on this process's share of the split, with a progress bar (``label``) and Ctrl+C:
+    the parts every process returned, or None when the ``what`` was cancelled (said on stderr). ``shard`` is None in
+    one process."""
+    from segstudio.core.evaluation import EvaluationCancelled
+
+    shard = group.ranks.shard(split_count(dataset, args.split, args.limit))
+    cancel = threading.Event()
+    cancel_on_sigint(cancel)
+    with progress_bar(passes * len(shard), label) as bar:
+        try:
+            return group.each(lambda: work(cancel, lambda *_: bar.update(1),
+                                           (shard.start, shard.step) if group.ranks.several else None))
+        except EvaluationCancelled:
+            print(f"segstudio: {what} cancelled", file=sys.stderr)
+            return None
 
 
 def _metrics_outputs(args: argparse.Namespace) -> dict[Path, dict[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import threading
 from collections.abc import Callable
 
 from segstudio.cli.arguments import add_split_options
@@ -74,13 +73,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         EXIT_OK,
         EXIT_PARTIAL,
         UsageError,
-        cancel_on_sigint,
         corrections_record,
         load_dataset_from_args,
-        split_count,
+        run_on_shards,
     )
-    from segstudio.cli.report import progress_bar
-    from segstudio.core.evaluation import EvaluationCancelled, compare_split
+    from segstudio.core.evaluation import compare_split
     from segstudio.core.evaluation.distributed import current_group, merge_comparisons
     from segstudio.core.export import check_report_path, write_report_json
     from segstudio.core.inference import Predictor
@@ -96,18 +93,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     refuse_unless_forced(args, dataset, models, [args.split], "compare")
     predictors = [Predictor(loaded, device=args.device, batch_size=args.batch_size) for loaded in models]
     group = current_group()
-    shard = group.ranks.shard(split_count(dataset, args.split, args.limit))
-    cancel = threading.Event()
-    cancel_on_sigint(cancel)
-    with progress_bar(2 * len(shard), "comparing") as bar:
-        try:
-            parts = group.each(lambda: compare_split(
-                dataset, args.split, *predictors, limit=args.limit, cancel=cancel,
-                on_image=lambda _model, _result: bar.update(1),
-                shard=(shard.start, shard.step) if group.ranks.several else None))
-        except EvaluationCancelled:
-            print("segstudio: comparison cancelled", file=sys.stderr)
-            return EXIT_CANCELLED
+    parts = run_on_shards(args, dataset, group, "comparing", "comparison",
+                          lambda cancel, tick, shard: compare_split(
+        dataset, args.split, *predictors, limit=args.limit, cancel=cancel, on_image=tick, shard=shard), passes=2)
+    if parts is None:
+        return EXIT_CANCELLED
     if not group.ranks.is_main:
         return group.finish(EXIT_OK)  # rank 0 reports and writes
     comparison = merge_comparisons(parts)

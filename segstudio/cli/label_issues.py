@@ -6,7 +6,6 @@ import argparse
 import csv
 import io
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,12 +71,10 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         EXIT_PARTIAL,
         UsageError,
         _check_model_spec,
-        cancel_on_sigint,
         corrections_record,
         open_split_and_model,
-        split_count,
+        run_on_shards,
     )
-    from segstudio.cli.report import progress_bar
 
     _check_model_spec(args.model)
     from segstudio.core.export import atomic_write_text, check_report_path, staged_report, write_report_json
@@ -87,23 +84,16 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
     for report_path in (args.json, args.csv):
         if report_path:
             check_report_path(report_path)  # a file of yours in the way is refused before any work
-    from segstudio.core.evaluation import EvaluationCancelled
     from segstudio.core.evaluation.distributed import current_group, merge_evaluations
     from segstudio.core.review import collect_split, file_names, merge_collectors
 
     dataset, _loaded, predictor = open_split_and_model(args, "look for label issues")
     group = current_group()
-    shard = group.ranks.shard(split_count(dataset, args.split, args.limit))
-    cancel = threading.Event()
-    cancel_on_sigint(cancel)
-    with progress_bar(len(shard), "scoring labels") as bar:
-        try:
-            parts = group.each(lambda: collect_split(
-                dataset, args.split, predictor, limit=args.limit, cancel=cancel, on_image=lambda _: bar.update(1),
-                shard=(shard.start, shard.step) if group.ranks.several else None))
-        except EvaluationCancelled:
-            print("segstudio: label-issue scan cancelled", file=sys.stderr)
-            return EXIT_CANCELLED
+    parts = run_on_shards(args, dataset, group, "scoring labels", "label-issue scan",
+                          lambda cancel, tick, shard: collect_split(
+        dataset, args.split, predictor, limit=args.limit, cancel=cancel, on_image=tick, shard=shard))
+    if parts is None:
+        return EXIT_CANCELLED
     if not group.ranks.is_main:
         return group.finish(EXIT_OK)  # rank 0 reports and writes
     result = merge_evaluations([evaluation for evaluation, _collector in parts])
