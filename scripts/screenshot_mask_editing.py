@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
-from screenshots import demo_window, save, wait  # sets the offscreen platform and the offline hub
+from screenshots import (  # sets the offscreen platform and the offline hub
+    demo_window,
+    output_folder,
+    save,
+    wait,
+)
 
 
 def stroke(pane, points) -> None:
@@ -24,11 +27,7 @@ def stroke(pane, points) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(__doc__, argv)
 
     app, window, _temp = demo_window()
     review, viewer = window.review, window.viewer

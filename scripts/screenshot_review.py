@@ -8,7 +8,6 @@ scores the split first so the list has its badges.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -17,29 +16,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from screenshots import demo_window, wait  # noqa: E402
+from screenshots import demo_window, output_folder, save, wait  # noqa: E402
 
 # (place in the worst-first list, status, tags, note) of the images reviewed for the picture
 REVIEWS = [(0, "needs_fix", ["sky"], "sky bleeds into the wall at the top left"), (1, "accepted", [], ""),
            (2, "fixed", ["thin structures"], "pole redrawn"), (3, "accepted", [], ""), (5, "needs_fix", [], "")]
 
 
-def save_small_png(pixmap, path: Path) -> None:
-    """A window grab as a 256-colour PNG (octree palette: flat UI colours stay exact), a fifth of the size."""
-    from PIL import Image
-
-    pixmap.save(str(path))
-    with Image.open(path) as image:
-        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    small.save(path, optimize=True)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(__doc__, argv)
 
     app, window, _temp = demo_window()  # the demo split evaluated by the demo model, settings in a temporary folder
     panel = window.dataset_panel
@@ -52,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     window.record.next_unreviewed()  # what N does: the first unreviewed image after the selected one
     wait(app, lambda: window.viewer.content is not None and window.viewer.content.index == panel.current_entry(),
          what="the image to review")
-    save_small_png(window.grab(), out / "review-record.png")
+    save(window, out / "review-record.png")
 
     window.shutdown()
     window.close()

@@ -70,6 +70,15 @@ def checkpoint_b(folder: Path) -> Path:
     return save_checkpoint(loaded.model, loaded.processor, loaded.label_map, loaded.convention, folder / "model-b")
 
 
+def output_folder(doc: str, argv: list[str] | None) -> Path:
+    """The ``--out`` folder a screenshot script writes to (docs/images by default), created."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
+    out = Path(parser.parse_args(argv).out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def demo_window():
     """(app, window, temporary folder): the window at SIZE on the demo split, evaluated by the demo model, showing
     its worst image (settings in the temporary folder)."""
@@ -92,11 +101,7 @@ def demo_window():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(__doc__, argv)
 
     from segstudio.gui.dialogs.export import ExportDialog
 
