@@ -249,6 +249,25 @@ def test_torchrun_evaluate_gives_the_one_process_files_and_status(spoiled_demo, 
 
 @pytest.mark.slow
 @needs_demo_model
+def test_accelerate_launch_evaluate_gives_the_one_process_files(spoiled_demo, tmp_path, capsys):
+    root, broken = spoiled_demo
+    common = ["evaluate", "--dataset", str(root), "--model", "demo", "--limit", str(LIMIT), "--batch-size", "2"]
+    code = main([*common, "--json", str(tmp_path / "one.json")])
+    capsys.readouterr()
+    # --multi_gpu on a machine without GPUs: accelerate starts the processes through torchrun, which use gloo
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+         str(_free_port()), "-m", "segstudio", *common, "--json", str(tmp_path / "two.json")],
+        capture_output=True, text=True, env=_env(), timeout=600)
+    assert (code, proc.returncode) == (1, 1), proc.stderr[-3000:]
+    assert json.loads((tmp_path / "two.json").read_text()) == json.loads((tmp_path / "one.json").read_text())
+    assert proc.stdout.count("images scored: 6   skipped: 1") == 1  # rank 0 alone reports
+    assert "| 0/4 [" in proc.stderr  # rank 0's progress counts its own shard: 4 of the 7 images
+
+
+@pytest.mark.slow
+@needs_demo_model
 def test_two_processes_compare_and_rank_label_issues_as_one_process(spoiled_demo, tmp_path, capsys):
     root, broken = spoiled_demo
     data = ["--dataset", str(root), "--limit", "5", "--batch-size", "2"]
