@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(int(self.settings.get("view/opacity", 50, int)))
-        self.opacity.setMinimumWidth(70)  # never a stub on a small screen
+        self.opacity.setMinimumWidth(60)  # never a stub on a small screen
         self.opacity.setMaximumWidth(200)
         self.viewer.set_opacity(self.opacity.value() / 100)
         self.viewer.set_confidence_threshold(float(self.settings.get("view/confidence_threshold", 0.2, float)))

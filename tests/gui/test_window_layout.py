@@ -252,3 +252,26 @@ def test_the_window_fits_a_1280_pixel_screen_also_with_an_a_b_comparison(make_wi
     window.resize(1280, 800)
     qtbot.wait(50)
     assert window.width() <= 1280, window.width()
+
+
+def test_at_1280_pixels_the_closed_boxes_show_whole_words_and_the_lists_the_full_entries(review_window, qtbot):
+    window = review_window
+    window.resize(1280, 800)
+    panel, viewer = window.dataset_panel, window.viewer
+    panel.order.setCurrentText("Suspected label errors first")
+    viewer.set_analysis("suspects")
+    qtbot.wait(50)
+    boxes = {panel.split: ("validation", "validation (6)"), panel.order: ("Label errors", "Suspected label errors first"),
+             viewer.analysis_box: ("Label errors", "Suspected label errors")}
+    for box, (short, full) in boxes.items():
+        assert (box.shown_text(), box.currentText()) == (short, full)
+        assert full in box.toolTip()
+        # the closed box has the room its text needs: nothing is cut at the right
+        assert box.fontMetrics().horizontalAdvance(short) + 20 <= box.width()
+        assert box.width() >= box.sizeHint().width()
+    box = panel.order
+    box.showPopup()
+    qtbot.waitUntil(lambda: box.view().isVisible())
+    longest = max(box.fontMetrics().horizontalAdvance(box.itemText(i)) for i in range(box.count()))
+    assert box.view().width() > longest  # the list is as wide as its longest entry, wider than the closed box
+    box.hidePopup()

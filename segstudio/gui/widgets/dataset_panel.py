@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.gui.widgets.compact_combo import CompactComboBox
 from segstudio.gui.widgets.image_grid import make_grid
 from segstudio.gui.widgets.image_list import (
     COL_MIOU,
@@ -42,6 +43,7 @@ RANKED = "Ranked (most errors first)"
 REVIEW_FILTERS = {"Any status": None, "Unreviewed": "unreviewed", "Accepted": "accepted", "Needs fix": "needs_fix",
                   "Fixed": "fixed"}
 SUSPECTS = "Suspected label errors first"
+SHORT_ORDERS = {RANKED: "Most errors", SUSPECTS: "Label errors"}  # the closed box's text (the list says all)
 
 
 class DatasetPanel(QWidget):
@@ -66,20 +68,17 @@ class DatasetPanel(QWidget):
         browse.clicked.connect(self.browse)
         self.open_button = QPushButton("Open", self)
         self.open_button.clicked.connect(self._request)
-        self.split = QComboBox(self)
+        self.split = CompactComboBox(self)
         self.split.setObjectName("split")
-        self.split.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.split.activated.connect(self._on_split)
         self.scene = QComboBox(self)
         self.scene.currentIndexChanged.connect(self._on_scene)
         self.present = QComboBox(self)
         self.present.currentIndexChanged.connect(self._on_present)
-        self.order = QComboBox(self)
-        self.order.addItems(list(ORDERS))
+        self.order = CompactComboBox(self)
+        for name in ORDERS:  # the longest would set the whole dock's width: the closed box shows a short name
+            self.order.add_item(name, short=SHORT_ORDERS.get(name))
         self.order.currentTextChanged.connect(self.apply_order)
-        # Its longest entries would set the whole dock's width: the closed box shows as much as fits, the list all
-        self.order.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.order.setMinimumContentsLength(10)
         self._enable_ranked(False)
         self.view = self._make_view()
         self.grid = make_grid(self)
@@ -224,11 +223,11 @@ class DatasetPanel(QWidget):
         self.spec.setEditText(current)
 
     def set_splits(self, items: list[tuple[str, str]], current: str | None) -> None:
-        """``items``: (key, label) such as ("validation", "validation (48)")."""
+        """``items``: (key, label) such as ("validation", "validation (48)"); the closed box shows the key."""
         self.split.blockSignals(True)
         self.split.clear()
         for key, label in items:
-            self.split.addItem(label, key)
+            self.split.add_item(label, key, short=key)
         if current is not None:
             self.split.setCurrentIndex(max(0, self.split.findData(current)))
         self.split.blockSignals(False)

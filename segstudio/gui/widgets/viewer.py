@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.labels import IGNORE_INDEX
+from segstudio.gui.widgets.compact_combo import CompactComboBox
 from segstudio.gui.widgets.layers import (
     IndexedLayer,
     class_layer,
@@ -49,6 +50,7 @@ SPARSE_LAYER_IMAGE_OPACITY = 0.35  # the error map stays readable with the class
 TITLE_HEIGHT = 20  # a pane title's height, for Auto's arithmetic
 ANALYSES = {"errors": "Errors", "tpfpfn": "TP / FP / FN", "flips": "Flips A→B", "confidence": "Low confidence",
             "suspects": "Suspected label errors"}
+SHORT_ANALYSES = {"tpfpfn": "TP/FP/FN", "confidence": "Confidence", "suspects": "Label errors"}  # closed box
 LAYOUTS = {"auto": "Auto", "side": "Side by side", "grid": "2 × 2", "single": "One pane"}
 PANE_TITLES = {"gt": "Ground truth", "pred": "Prediction", "error": "Third pane", "image": "Image"}
 SINGLE_PANES = ("gt", "pred", "error", "image")  # the switcher's tabs, keys 1-4
@@ -163,11 +165,11 @@ class ImageViewer(QWidget):
         self.analysis_controls = QWidget()
         row = QHBoxLayout(self.analysis_controls)
         row.setContentsMargins(0, 0, 0, 0)
-        self.analysis_box = QComboBox(self.analysis_controls)
+        self.analysis_box = CompactComboBox(self.analysis_controls)
         self.analysis_box.setObjectName("analysis")
         for key, text in ANALYSES.items():
-            self.analysis_box.addItem(text, key)
-        self.analysis_box.setToolTip("What the third pane shows")
+            self.analysis_box.add_item(text, key, short=SHORT_ANALYSES.get(key))
+        self.analysis_box.set_base_tooltip("What the third pane shows")
         self.analysis_box.currentIndexChanged.connect(lambda _i: self.set_analysis(self.analysis_box.currentData()))
         self.threshold_box = QDoubleSpinBox(self.analysis_controls)
         self.threshold_box.setObjectName("confidence-threshold")
@@ -186,9 +188,9 @@ class ImageViewer(QWidget):
         self.layout_box.setToolTip("How the panes share the space: Auto picks side by side or a 2x2 grid, "
                                    "whichever shows the image larger, and one pane for images without ground truth")
         self.layout_box.currentIndexChanged.connect(lambda _i: self.set_layout(self.layout_box.currentData()))
-        for box in (self.layout_box, self.analysis_box):  # compact: the toolbar must fit beside the docks at 1280 px
-            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(7)
+        # compact: the toolbar must fit beside the docks at 1280 px
+        self.layout_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layout_box.setMinimumContentsLength(7)
         row.addWidget(QLabel("Layout", self.analysis_controls))
         row.addWidget(self.layout_box)
         row.addSpacing(8)
