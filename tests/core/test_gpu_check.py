@@ -6,6 +6,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 def gpu_check():
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop(spec.name, None)
 
 
 def test_agreement_counts_pixels_over_all_images(gpu_check) -> None:
@@ -80,11 +83,32 @@ def test_the_script_refuses_at_once_without_a_gpu(tmp_path, nvidia_smi) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the check would run for real")
 def test_a_torch_without_cuda_is_refused_in_one_line(tmp_path, gpu_check) -> None:
     """nvidia-smi answers, but the interpreter's torch is a CPU build: the Python part says so and exits 2."""
-    import sys
-
     if importlib.util.find_spec("segstudio.resources") is None:
         pytest.skip("SegStudio is not installed here: the script would install it into this interpreter")
     done = _run_script(tmp_path, "echo 'GPU 0: stand-in for nvidia-smi -L'", SEGSTUDIO_PYTHON=sys.executable,
                        PYTHONPATH=str(ROOT))
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and done.stderr.strip().splitlines() == [gpu_check.NO_CUDA]
+
+
+@pytest.mark.slow
+def test_the_rehearsal_runs_every_step_of_the_check_on_the_cpu(tmp_path) -> None:
+    """The whole check with small sizes on the CPU, compared with itself: the script's code runs before a GPU is
+    spent on it, and prints each figure it promises."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--rehearse-on-cpu"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    expected = {"device", "torch", "train_steps", "train_precision", "train_seconds_with_setup",
+                "train_steps_per_second", "train_loss", "throughput_size", "throughput_precision",
+                "throughput_batch_1", "throughput_batch_2", "gpu_check_seconds"}
+    for side in ("cpu_checked", "cpu"):
+        expected |= {f"predict_seconds_{side}", f"evaluate_seconds_{side}", f"evaluate_mean_iou_{side}"}
+    expected |= {"predict_agreement_cpu_checked_vs_cpu", "float32_agreement_cpu_checked_vs_cpu"}
+    assert set(figures) == expected
+    assert figures["device"] == "cpu (rehearsal)" and figures["train_steps"] == "2"
+    assert figures["predict_agreement_cpu_checked_vs_cpu"] == figures["float32_agreement_cpu_checked_vs_cpu"] == "1"
+    assert figures["evaluate_mean_iou_cpu_checked"] == figures["evaluate_mean_iou_cpu"]
+    assert 0.0 < float(figures["evaluate_mean_iou_cpu"]) <= 1.0 and float(figures["train_loss"]) > 0.0
+    assert float(figures["throughput_batch_2"].split()[0]) > 0.0
