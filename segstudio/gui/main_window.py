@@ -283,6 +283,7 @@ class MainWindow(QMainWindow):
         a.undo.setEnabled(False)
         a.redo.setEnabled(False)
         editing.status.connect(self.show_status)
+        editing.correction_saved.connect(self.record.correction_saved)
         self.review.dataset_changed.connect(editing.refresh_classes)
         self.review.model_loaded.connect(lambda _spec: editing.refresh_classes())
 

@@ -407,6 +407,37 @@ def test_add_regroups_stored_images_and_reset_clears() -> None:
         ConfusionMatrix(5, ignore_index=0).merge(regrouped)
 
 
+@SETTINGS
+@given(data=mask_pairs(num_labels=6), edited=mask_pairs(num_labels=6), ignore=st.sampled_from([255, 0]))
+def test_replacing_an_image_equals_the_reference_on_the_edited_images(data, edited, ignore) -> None:
+    """An image's confusion taken out and its edited mask's put in: evaluate's numbers on the edited set, and
+    taking the edit out again gives back exactly the matrix before."""
+    preds, labels, k, _dtype = data
+    matrix = ConfusionMatrix(k, ignore)
+    stored = [matrix.update(pred, label) for pred, label in zip(preds, labels, strict=True)]
+    before = matrix.matrix.copy(), matrix.out_of_range, matrix.images
+    new_label = np.resize(edited[1][0], labels[0].shape).astype(labels[0].dtype)  # any new labels, same shape
+    matrix.remove(stored[0])
+    new_image = ConfusionMatrix(k, ignore).update(preds[0], new_label)
+    matrix.add(new_image)
+    assert matrix.images == len(preds)
+    assert_same_metrics(matrix.compute(), reference_mean_iou(preds, [new_label, *labels[1:]], k, ignore))
+    matrix.remove(new_image)
+    matrix.add(stored[0])
+    np.testing.assert_array_equal(matrix.matrix, before[0])
+    assert (matrix.out_of_range, matrix.images) == before[1:]
+
+
+def test_removing_an_image_the_matrix_does_not_hold_is_refused() -> None:
+    matrix = ConfusionMatrix(3)
+    image = ConfusionMatrix(3).update(np.array([[0, 1]]), np.array([[0, 2]]))
+    with pytest.raises(ValueError, match="does not hold"):
+        matrix.remove(image)
+    matrix.add(image)
+    matrix.remove(image)
+    assert matrix.matrix.sum() == 0 and matrix.images == 0
+
+
 def test_metrics_from_matrix_and_nan_to_num() -> None:
     matrix = np.array([[3, 1, 0], [0, 0, 0], [2, 0, 4]])
     result = metrics_from_matrix(matrix)

@@ -218,15 +218,26 @@ class ConfusionMatrix:
 
     def add(self, confusion: ImageConfusion) -> None:
         """Add one image's confusion (e.g. to regroup stored images by scene)."""
+        self._shift(confusion, 1)
+
+    def remove(self, confusion: ImageConfusion) -> None:
+        """Take out one image's confusion that was added before (an edited mask re-scores its image); exact."""
+        self._shift(confusion, -1)
+
+    def _shift(self, confusion: ImageConfusion, sign: int) -> None:
         k = self.num_labels
         if confusion.num_labels != k:
             raise ValueError(
                 f"an image scored with {confusion.num_labels} classes cannot join a {k}-class matrix"
             )
         flat = self._ext.reshape(-1)
-        flat[confusion.cells + confusion.cells // k] += confusion.counts
-        flat[confusion.stray_cells] += confusion.stray_counts
-        self.images += 1
+        cells = confusion.cells + confusion.cells // k  # r * K + c -> r * (K+1) + c
+        if sign < 0 and (self.images < 1 or (flat[cells] < confusion.counts).any()
+                         or (flat[confusion.stray_cells] < confusion.stray_counts).any()):
+            raise ValueError("cannot remove an image's confusion this matrix does not hold")
+        flat[cells] += sign * confusion.counts
+        flat[confusion.stray_cells] += sign * confusion.stray_counts
+        self.images += sign
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add another matrix's pixels and images into this one; returns self."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from segstudio.core.review.mask_edit import (
     merge_changes,
     polygon_region,
 )
+
+if TYPE_CHECKING:
+    from segstudio.core.metrics.confusion import ImageConfusion
 
 BRUSH_TOOLS = ("brush", "eraser", "adopt")  # tools swept along the mouse's path
 
@@ -100,11 +104,17 @@ class MaskEditSession:
         """Pixels that differ from the original."""
         return int(np.count_nonzero(self.mask != self.original))
 
-    def score(self, num_labels: int) -> ImageScore | None:
-        """Mean IoU and pixel accuracy of the prediction against the edited mask (None without a prediction)."""
+    def confusion(self, num_labels: int, prediction: np.ndarray | None = None) -> ImageConfusion | None:
+        """The image's sparse confusion of ``prediction`` (default: the session's) against the edited mask, as the
+        evaluation scores an image (None without a prediction)."""
         from segstudio.core.metrics.confusion import ConfusionMatrix
 
-        if self.prediction is None:
+        prediction = self.prediction if prediction is None else prediction
+        if prediction is None:
             return None
-        confusion = ConfusionMatrix(num_labels, self.ignore_index).update(self.prediction, self.mask)
-        return ImageScore(float(confusion.mean_iou), float(confusion.pixel_accuracy))
+        return ConfusionMatrix(num_labels, self.ignore_index).update(prediction, self.mask)
+
+    def score(self, num_labels: int) -> ImageScore | None:
+        """Mean IoU and pixel accuracy of the prediction against the edited mask (None without a prediction)."""
+        confusion = self.confusion(num_labels)
+        return None if confusion is None else ImageScore(float(confusion.mean_iou), float(confusion.pixel_accuracy))

@@ -2,7 +2,8 @@
 
 The editing itself is the core's (``MaskEditSession``); this wires mouse events to it, keeps one QUndoCommand per
 stroke holding only the stroke's change record, repaints only the changed rectangle, and after each stroke
-re-scores the image (mean IoU against the prediction at once, the suspected-label-error count in a worker).
+re-scores the image (mean IoU against the prediction at once, the suspected-label-error count in a worker; after a
+pause, the image's row in the list and the split's totals). Each saved correction is announced (``correction_saved``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from PySide6.QtGui import QColor, QPainterPath, QPen, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QGraphicsPathItem
 
 from segstudio.core.review import BRUSH_TOOLS, MaskChange, MaskEditSession
+from segstudio.gui.controllers.results import rescored
 
 AUTOSAVE_MS = 500
 RECOUNT_MS = 300
+PAUSE_MS = 200  # after a pause in editing: the legend, the image's row and the split's totals follow the mask
 CLOSE_POLYGON_PX = 8  # a click this close (on screen) to the first vertex closes the polygon
 ISSUES_JOB = "edit-suspects"
 SAVE_JOB = "autosave"
@@ -51,6 +54,7 @@ class MaskEditingController(QObject):
 
     status = Signal(str)
     mode_changed = Signal(bool)
+    correction_saved = Signal(str, str, object)  # split, file name, the core's CorrectionItem as saved
 
     def __init__(self, viewer: Any, review: Any, panel: Any, legend: Any, jobs_runner: Any,
                  parent: QObject | None = None) -> None:
@@ -74,7 +78,7 @@ class MaskEditingController(QObject):
         self._save_lock = threading.Lock()  # one save at a time, worker or GUI thread, newest edit last
         self._saved_versions: dict[tuple, int] = {}
         self._recount = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._count_issues)
-        self._legend_timer = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._update_legend)
+        self._pause_timer = QTimer(self, singleShot=True, interval=PAUSE_MS, timeout=self._after_pause)
         for pane in viewer.panes.values():
             pane.edit_event.connect(self._on_edit_event)
         viewer.content_changed.connect(self._on_content_changed)
@@ -219,7 +223,9 @@ class MaskEditingController(QObject):
         if not saved and self.session.changed_pixels():
             self._kept[self.session_key] = self.session.mask  # shown again until the folder has it
         self._recount.stop()
-        self._legend_timer.stop()
+        if self._pause_timer.isActive():
+            self._pause_timer.stop()
+            self.rescore_split()  # the row keeps the edited numbers once left
         self.jobs.cancel(ISSUES_JOB)
         self.session = self.session_key = None
         self.issue_count = None
@@ -338,7 +344,26 @@ class MaskEditingController(QObject):
         self._dirty = True
         self._autosave.start()
         self._recount.start()
-        self._legend_timer.start()
+        self._pause_timer.start()
+
+    def _after_pause(self) -> None:
+        self._update_legend()
+        self.rescore_split()
+
+    def rescore_split(self) -> None:
+        """The image's row in the list (mean IoU, rank) and the split's totals (Classes, confusions) scored with
+        the edited mask: its outcome is re-scored and replaced in the split's results."""
+        results, source = self.review.results(create=False), self.review.source
+        if self.session is None or results is None or source is None or self.session_key[0] != source.token:
+            return
+        outcome = results.get(self.session_key[1])
+        if outcome is None or outcome.prediction is None or outcome.confusion is None:
+            return
+        prediction = outcome.prediction.unpack()
+        if prediction.shape != self.session.mask.shape:
+            return
+        results.replace(rescored(outcome, self.session.confusion(results.num_labels, prediction)))
+        self.review.refresh_results()
 
     def _update_legend(self) -> None:
         """The legend's class shares of the edited mask (after a pause: a bincount of every pixel)."""
@@ -400,14 +425,16 @@ class MaskEditingController(QObject):
                 convention.to_dataset_ids(self.session.original), convention.dataset_dtype(label_map.num_labels))
 
     def _write(self, key: tuple, version: int, store: Any, split: str, file_name: str, mask: np.ndarray,
-               original: np.ndarray, dtype: type) -> tuple[tuple, str]:
+               original: np.ndarray, dtype: type) -> tuple[tuple, str, tuple | None]:
         """Save one version of a row's mask, atomically (any thread); an older version than the one saved is
-        skipped, so a late worker never overwrites a newer save."""
+        skipped, so a late worker never overwrites a newer save. Returns the key, a line for the status bar and
+        (split, file name, the saved CorrectionItem), or None when skipped."""
+        saved = None
         with self._save_lock:
             if self._saved_versions.get(key, -1) < version:
-                store.save(split, file_name, mask, original, dtype)
+                saved = (split, file_name, store.save(split, file_name, mask, original, dtype))
                 self._saved_versions[key] = version
-        return key, f"Saved the corrected mask of {file_name} to {store.path}"
+        return key, f"Saved the corrected mask of {file_name} to {store.path}", saved
 
     def _autosave_in_worker(self) -> None:
         """Autosave after a pause, in a worker: encoding a 4096x4096 PNG takes most of a second."""
@@ -423,11 +450,17 @@ class MaskEditingController(QObject):
         self.jobs.submit(SAVE_JOB, lambda ctx: self._write(*pending), on_result=self._on_saved,
                          on_error=self._on_save_failed)
 
-    def _on_saved(self, value: tuple[tuple, str]) -> None:
-        key, text = value
+    def _on_saved(self, value: tuple[tuple, str, tuple | None]) -> None:
+        key, text, saved = value
         if key != self.session_key:
             self._kept.pop(key, None)  # left while it was being saved: the folder has it now
+        self._announce(text, saved)
+
+    def _announce(self, text: str, saved: tuple | None) -> None:
+        """The status line, then (for a save that happened) the saved correction to whoever marks the row."""
         self.status.emit(text)
+        if saved is not None:
+            self.correction_saved.emit(*saved)
 
     def _on_save_failed(self, info: Any) -> None:
         self._dirty = self.session is not None
@@ -443,11 +476,11 @@ class MaskEditingController(QObject):
         if pending is None:
             return False
         try:
-            _key, text = self._write(*pending)
+            _key, text, saved = self._write(*pending)
         except (OSError, ValueError) as error:  # CorrectionsError is a ValueError: one line, nothing half written
             self.status.emit(f"Could not save the corrected mask of {pending[3]}: {error}")
             return False
         self._dirty = False
         self._kept.pop(self.session_key, None)
-        self.status.emit(text)
+        self._announce(text, saved)
         return True

@@ -6,6 +6,7 @@ logits; the running confusion matrix is the core's :class:`ConfusionMatrix`, so 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,13 @@ def outcome_from(index: int, prediction: np.ndarray | None, confusion: Any, erro
     return outcome
 
 
+def rescored(outcome: ImageOutcome, confusion: Any) -> ImageOutcome:
+    """The same prediction scored against another ground truth (an edited mask): its confusion and areas."""
+    return dataclasses.replace(outcome, confusion=confusion, gt_area=confusion.label_area,
+                               pred_area=confusion.pred_area, intersect=confusion.intersect,
+                               mean_iou=float(confusion.mean_iou), pixel_accuracy=float(confusion.pixel_accuracy))
+
+
 class SplitResults:
     """Everything predicted so far for one source with one model."""
 
@@ -87,9 +95,31 @@ class SplitResults:
         self.outcomes[outcome.index] = outcome
         if outcome.error:
             self.errors.append((outcome.index, outcome.error))
-        if outcome.confusion is not None:
+        self._count(outcome, 1)
+
+    def replace(self, outcome: ImageOutcome) -> None:
+        """Put ``outcome`` in place of its image's (an edited mask re-scored it): the old confusion leaves the
+        running matrix and the per-class image counts, the new one joins them (integers: undo gives back
+        exactly the numbers before)."""
+        old = self.outcomes.get(outcome.index)
+        if old is None:
+            self.add(outcome)
+            return
+        self._count(old, -1)
+        self.outcomes[outcome.index] = outcome
+        self.errors = [(i, e) for i, e in self.errors if i != outcome.index]
+        if outcome.error:
+            self.errors.append((outcome.index, outcome.error))
+        self._count(outcome, 1)
+
+    def _count(self, outcome: ImageOutcome, sign: int) -> None:
+        if outcome.confusion is None:
+            return
+        if sign > 0:
             self._matrix.add(outcome.confusion)
-            self.images_per_class[outcome.gt_area > 0] += 1
+        else:
+            self._matrix.remove(outcome.confusion)
+        self.images_per_class[outcome.gt_area > 0] += sign
 
     def get(self, index: int) -> ImageOutcome | None:
         return self.outcomes.get(index)

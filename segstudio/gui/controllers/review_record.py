@@ -1,7 +1,9 @@
 """The review record in the window: each split's reviews in the image list, statuses set from the keyboard.
 
 The record is the core's ``ReviewRecord`` in the dataset's corrections folder; nothing is written until a person
-reviews an image. Accept (Y) and Flag (W) move on to the next unreviewed image in the list's order.
+reviews an image. Accept (Y) and Flag (W) move on to the next unreviewed image in the list's order. Rows whose
+mask has a saved correction in the same folder are marked (from its corrections index, then as corrections are
+saved); saving a correction of an unreviewed or needs-fix image marks it fixed.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ from typing import Any
 
 from PySide6.QtCore import QObject
 
-from segstudio.core.review import ReviewRecord, ReviewRecordError, parse_tags, tags_text
+from segstudio.core.review import (
+    CorrectionsError,
+    CorrectionsStore,
+    ReviewRecord,
+    ReviewRecordError,
+    parse_tags,
+    tags_text,
+)
 from segstudio.gui.dialogs.review_note import ReviewNoteDialog
 from segstudio.gui.widgets.dataset_panel import DatasetPanel
 from segstudio.gui.widgets.image_list import ImageListModel
 from segstudio.gui.workers.worker import ErrorInfo
 
 ADVANCING = ("accepted", "needs_fix")  # a verdict moves on to the next image to review
+FIXED_BY_SAVING = ("unreviewed", "needs_fix")  # statuses a saved correction moves on to "fixed"
 
 
 class ReviewRecordController(QObject):
@@ -31,6 +41,7 @@ class ReviewRecordController(QObject):
         self.folder_for = folder_for  # the dataset's corrections folder (the window's choice), where its record lives
         self.record: ReviewRecord | None = None
         self._dataset: Any = None
+        self._rows: dict[str, int] = {}  # file name -> entry index in the split shown
         image_model.modelReset.connect(self.load_split)
 
     # --- which record ---------------------------------------------------------------------------------------
@@ -65,6 +76,8 @@ class ReviewRecordController(QObject):
         """A split is shown: its reviews into the list (called on every reset of the image list)."""
         shown = self._split()
         if shown is None:
+            self._rows = {}
+            self.model.set_corrections({})
             self._show_reviews({})
             return
         source, split = shown
@@ -79,8 +92,20 @@ class ReviewRecordController(QObject):
                 recorded = self.record.entries(split)
             except ReviewRecordError as exc:
                 self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
-        rows = {entry.file_name: entry.index for entry in source.entries}
+        rows = self._rows = {entry.file_name: entry.index for entry in source.entries}
+        self.model.set_corrections(self._saved_corrections(source.dataset, split))
         self._show_reviews({rows[name]: entry for (_split, name), entry in recorded.items() if name in rows})
+
+    def _saved_corrections(self, dataset: Any, split: str) -> dict[int, Any]:
+        """The split's rows with a saved correction, from the corrections index of the record's folder (none when
+        the folder cannot be read or was made for another dataset: the corrections controller says why)."""
+        try:
+            store = CorrectionsStore(self.folder_for(dataset))
+            if store.dataset not in (None, str(dataset.source)):
+                return {}
+            return {self._rows[item.file_name]: item for item in store.items(split) if item.file_name in self._rows}
+        except CorrectionsError:
+            return {}
 
     def _show_reviews(self, reviews: dict[int, Any]) -> None:
         """The split's reviews into the list: its column, order, filters (the proxy filtered the new rows with the
@@ -96,7 +121,8 @@ class ReviewRecordController(QObject):
         shown = self._split()
         total = len(shown[0].entries) if shown is not None else 0
         self.panel.set_review_progress(sum(1 for entry in reviews if entry.reviewed), total)
-        self.panel.show_status_column(any(entry.reviewed or entry.tags or entry.note for entry in reviews))
+        self.panel.show_status_column(bool(self.model.corrections) or
+                                      any(entry.reviewed or entry.tags or entry.note for entry in reviews))
 
     # --- the keys -------------------------------------------------------------------------------------------
 
@@ -109,16 +135,44 @@ class ReviewRecordController(QObject):
 
     def _write(self, entry: int, **change: Any) -> bool:
         source, split = self._split()
+        return self._write_row(split, source.entries[entry].file_name, entry, **change)
+
+    def _write_row(self, split: str, file_name: str, entry: int | None, **change: Any) -> bool:
+        """Record a change of an image's review; ``entry``: its row in the list shown (None: not shown)."""
         try:
-            review = self.record.update(split, source.entries[entry].file_name, **change)
+            review = self.record.update(split, file_name, **change)
         except ReviewRecordError as exc:
             self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
             return False
-        self.model.set_review(entry, review)
+        if entry is not None:
+            self.model.set_review(entry, review)
+        self._changed()
+        return True
+
+    def _changed(self) -> None:
         self.panel.proxy.refilter(reviews=True)
         self._refresh()
         self.panel.update_count()
-        return True
+
+    def correction_saved(self, split: str, file_name: str, item: Any) -> None:
+        """A correction was saved: its row is marked, and an unreviewed or needs-fix image becomes fixed (a save
+        that changed no pixel, an edit undone back to the original, leaves the status as it is)."""
+        shown = self._split()
+        entry = self._rows.get(file_name) if shown is not None and shown[1] == split else None
+        if entry is not None:
+            self.model.set_correction(entry, item)
+        if self.record is None or item.changed_pixels == 0:
+            self._changed()
+            return
+        try:
+            status = self.record.get(split, file_name).status
+        except ReviewRecordError as exc:
+            self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
+            return
+        if status not in FIXED_BY_SAVING:
+            self._changed()
+        elif self._write_row(split, file_name, entry, status="fixed"):
+            self.review.status.emit(f"Saved the corrected mask of {file_name}; its status is now fixed")
 
     def set_status(self, status: str) -> None:
         """The shown image's status; a verdict (accepted, needs fix) moves on to the next unreviewed image."""

@@ -27,6 +27,7 @@ from segstudio.gui.widgets.image_list import (
     COL_RANK,
     COL_SCENE,
     COL_STATUS,
+    CORRECTED,
     ImageFilterProxy,
     ImageListModel,
 )
@@ -41,7 +42,7 @@ ORDERS = {
 }
 RANKED = "Ranked (most errors first)"
 REVIEW_FILTERS = {"Any status": None, "Unreviewed": "unreviewed", "Accepted": "accepted", "Needs fix": "needs_fix",
-                  "Fixed": "fixed"}
+                  "Fixed": "fixed", "Corrected": CORRECTED}
 SUSPECTS = "Suspected label errors first"
 SHORT_ORDERS = {RANKED: "Most errors", SUSPECTS: "Label errors"}  # the closed box's text (the list says all)
 
@@ -98,7 +99,8 @@ class DatasetPanel(QWidget):
         self.review_status.setObjectName("review-status")
         for text, status in REVIEW_FILTERS.items():
             self.review_status.addItem(text, status)
-        self.review_status.setToolTip("Only the images with this review status")
+        self.review_status.setToolTip("Only the images with this review status (Corrected: those whose mask has a "
+                                      "saved correction)")
         self.review_status.currentIndexChanged.connect(self._on_review_filter)
         self.review_tag = QComboBox(self)
         self.review_tag.setObjectName("review-tag")

@@ -17,6 +17,9 @@ from segstudio.gui.widgets.image_list import (
     COL_MIOU,
     COL_NAME,
     COL_RANK,
+    CORRECTED_COLOUR,
+    CORRECTED_MARK,
+    CORRECTED_ROLE,
     STATUS_COLOURS,
     STATUS_ROLE,
 )
@@ -39,7 +42,7 @@ def badge_colour(text: str) -> QColor:
 
 class ThumbnailDelegate(QStyledItemDelegate):
     """Thumbnail, file name below it, the score as a badge in the top-right corner and the review status in the
-    top-left one."""
+    top-left one, followed by a pencil when the mask has a saved correction."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:  # noqa: N802 - Qt override
         return CELL
@@ -70,12 +73,16 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(box, self.badge_fill(index, badge))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
-        mark = STATUS_MARKS.get(index.data(STATUS_ROLE))
-        if mark is not None:
-            box = QRect(picture.x(), picture.y(), option.fontMetrics.horizontalAdvance(mark[0]) + 8, 16)
-            painter.fillRect(box, mark[1])
+        marks = [STATUS_MARKS.get(index.data(STATUS_ROLE))]
+        if index.data(CORRECTED_ROLE):
+            marks.append((CORRECTED_MARK, CORRECTED_COLOUR))
+        x = picture.x()
+        for text, fill in filter(None, marks):
+            box = QRect(x, picture.y(), option.fontMetrics.horizontalAdvance(text) + 8, 16)
+            painter.fillRect(box, fill)
             painter.setPen(QColor(255, 255, 255))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, mark[0])
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+            x = box.right() + 3
         painter.restore()
 
     @staticmethod

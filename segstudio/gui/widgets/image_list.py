@@ -27,17 +27,21 @@ from segstudio.gui.workers.loaders import AsyncLoader
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 2
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 3  # the review status ("unreviewed", "accepted", "needs_fix", "fixed")
+CORRECTED_ROLE = Qt.ItemDataRole.UserRole + 4  # True when the row's mask has a saved correction
 COL_NAME, COL_SCENE, COL_MIOU, COL_RANK, COL_STATUS = range(5)
 STATUS_TEXT = {"unreviewed": "", "accepted": "accepted", "needs_fix": "needs fix", "fixed": "fixed"}
 REVIEW_ORDER = ("unreviewed", "needs_fix", "fixed", "accepted")  # sorting by status: what needs work first
 STATUS_COLOURS = {"accepted": QColor(40, 150, 60), "needs_fix": QColor(180, 40, 160), "fixed": QColor(30, 120, 170)}
+CORRECTED = "corrected"  # the status filter's choice of rows with a saved correction (not a review status)
+CORRECTED_MARK, CORRECTED_COLOUR = "✎", QColor(200, 110, 20)
 _Index = QModelIndex | QPersistentModelIndex
 
 
 class ImageListModel(QAbstractTableModel):
     """Rows are the source's entries in the current order; the rank column is the selected class's (or
     pair's) error per image, or with an A/B comparison the pixels checkpoint B fixed (or broke) net. The status
-    column is each image's review (the core's ReviewEntry: status, tags, note)."""
+    column is each image's review (the core's ReviewEntry: status, tags, note), with a pencil when its mask has a
+    saved correction (the core's CorrectionItem)."""
 
     HEADERS = ("Image", "Scene", "mIoU", "Rank", "Status")
 
@@ -50,6 +54,7 @@ class ImageListModel(QAbstractTableModel):
         self.flips: dict[int, tuple[int, int]] = {}  # entry index -> (fixed, broken) by checkpoint B
         self.suspects: dict[int, tuple[int, int]] = {}  # entry index -> (place by label-quality score, pixels)
         self.reviews: dict[int, Any] = {}  # entry index -> ReviewEntry (absent: unreviewed)
+        self.corrections: dict[int, Any] = {}  # entry index -> CorrectionItem of its saved correction
         self.rank_title = "Rank"
         self._order_held = False  # the pointer is over the list: rows stay where they are
         self._resort_pending = False
@@ -107,6 +112,21 @@ class ImageListModel(QAbstractTableModel):
         self.reviews[entry_index] = review
         row = self.row_of(entry_index)
         self.dataChanged.emit(self.index(row, COL_NAME), self.index(row, COL_STATUS))
+
+    def set_corrections(self, corrections: dict[int, Any]) -> None:
+        """The saved corrections of the source shown (entry index -> CorrectionItem; absent: none)."""
+        self.corrections = dict(corrections)
+        if self.rowCount():
+            self.dataChanged.emit(self.index(0, COL_NAME), self.index(self.rowCount() - 1, COL_STATUS))
+
+    def set_correction(self, entry_index: int, item: Any) -> None:
+        """One image's correction was saved."""
+        self.corrections[entry_index] = item
+        row = self.row_of(entry_index)
+        self.dataChanged.emit(self.index(row, COL_NAME), self.index(row, COL_STATUS))
+
+    def corrected(self, entry_index: int) -> bool:
+        return entry_index in self.corrections
 
     def status(self, entry_index: int) -> str:
         review = self.reviews.get(entry_index)
@@ -212,6 +232,8 @@ class ImageListModel(QAbstractTableModel):
             return entry_index
         if role == STATUS_ROLE:
             return self.status(entry_index)
+        if role == CORRECTED_ROLE:
+            return self.corrected(entry_index)
         if role == Qt.ItemDataRole.ToolTipRole and column == COL_STATUS:
             return self._review_tip(entry_index)
         if role == Qt.ItemDataRole.ForegroundRole and column == COL_STATUS:
@@ -235,7 +257,8 @@ class ImageListModel(QAbstractTableModel):
         if column == COL_SCENE:
             return entry.scene
         if column == COL_STATUS:
-            return STATUS_TEXT[self.status(entry_index)]
+            text = STATUS_TEXT[self.status(entry_index)]
+            return f"{CORRECTED_MARK} {text}".strip() if self.corrected(entry_index) else text
         outcome = self.results.get(entry_index) if self.results is not None else None
         if column == COL_MIOU:
             if outcome is not None and outcome.error:
@@ -246,12 +269,14 @@ class ImageListModel(QAbstractTableModel):
         return "" if value is None else f"{value:,}"
 
     def _review_tip(self, entry_index: int) -> str:
-        review = self.reviews.get(entry_index)
+        review, item = self.reviews.get(entry_index), self.corrections.get(entry_index)
+        corrected = "" if item is None else \
+            f"corrected: {item.changed_pixels:,} px differ from the original (saved {item.time.replace('T', ' ')})"
         if review is None or not (review.reviewed or review.tags or review.note):
-            return "Not reviewed yet"
+            return "\n".join(t for t in ("Not reviewed yet", corrected) if t)
         tags = ", ".join(sorted(review.tags))
-        return "\n".join(t for t in (STATUS_TEXT[review.status] or "not reviewed", tags and f"tags: {tags}",
-                                      review.note) if t)
+        return "\n".join(t for t in (STATUS_TEXT[review.status] or "not reviewed", corrected,
+                                      tags and f"tags: {tags}", review.note) if t)
 
     def rank_key(self, entry_index: int) -> int | None:
         """What the rank column shows and sorts by: ``rank_value``, or with an A/B ranking the net pixels B
@@ -284,7 +309,8 @@ class ImageListModel(QAbstractTableModel):
 
 
 class ImageFilterProxy(QSortFilterProxyModel):
-    """Filters by scene, by a class present (ground truth, else prediction), by review status and by review tag;
+    """Filters by scene, by a class present (ground truth, else prediction), by review status (or a saved
+    correction) and by review tag;
     with a pair ranking, only the images where that confusion happens. Sorting is forwarded to the model (see the
     module docstring)."""
 
@@ -342,7 +368,10 @@ class ImageFilterProxy(QSortFilterProxyModel):
         entry_index = model.entry(row)
         if self.scene is not None and model.source.entries[entry_index].scene != self.scene:
             return False
-        if self.status is not None and model.status(entry_index) != self.status:
+        if self.status == CORRECTED:
+            if not model.corrected(entry_index):
+                return False
+        elif self.status is not None and model.status(entry_index) != self.status:
             return False
         if self.tag is not None and self.tag not in getattr(model.reviews.get(entry_index), "tags", ()):
             return False
