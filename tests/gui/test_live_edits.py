@@ -123,6 +123,25 @@ def test_leaving_the_edited_image_keeps_its_new_numbers(editor, qtbot):
                                   reference_mean_iou(predictions, labels, k, IGNORE)["per_category_iou"])
 
 
+def test_a_new_evaluation_scores_the_edited_rows_with_their_edited_masks(editor, scratch_bundle, wait_results,
+                                                                          qtbot):
+    window, row = editor, editor.review.row
+    k = window.review.label_map().num_labels
+    edited = _edit(window, qtbot)
+    qtbot.waitUntil(lambda: window.image_model.corrected(row), timeout=10_000)  # saved, then left
+    other = next(r for r in range(len(window.review.source)) if r != row)
+    window.dataset_panel.select_entry(other)
+    qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.index == other)
+    window.review.cache.clear()  # the split evaluated again, as after loading a checkpoint
+    window.review.set_model(scratch_bundle)
+    wait_results(window)
+    predictions, labels = _labels_and_predictions(window, row, edited)
+    one = reference_mean_iou([predictions[row]], [edited], k, IGNORE)["mean_iou"]
+    assert _row_text(window, row, COL_MIOU) == f"{one:.3f}"
+    np.testing.assert_array_equal(window.review.results(create=False).metrics()["per_category_iou"],
+                                  reference_mean_iou(predictions, labels, k, IGNORE)["per_category_iou"])
+
+
 def _record_on_disk(folder) -> dict[str, str]:
     """file name -> status, read with SQLite itself."""
     with sqlite3.connect(folder / "review.sqlite") as db:

@@ -83,6 +83,7 @@ class MaskEditingController(QObject):
             pane.edit_event.connect(self._on_edit_event)
         viewer.content_changed.connect(self._on_content_changed)
         review.mask_override = self.mask_for
+        review.outcome_override = self.scored_with_edits
         panel.size.valueChanged.connect(lambda _v: self._show_brush())
         panel.picker.picked.connect(lambda v: self.status.emit(f"Painting {panel.picker.name(v)}"))
         legend.class_selected.connect(self._on_legend)
@@ -164,6 +165,21 @@ class MaskEditingController(QObject):
         except ValueError:
             return None  # an unreadable folder: the dataset's mask is shown, saving will say why
         return None if saved is None else self.review.convention().to_model_ids(saved)
+
+    def scored_with_edits(self, source_token: str, outcome: Any) -> Any:
+        """A streamed outcome of a row edited in this window, scored against its edited mask (the dataset, read
+        when it was opened, still holds the old one); any other outcome as it is."""
+        from segstudio.core.metrics import ConfusionMatrix
+
+        source, key = self.review.source, (source_token, outcome.index)
+        if source is None or source_token != source.token or outcome.confusion is None or outcome.prediction is None \
+                or not (key == self.session_key or key in self._kept or key in self._saved_versions):
+            return outcome
+        mask, prediction = self.mask_for(outcome.index), outcome.prediction.unpack()
+        if mask is None or mask.shape != prediction.shape:
+            return outcome
+        matrix = ConfusionMatrix(outcome.confusion.num_labels, self.review.ignore_index())
+        return rescored(outcome, matrix.update(prediction, mask))
 
     def _place(self, row: int) -> tuple[Any, str, str] | None:
         """(store, split, file_name) where a row's correction is saved; None for dropped files or no store."""

@@ -67,6 +67,7 @@ class ReviewController(QObject):
         self.row: int | None = None
         self._decoded: tuple[int, Any, Any] | None = None  # (row, rgb, gt) of the row on screen
         self.mask_override: Callable[[int], Any] | None = None  # the mask editor's edited ground truth of a row
+        self.outcome_override: Callable[[str, Any], Any] | None = None  # the editor's re-scoring of an edited row
         self.auto_evaluate = True
         self.palette = "ade20k"  # how the shown image's classes are coloured (View > Palette)
         self.gate: Callable[[str, bool], bool] | None = None  # the label guard's say on starting a run
@@ -293,7 +294,7 @@ class ReviewController(QObject):
         if results is None:
             return
         for outcome in update.outcomes:
-            results.add(outcome)
+            results.add(self.outcome_override(update.tag[1], outcome) if self.outcome_override else outcome)
         if results is self.results(create=False):
             self.progress.emit(update.done, update.total, update.eta_seconds, "Predicting")
             if self.row is not None and any(o.index == self.row for o in update.outcomes):
