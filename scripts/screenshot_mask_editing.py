@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     QTest.mouseMove(viewer.panes["gt"].viewport(), viewer.panes["gt"].mapFromScene(QPointF(width * 0.5, height * 0.5)))
     wait(app, lambda: window.editing.issue_count is not None or review.results().label_issues is None,
          what="the edited mask's label-issue count")
+    wait(app, lambda: window.image_model.corrected(review.row) and not window.editing._pause_timer.isActive(),
+         what="the list and the Classes table following the edit, the correction saved")
     save(window, out / "mask-editing.png")  # lossless when small enough, else quantized under 250 KB
     window.shutdown(60_000)
     print(out / "mask-editing.png")
