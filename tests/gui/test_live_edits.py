@@ -219,3 +219,23 @@ def test_the_grid_marks_a_corrected_thumbnail(editor, qtbot):
     assert CORRECTED_COLOUR.rgb() in row_of_pixels(row)
     other = next(r for r in range(len(window.review.source)) if r != row)
     assert CORRECTED_COLOUR.rgb() not in row_of_pixels(other)
+
+
+def test_an_image_fixed_under_the_needs_fix_filter_stays_on_screen_until_left(editor, qtbot):
+    window, row, panel = editor, editor.review.row, editor.dataset_panel
+    window.actions.review["flag"].trigger()  # needs fix, then the next unreviewed image is shown
+    panel.set_review_status("needs_fix")
+    assert [panel.proxy.entry_at(r) for r in range(panel.proxy.rowCount())] == [row]
+    qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.index == row
+                    and window.viewer.content.prediction is not None)
+    _edit(window, qtbot)
+    qtbot.waitUntil(lambda: window.image_model.status(row) == "fixed", timeout=10_000)  # saved: fixed
+    assert panel.current_entry() == row and window.viewer.content.index == row and window.editing.session is not None
+    assert [panel.proxy.entry_at(r) for r in range(panel.proxy.rowCount())] == [row]
+    _edit(window, qtbot, ((30.5, 200.5), (200.5, 30.5)))  # still editing the same image
+    assert window.editing.stack.count() == 2
+    panel.set_review_status(None)
+    panel.select_entry(next(r for r in range(len(window.review.source)) if r != row))  # moved on
+    qtbot.waitUntil(lambda: panel.proxy.kept is None)
+    panel.set_review_status("needs_fix")
+    assert panel.proxy.rowCount() == 0  # the fixed image has left the Needs-fix list

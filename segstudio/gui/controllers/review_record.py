@@ -74,6 +74,7 @@ class ReviewRecordController(QObject):
 
     def load_split(self) -> None:
         """A split is shown: its reviews into the list (called on every reset of the image list)."""
+        self.panel.proxy.kept = None  # a row kept on screen belongs to the list before
         shown = self._split()
         if shown is None:
             self._rows = {}
@@ -171,7 +172,10 @@ class ReviewRecordController(QObject):
             return
         if status not in FIXED_BY_SAVING:
             self._changed()
-        elif self._write_row(split, file_name, entry, status="fixed"):
+            return
+        if entry is not None and entry == self.panel.current_entry():
+            self.panel.proxy.keep(entry)  # fixed under a "Needs fix" filter: stays until the person moves on
+        if self._write_row(split, file_name, entry, status="fixed"):
             self.review.status.emit(f"Saved the corrected mask of {file_name}; its status is now fixed")
 
     def set_status(self, status: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -360,4 +360,7 @@ class DatasetPanel(QWidget):
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
-            self.row_chosen.emit(self.model.entry(self.proxy.mapToSource(current).row()))
+            entry = self.model.entry(self.proxy.mapToSource(current).row())
+            self.row_chosen.emit(entry)
+            if self.proxy.kept not in (None, entry):  # moved on: the row kept on screen goes if filtered out
+                QTimer.singleShot(0, self, lambda: self.proxy.keep(None))

@@ -320,6 +320,7 @@ class ImageFilterProxy(QSortFilterProxyModel):
         self.present_class: int | None = None
         self.status: str | None = None
         self.tag: str | None = None
+        self.kept: int | None = None  # an entry the review filters keep while it is on screen (being corrected)
         self.setDynamicSortFilter(False)
 
     def image_model(self) -> ImageListModel:
@@ -347,6 +348,13 @@ class ImageFilterProxy(QSortFilterProxyModel):
             self.status, self.tag = status, tag
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    def keep(self, entry: int | None) -> None:
+        """Keep this entry through the review filters until another is kept (None: none); a row whose status a
+        saved correction changed stays under the person's eyes until they move on."""
+        if entry != self.kept:
+            self.kept = entry
+            self.refilter(reviews=True)
+
     def refilter(self, reviews: bool = False) -> None:
         """Results (or with ``reviews`` the reviews) changed: re-run the filter if one depends on them."""
         if self.scene is not None or self.present_class is not None or self._pair_ranking() or (
@@ -368,12 +376,7 @@ class ImageFilterProxy(QSortFilterProxyModel):
         entry_index = model.entry(row)
         if self.scene is not None and model.source.entries[entry_index].scene != self.scene:
             return False
-        if self.status == CORRECTED:
-            if not model.corrected(entry_index):
-                return False
-        elif self.status is not None and model.status(entry_index) != self.status:
-            return False
-        if self.tag is not None and self.tag not in getattr(model.reviews.get(entry_index), "tags", ()):
+        if entry_index != self.kept and not self._review_accepts(model, entry_index):
             return False
         if self._pair_ranking() and model.rank_value(entry_index) <= 0:
             return False
@@ -382,6 +385,14 @@ class ImageFilterProxy(QSortFilterProxyModel):
             if outcome is None or not outcome.has_class(self.present_class):
                 return False
         return True
+
+    def _review_accepts(self, model: ImageListModel, entry_index: int) -> bool:
+        if self.status == CORRECTED:
+            if not model.corrected(entry_index):
+                return False
+        elif self.status is not None and model.status(entry_index) != self.status:
+            return False
+        return self.tag is None or self.tag in getattr(model.reviews.get(entry_index), "tags", ())
 
     def entry_at(self, proxy_row: int) -> int:
         return self.image_model().entry(self.mapToSource(self.index(proxy_row, 0)).row())
