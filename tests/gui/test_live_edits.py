@@ -170,6 +170,8 @@ def test_a_saved_correction_marks_its_row_and_makes_it_fixed(editor, make_window
     assert f"{item.changed_pixels:,} px differ from the original" in tip
     assert sum("status is now fixed" in m for m in messages) == 1  # said once
     assert not panel.view.isColumnHidden(COL_STATUS)
+    longest = max(panel.view.fontMetrics().horizontalAdvance(f"✎ {text}") for text in ("needs fix", "accepted"))
+    assert panel.view.columnWidth(COL_STATUS) >= longest + 8  # the mark and the status, not elided
 
     panel.set_review_status("corrected")
     assert [panel.proxy.entry_at(r) for r in range(panel.proxy.rowCount())] == [row]

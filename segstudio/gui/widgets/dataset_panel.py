@@ -125,7 +125,7 @@ class DatasetPanel(QWidget):
         view.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
         header = view.horizontalHeader()  # fixed widths: ResizeToContents would read every row
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 64)):
+        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 80)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         view.setSortingEnabled(True)
