@@ -241,3 +241,17 @@ def test_an_image_fixed_under_the_needs_fix_filter_stays_on_screen_until_left(ed
     qtbot.waitUntil(lambda: panel.proxy.kept is None)
     panel.set_review_status("needs_fix")
     assert panel.proxy.rowCount() == 0  # the fixed image has left the Needs-fix list
+
+
+def test_an_edit_left_for_another_split_before_its_autosave_is_saved_as_its_own_images(editor, qtbot):
+    window, row = editor, editor.review.row
+    file_name = window.review.source.entries[row].file_name
+    edited = _edit(window, qtbot)
+    assert window.editing._autosave.isActive()  # not saved yet
+    window.review.show_source("train")  # leaving at once: the edit is saved on the way out
+    items = window.corrections.store().items()
+    assert [(i.split, i.file_name) for i in items] == [("validation", file_name)]
+    saved = window.corrections.store().load("validation", file_name)
+    assert np.array_equal(window.review.convention().to_model_ids(saved), edited)
+    window.review.show_source("validation")
+    assert window.image_model.corrected(row) and window.image_model.status(row) == "fixed"

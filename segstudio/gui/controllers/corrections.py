@@ -59,11 +59,12 @@ class CorrectionsController(QObject):
         chosen = self.folders.get(str(dataset.source))
         return Path(chosen) if chosen else default_corrections_folder(dataset, self._fallback_parent())
 
-    def store(self) -> Any:
-        """The corrections store of the open dataset (where an editor saves), or None without a dataset."""
+    def store(self, dataset: Any = None) -> Any:
+        """The corrections store of ``dataset`` (default: the open one; where an editor saves), or None without
+        a dataset."""
         from segstudio.core.review import CorrectionsStore
 
-        dataset = self.review.dataset
+        dataset = self.review.dataset if dataset is None else dataset
         return None if dataset is None else CorrectionsStore(self.folder_for(dataset), dataset=str(dataset.source))
 
     # --- reading a dataset with them -------------------------------------------------------------------------

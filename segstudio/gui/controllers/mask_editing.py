@@ -54,7 +54,7 @@ class MaskEditingController(QObject):
 
     status = Signal(str)
     mode_changed = Signal(bool)
-    correction_saved = Signal(str, str, object)  # split, file name, the core's CorrectionItem as saved
+    correction_saved = Signal(str, str, str, object)  # folder, split, file name, the core's CorrectionItem as saved
 
     def __init__(self, viewer: Any, review: Any, panel: Any, legend: Any, jobs_runner: Any,
                  parent: QObject | None = None) -> None:
@@ -63,9 +63,10 @@ class MaskEditingController(QObject):
         self.stack = QUndoStack(self)
         self.session: MaskEditSession | None = None
         self.session_key: tuple | None = None
+        self._session_source: Any = None  # the image source of the session's row (the list may show another)
         self.enabled = False
         self.tool = "brush"
-        self.store_provider: Callable[[], Any] | None = None  # the open dataset's corrections store, or None
+        self.store_provider: Callable[[Any], Any] | None = None  # a dataset's corrections store, or None
         self._kept: dict[tuple, np.ndarray] = {}  # edited masks of rows left that could not be saved
         self._last: tuple[float, float] | None = None
         self._polygon: list[tuple[int, int]] = []
@@ -181,12 +182,14 @@ class MaskEditingController(QObject):
         matrix = ConfusionMatrix(outcome.confusion.num_labels, self.review.ignore_index())
         return rescored(outcome, matrix.update(prediction, mask))
 
-    def _place(self, row: int) -> tuple[Any, str, str] | None:
-        """(store, split, file_name) where a row's correction is saved; None for dropped files or no store."""
-        source, dataset = self.review.source, self.review.dataset
+    def _place(self, row: int, source: Any = None) -> tuple[Any, str, str] | None:
+        """(store, split, file_name) where a row of ``source`` (default: the one shown) has its correction saved;
+        None for dropped files or no store."""
+        source = self.review.source if source is None else source
+        dataset = getattr(source, "dataset", None)
         if self.store_provider is None or dataset is None or getattr(source, "split", None) not in dataset.splits:
             return None
-        store = self.store_provider()
+        store = self.store_provider(dataset)
         return None if store is None else (store, source.split, source.entries[row].file_name)
 
     def _on_content_changed(self) -> None:
@@ -216,7 +219,7 @@ class MaskEditingController(QObject):
         if content.ground_truth is original:  # never edit the decoded dataset mask itself
             content.ground_truth = original.copy()
         self.session = MaskEditSession(content.ground_truth, original, content.prediction, content.ignore_index)
-        self.session_key = key
+        self.session_key, self._session_source = key, self.review.source
         self.stack.clear()
         self._start_score = self._score()
         return self.session
@@ -243,7 +246,7 @@ class MaskEditingController(QObject):
             self._pause_timer.stop()
             self.rescore_split()  # the row keeps the edited numbers once left
         self.jobs.cancel(ISSUES_JOB)
-        self.session = self.session_key = None
+        self.session = self.session_key = self._session_source = None
         self.issue_count = None
         self.stack.clear()
 
@@ -433,10 +436,11 @@ class MaskEditingController(QObject):
 
     def _pending_save(self) -> tuple | None:
         """What saving the mask on screen needs now (copies, so a worker can write them), or None."""
-        place = None if self.session_key is None else self._place(self.session_key[1])
+        source = self._session_source  # saved as the row it was, also once another split or dataset is shown
+        place = None if self.session_key is None else self._place(self.session_key[1], source)
         if place is None:
             return None
-        convention, label_map = self.review.convention(), self.review.label_map()
+        convention, label_map = source.convention, source.label_map
         return (self.session_key, self._version, *place, convention.to_dataset_ids(self.session.mask),
                 convention.to_dataset_ids(self.session.original), convention.dataset_dtype(label_map.num_labels))
 
@@ -444,11 +448,11 @@ class MaskEditingController(QObject):
                original: np.ndarray, dtype: type) -> tuple[tuple, str, tuple | None]:
         """Save one version of a row's mask, atomically (any thread); an older version than the one saved is
         skipped, so a late worker never overwrites a newer save. Returns the key, a line for the status bar and
-        (split, file name, the saved CorrectionItem), or None when skipped."""
+        (folder, split, file name, the saved CorrectionItem), or None when skipped."""
         saved = None
         with self._save_lock:
             if self._saved_versions.get(key, -1) < version:
-                saved = (split, file_name, store.save(split, file_name, mask, original, dtype))
+                saved = (str(store.path), split, file_name, store.save(split, file_name, mask, original, dtype))
                 self._saved_versions[key] = version
         return key, f"Saved the corrected mask of {file_name} to {store.path}", saved
 

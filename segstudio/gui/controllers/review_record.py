@@ -155,28 +155,36 @@ class ReviewRecordController(QObject):
         self._refresh()
         self.panel.update_count()
 
-    def correction_saved(self, split: str, file_name: str, item: Any) -> None:
-        """A correction was saved: its row is marked, and an unreviewed or needs-fix image becomes fixed (a save
-        that changed no pixel, an edit undone back to the original, leaves the status as it is)."""
+    def correction_saved(self, folder: str, split: str, file_name: str, item: Any) -> None:
+        """A correction was saved in ``folder``: its row is marked, and an unreviewed or needs-fix image becomes
+        fixed (a save that changed no pixel, an edit undone back to the original, leaves the status as it is)."""
         shown = self._split()
-        entry = self._rows.get(file_name) if shown is not None and shown[1] == split else None
+        here = self.record is not None and self.record.folder == Path(folder)  # the record of the list shown
+        entry = self._rows.get(file_name) if here and shown is not None and shown[1] == split else None
         if entry is not None:
             self.model.set_correction(entry, item)
-        if self.record is None or item.changed_pixels == 0:
+        if item.changed_pixels and self._fix(Path(folder), split, file_name, entry, here):
+            self.review.status.emit(f"Saved the corrected mask of {file_name}; its status is now fixed")
+        else:
             self._changed()
-            return
+
+    def _fix(self, folder: Path, split: str, file_name: str, entry: int | None, here: bool) -> bool:
+        """Mark an unreviewed or needs-fix image fixed in the record of ``folder``; True when its status moved."""
         try:
-            status = self.record.get(split, file_name).status
+            if not here:  # saved while another dataset came on screen: the image's own record
+                with ReviewRecord(folder, create=False) as record:
+                    if record.get(split, file_name).status not in FIXED_BY_SAVING:
+                        return False
+                    record.update(split, file_name, status="fixed")
+                    return True
+            if self.record.get(split, file_name).status not in FIXED_BY_SAVING:
+                return False
         except ReviewRecordError as exc:
             self.review.error.emit(ErrorInfo("Review record", str(exc), "", "ReviewRecordError"))
-            return
-        if status not in FIXED_BY_SAVING:
-            self._changed()
-            return
+            return False
         if entry is not None and entry == self.panel.current_entry():
             self.panel.proxy.keep(entry)  # fixed under a "Needs fix" filter: stays until the person moves on
-        if self._write_row(split, file_name, entry, status="fixed"):
-            self.review.status.emit(f"Saved the corrected mask of {file_name}; its status is now fixed")
+        return self._write_row(split, file_name, entry, status="fixed")
 
     def set_status(self, status: str) -> None:
         """The shown image's status; a verdict (accepted, needs fix) moves on to the next unreviewed image."""
