@@ -246,8 +246,9 @@ def test_an_image_fixed_under_the_needs_fix_filter_stays_on_screen_until_left(ed
 def test_an_edit_left_for_another_split_before_its_autosave_is_saved_as_its_own_images(editor, qtbot):
     window, row = editor, editor.review.row
     file_name = window.review.source.entries[row].file_name
-    edited = _edit(window, qtbot)
-    assert window.editing._autosave.isActive()  # not saved yet
+    stroke(window.viewer.panes["gt"], [(60.5, 60.5), (190.5, 190.5)])
+    edited = window.viewer.content.ground_truth.copy()
+    assert window.editing._autosave.isActive() and window.editing._pause_timer.isActive()  # neither happened yet
     window.review.show_source("train")  # leaving at once: the edit is saved on the way out
     items = window.corrections.store().items()
     assert [(i.split, i.file_name) for i in items] == [("validation", file_name)]
@@ -255,3 +256,6 @@ def test_an_edit_left_for_another_split_before_its_autosave_is_saved_as_its_own_
     assert np.array_equal(window.review.convention().to_model_ids(saved), edited)
     window.review.show_source("validation")
     assert window.image_model.corrected(row) and window.image_model.status(row) == "fixed"
+    prediction = window.review.results(create=False).get(row).prediction.unpack()
+    one = reference_mean_iou([prediction], [edited], window.review.label_map().num_labels, IGNORE)["mean_iou"]
+    assert _row_text(window, row, COL_MIOU) == f"{one:.3f}"  # re-scored although the split was left at once

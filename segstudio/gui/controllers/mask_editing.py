@@ -372,17 +372,18 @@ class MaskEditingController(QObject):
     def rescore_split(self) -> None:
         """The image's row in the list (mean IoU, rank) and the split's totals (Classes, confusions) scored with
         the edited mask: its outcome is re-scored and replaced in the split's results."""
-        results, source = self.review.results(create=False), self.review.source
-        if self.session is None or results is None or source is None or self.session_key[0] != source.token:
+        if self.session is None:
             return
-        outcome = results.get(self.session_key[1])
+        results = self.review.results(create=False, source=self._session_source)  # also once another is shown
+        outcome = results.get(self.session_key[1]) if results is not None else None
         if outcome is None or outcome.prediction is None or outcome.confusion is None:
             return
         prediction = outcome.prediction.unpack()
         if prediction.shape != self.session.mask.shape:
             return
         results.replace(rescored(outcome, self.session.confusion(results.num_labels, prediction)))
-        self.review.refresh_results()
+        if self._session_source is self.review.source:
+            self.review.refresh_results()
 
     def _update_legend(self) -> None:
         """The legend's class shares of the edited mask (after a pause: a bincount of every pixel)."""

@@ -245,14 +245,16 @@ class ReviewController(QObject):
 
     # --- results --------------------------------------------------------------------------------------------
 
-    def results(self, create: bool = True) -> SplitResults | None:
-        if self.bundle is None or self.source is None:
+    def results(self, create: bool = True, source: Any = None) -> SplitResults | None:
+        """The open model's results of ``source`` (default: the one shown), made empty if ``create``."""
+        source = self.source if source is None else source
+        if self.bundle is None or source is None:
             return None
-        found = self.cache.get(self.bundle.token, self.source.token)
+        found = self.cache.get(self.bundle.token, source.token)
         if found is None and create:
             loaded = self.bundle.loaded
-            found = SplitResults(loaded.label_map.num_labels, self.ignore_index(), len(self.source))
-            self.cache.put(self.bundle.token, self.source.token, found)
+            found = SplitResults(loaded.label_map.num_labels, self.ignore_index(), len(source))
+            self.cache.put(self.bundle.token, source.token, found)
         return found
 
     def maybe_evaluate(self) -> None:
