@@ -284,6 +284,7 @@ class MainWindow(QMainWindow):
         a.redo.setEnabled(False)
         editing.status.connect(self.show_status)
         editing.correction_saved.connect(self.record.correction_saved)
+        editing.rescored.connect(self.compare.follow_edit)
         self.review.dataset_changed.connect(editing.refresh_classes)
         self.review.model_loaded.connect(lambda _spec: editing.refresh_classes())
 

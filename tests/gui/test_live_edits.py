@@ -12,6 +12,7 @@ import sqlite3
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from test_compare_gui import checkpoint_b, suppressed  # noqa: F401 - fixtures: a checkpoint B that differs from A
 from test_mask_editing import stroke  # the same mouse strokes as the mask-editing tests
 
 from segstudio.core.metrics.reference import reference_areas, reference_mean_iou
@@ -140,6 +141,35 @@ def test_a_new_evaluation_scores_the_edited_rows_with_their_edited_masks(editor,
     assert _row_text(window, row, COL_MIOU) == f"{one:.3f}"
     np.testing.assert_array_equal(window.review.results(create=False).metrics()["per_category_iou"],
                                   reference_mean_iou(predictions, labels, k, IGNORE)["per_category_iou"])
+
+
+def test_an_a_b_comparison_follows_edits_made_before_and_during_it(editor, qtbot, request):
+    window, first = editor, editor.review.row
+    k, count = window.review.label_map().num_labels, len(editor.review.source)
+    edits = {first: _edit(window, qtbot)}
+    qtbot.waitUntil(lambda: window.image_model.corrected(first), timeout=10_000)  # saved, then left
+    second = next(r for r in range(count) if r != first)
+    window.dataset_panel.select_entry(second)
+    qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.index == second
+                    and window.viewer.content.prediction is not None)
+    window.compare.compare_with(str(request.getfixturevalue("checkpoint_b")), device="cpu")
+    qtbot.waitUntil(lambda: window.compare.complete and not window.jobs.is_running("compare"), timeout=60_000)
+
+    def assert_b_follows() -> None:
+        labels = [edits.get(i, window.review.source.ground_truth(i)) for i in range(count)]
+        predictions_a = [window.review.results(create=False).get(i).prediction.unpack() for i in range(count)]
+        predictions_b = [window.compare.results.get(i).prediction.unpack() for i in range(count)]
+        reference_b = reference_mean_iou(predictions_b, labels, k, IGNORE)["per_category_iou"]
+        np.testing.assert_array_equal([window.class_table.model.iou_b[c] for c in range(k)], reference_b)
+        for row, edited in edits.items():
+            a_right, b_right = predictions_a[row] == edited, predictions_b[row] == edited
+            labelled = edited != IGNORE
+            fixed, broken = int((~a_right & b_right & labelled).sum()), int((a_right & ~b_right & labelled).sum())
+            assert window.compare.flips[row] == (fixed, broken)
+
+    assert_b_follows()
+    edits[second] = _edit(window, qtbot)  # during the comparison
+    assert_b_follows()
 
 
 def _record_on_disk(folder) -> dict[str, str]:

@@ -11,6 +11,7 @@ _PUBLIC = {
     "evaluate_split": "scoring",
     "EvaluationCancelled": "scoring",
     "EvaluationResult": "scoring",
+    "flip_counts": "compare",
     "flip_map": "compare",
     "ImageResult": "scoring",
 }

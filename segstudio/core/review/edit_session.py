@@ -104,15 +104,14 @@ class MaskEditSession:
         """Pixels that differ from the original."""
         return int(np.count_nonzero(self.mask != self.original))
 
-    def confusion(self, num_labels: int, prediction: np.ndarray | None = None) -> ImageConfusion | None:
-        """The image's sparse confusion of ``prediction`` (default: the session's) against the edited mask, as the
-        evaluation scores an image (None without a prediction)."""
+    def confusion(self, num_labels: int) -> ImageConfusion | None:
+        """The image's sparse confusion of the prediction against the edited mask, as the evaluation scores an
+        image (None without a prediction)."""
         from segstudio.core.metrics.confusion import ConfusionMatrix
 
-        prediction = self.prediction if prediction is None else prediction
-        if prediction is None:
+        if self.prediction is None:
             return None
-        return ConfusionMatrix(num_labels, self.ignore_index).update(prediction, self.mask)
+        return ConfusionMatrix(num_labels, self.ignore_index).update(self.prediction, self.mask)
 
     def score(self, num_labels: int) -> ImageScore | None:
         """Mean IoU and pixel accuracy of the prediction against the edited mask (None without a prediction)."""

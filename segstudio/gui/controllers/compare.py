@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QWidget
 
-from segstudio.gui.controllers.results import ImageOutcome, SplitResults, outcome_from
+from segstudio.gui.controllers.results import ImageOutcome, SplitResults, outcome_from, scored_against
 from segstudio.gui.controllers.sources import SplitSource
 from segstudio.gui.workers import jobs
 from segstudio.gui.workers.worker import ErrorInfo
@@ -181,9 +181,36 @@ class CompareController(QObject):
         for outcome in update.outcomes:
             self.results.add(outcome)
         self.flips.update(update.flips)
+        edited = self.review.edited_mask
+        for outcome in update.outcomes if edited is not None else ():
+            mask = edited(self.tag[1], outcome.index)  # an image edited before B reached it
+            if mask is not None:
+                self._score_b(outcome.index, mask)
         self.progress.emit(update.done, update.total, None, "Comparing")
         if not self._refresh.isActive():
             self._refresh.start()
+
+    def follow_edit(self, source: Any, row: int, mask: np.ndarray) -> None:
+        """B's score and flips of an image whose ground truth was just edited, against the edited mask."""
+        if self.results is not None and self.tag is not None and self.tag[1] == source.token \
+                and self._score_b(row, mask):
+            self.refresh()
+
+    def _score_b(self, row: int, mask: np.ndarray) -> bool:
+        """Re-score B's outcome of ``row`` and its flips against ``mask``; False when B has not scored it yet."""
+        from segstudio.core.evaluation import flip_counts
+
+        outcome_b, ignore_index = self.results.get(row), self.review.ignore_index()
+        edited = scored_against(outcome_b, mask, ignore_index) if outcome_b is not None else None
+        if edited is None:
+            return False
+        self.results.replace(edited)
+        results_a = self.review.cache.get(*self.tag)
+        outcome_a = results_a.get(row) if results_a is not None else None
+        if row in self.flips and outcome_a is not None and outcome_a.prediction is not None:
+            self.flips[row] = flip_counts(outcome_a.prediction.unpack(), outcome_b.prediction.unpack(), mask,
+                                          ignore_index)
+        return True
 
     def _on_done(self, outcome: CompareOutcome) -> None:
         if self.tag is None or outcome.tag != (*self.tag, self._run) or self.results is None:

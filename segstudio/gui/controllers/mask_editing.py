@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QPainterPath, QPen, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QGraphicsPathItem
 
 from segstudio.core.review import BRUSH_TOOLS, MaskChange, MaskEditSession
-from segstudio.gui.controllers.results import rescored
+from segstudio.gui.controllers.results import scored_against
 
 AUTOSAVE_MS = 500
 RECOUNT_MS = 300
@@ -55,6 +55,7 @@ class MaskEditingController(QObject):
     status = Signal(str)
     mode_changed = Signal(bool)
     correction_saved = Signal(str, str, str, object)  # folder, split, file name, the core's CorrectionItem as saved
+    rescored = Signal(object, int, object)  # image source, row, edited mask: its numbers followed the edit
 
     def __init__(self, viewer: Any, review: Any, panel: Any, legend: Any, jobs_runner: Any,
                  parent: QObject | None = None) -> None:
@@ -84,7 +85,7 @@ class MaskEditingController(QObject):
             pane.edit_event.connect(self._on_edit_event)
         viewer.content_changed.connect(self._on_content_changed)
         review.mask_override = self.mask_for
-        review.outcome_override = self.scored_with_edits
+        review.edited_mask = self.edited_mask
         panel.size.valueChanged.connect(lambda _v: self._show_brush())
         panel.picker.picked.connect(lambda v: self.status.emit(f"Painting {panel.picker.name(v)}"))
         legend.class_selected.connect(self._on_legend)
@@ -167,20 +168,14 @@ class MaskEditingController(QObject):
             return None  # an unreadable folder: the dataset's mask is shown, saving will say why
         return None if saved is None else self.review.convention().to_model_ids(saved)
 
-    def scored_with_edits(self, source_token: str, outcome: Any) -> Any:
-        """A streamed outcome of a row edited in this window, scored against its edited mask (the dataset, read
-        when it was opened, still holds the old one); any other outcome as it is."""
-        from segstudio.core.metrics import ConfusionMatrix
-
-        source, key = self.review.source, (source_token, outcome.index)
-        if source is None or source_token != source.token or outcome.confusion is None or outcome.prediction is None \
-                or not (key == self.session_key or key in self._kept or key in self._saved_versions):
-            return outcome
-        mask, prediction = self.mask_for(outcome.index), outcome.prediction.unpack()
-        if mask is None or mask.shape != prediction.shape:
-            return outcome
-        matrix = ConfusionMatrix(outcome.confusion.num_labels, self.review.ignore_index())
-        return rescored(outcome, matrix.update(prediction, mask))
+    def edited_mask(self, source_token: str, row: int) -> np.ndarray | None:
+        """The mask of a row edited in this window (being edited, kept or saved since the dataset was read) while
+        its source is shown; None for every other row."""
+        source, key = self.review.source, (source_token, row)
+        if source is None or source_token != source.token or not (
+                key == self.session_key or key in self._kept or key in self._saved_versions):
+            return None
+        return self.mask_for(row)
 
     def _place(self, row: int, source: Any = None) -> tuple[Any, str, str] | None:
         """(store, split, file_name) where a row of ``source`` (default: the one shown) has its correction saved;
@@ -374,16 +369,16 @@ class MaskEditingController(QObject):
         the edited mask: its outcome is re-scored and replaced in the split's results."""
         if self.session is None:
             return
-        results = self.review.results(create=False, source=self._session_source)  # also once another is shown
-        outcome = results.get(self.session_key[1]) if results is not None else None
-        if outcome is None or outcome.prediction is None or outcome.confusion is None:
+        source, row = self._session_source, self.session_key[1]
+        results = self.review.results(create=False, source=source)  # also once another split is shown
+        outcome = results.get(row) if results is not None else None
+        edited = None if outcome is None else scored_against(outcome, self.session.mask, self.session.ignore_index)
+        if edited is None:
             return
-        prediction = outcome.prediction.unpack()
-        if prediction.shape != self.session.mask.shape:
-            return
-        results.replace(rescored(outcome, self.session.confusion(results.num_labels, prediction)))
-        if self._session_source is self.review.source:
+        results.replace(edited)
+        if source is self.review.source:
             self.review.refresh_results()
+        self.rescored.emit(source, row, self.session.mask)
 
     def _update_legend(self) -> None:
         """The legend's class shares of the edited mask (after a pause: a bincount of every pixel)."""

@@ -74,6 +74,17 @@ def rescored(outcome: ImageOutcome, confusion: Any) -> ImageOutcome:
                                mean_iou=float(confusion.mean_iou), pixel_accuracy=float(confusion.pixel_accuracy))
 
 
+def scored_against(outcome: ImageOutcome, labels: np.ndarray, ignore_index: int) -> ImageOutcome | None:
+    """The outcome's prediction scored against ``labels`` (model ids, as the evaluation scores an image); None
+    without a prediction and a score to replace, or for labels of another size."""
+    from segstudio.core.metrics import ConfusionMatrix
+
+    if outcome.prediction is None or outcome.confusion is None or outcome.prediction.shape != labels.shape:
+        return None
+    matrix = ConfusionMatrix(outcome.confusion.num_labels, ignore_index)
+    return rescored(outcome, matrix.update(outcome.prediction.unpack(), labels))
+
+
 class SplitResults:
     """Everything predicted so far for one source with one model."""
 

@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from segstudio.core.labels import PALETTES, high_contrast_palette, present_classes
-from segstudio.gui.controllers.results import ResultsCache, SplitResults
+from segstudio.gui.controllers.results import ResultsCache, SplitResults, scored_against
 from segstudio.gui.controllers.sources import DROPPED, FileSource, SplitSource
 from segstudio.gui.widgets.class_table import ClassTable
 from segstudio.gui.widgets.confusions import ConfusionsPanel
@@ -67,7 +67,7 @@ class ReviewController(QObject):
         self.row: int | None = None
         self._decoded: tuple[int, Any, Any] | None = None  # (row, rgb, gt) of the row on screen
         self.mask_override: Callable[[int], Any] | None = None  # the mask editor's edited ground truth of a row
-        self.outcome_override: Callable[[str, Any], Any] | None = None  # the editor's re-scoring of an edited row
+        self.edited_mask: Callable[[str, int], Any] | None = None  # (source token, row) -> a mask edited here
         self.auto_evaluate = True
         self.palette = "ade20k"  # how the shown image's classes are coloured (View > Palette)
         self.gate: Callable[[str, bool], bool] | None = None  # the label guard's say on starting a run
@@ -296,7 +296,7 @@ class ReviewController(QObject):
         if results is None:
             return
         for outcome in update.outcomes:
-            results.add(self.outcome_override(update.tag[1], outcome) if self.outcome_override else outcome)
+            results.add(self.with_edits(update.tag[1], outcome))
         if results is self.results(create=False):
             self.progress.emit(update.done, update.total, update.eta_seconds, "Predicting")
             if self.row is not None and any(o.index == self.row for o in update.outcomes):
@@ -326,6 +326,13 @@ class ReviewController(QObject):
 
     def cancel(self) -> None:
         self.jobs.cancel("evaluate")
+
+    def with_edits(self, source_token: str, outcome: Any) -> Any:
+        """A streamed outcome of a row whose mask was edited in this window, scored against the edited mask (the
+        dataset, read when it was opened, still holds the old one); any other outcome as it is."""
+        mask = self.edited_mask(source_token, outcome.index) if self.edited_mask is not None else None
+        rescored = scored_against(outcome, mask, self.ignore_index()) if mask is not None else None
+        return outcome if rescored is None else rescored
 
     def refresh_results(self) -> None:
         """Push the current results into the list, class table and confusions."""
