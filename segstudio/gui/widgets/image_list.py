@@ -310,9 +310,8 @@ class ImageListModel(QAbstractTableModel):
 
 class ImageFilterProxy(QSortFilterProxyModel):
     """Filters by scene, by a class present (ground truth, else prediction), by review status (or a saved
-    correction) and by review tag;
-    with a pair ranking, only the images where that confusion happens. Sorting is forwarded to the model (see the
-    module docstring)."""
+    correction) and by review tag; with a pair ranking, only the images where that confusion happens. Sorting is
+    forwarded to the model (see the module docstring)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
