@@ -289,3 +289,15 @@ def test_an_edit_left_for_another_split_before_its_autosave_is_saved_as_its_own_
     prediction = window.review.results(create=False).get(row).prediction.unpack()
     one = reference_mean_iou([prediction], [edited], window.review.label_map().num_labels, IGNORE)["mean_iou"]
     assert _row_text(window, row, COL_MIOU) == f"{one:.3f}"  # re-scored although the split was left at once
+
+
+def test_a_correction_that_changes_nothing_is_marked_but_moves_no_status(editor, qtbot):
+    """A stroke undone before its autosave: the store keeps what it is given, a correction equal to the original."""
+    window, row = editor, editor.review.row
+    stroke(window.viewer.panes["gt"], [(60.5, 60.5), (190.5, 190.5)])
+    window.actions.undo.trigger()
+    qtbot.waitUntil(lambda: window.image_model.corrected(row), timeout=10_000)
+    assert window.corrections.store().items("validation")[0].changed_pixels == 0
+    assert window.image_model.status(row) == "unreviewed" and _row_text(window, row, COL_STATUS) == "✎"
+    model = window.image_model
+    assert "corrected: 0 px differ" in model.data(model.index(model.row_of(row), COL_STATUS), Qt.ItemDataRole.ToolTipRole)
