@@ -99,6 +99,20 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_folder_the_cache_did_not_write_is_never_deleted(tmp_path, monkeypatch):
+    """$SEGSTUDIO_CACHE may name any folder: a demo-v1 folder in it without the cache's marker is someone's files."""
+    monkeypatch.setattr(demo_data, "DEFAULT_COUNTS", {"train": 4, "validation": 2, "test": 1})
+    folder = tmp_path / "demo-v1"
+    (folder / "train").mkdir(parents=True)
+    (folder / "thesis.tex").write_text("precious", encoding="utf-8")
+    (folder / "train" / "data-00000-of-00001.arrow").write_bytes(b"mine")
+    demo = load_demo(folder)
+    assert demo.sizes() == {"train": 4, "validation": 2, "test": 1}
+    assert (folder / "thesis.tex").read_text(encoding="utf-8") == "precious"
+    assert (folder / "train" / "data-00000-of-00001.arrow").read_bytes() == b"mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_full_default_demo_is_cached():
     """The real demo (600 / 48 / 20), from the session's cache ($SEGSTUDIO_CACHE): generated at most once."""
     load_demo()

@@ -123,6 +123,14 @@ def _read_cache(folder: Path) -> datasets.DatasetDict | None:
         return None
 
 
+def _is_stale_cache(folder: Path) -> bool:
+    """A cache this code cannot use that a SegStudio wrote (its marker is in it): a folder without the marker is
+    someone else's (``$SEGSTUDIO_CACHE`` may name any folder) and is never deleted."""
+    marker = folder / MARKER
+    return (folder.is_dir() and not folder.is_symlink() and marker.is_file() and not marker.is_symlink()
+            and _read_cache(folder) is None)
+
+
 def _write_cache(folder: Path) -> None:
     """Generate the default demo and move it into ``folder`` in one rename (a corrupt one is replaced)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +144,7 @@ def _write_cache(folder: Path) -> None:
             if not quiet:
                 datasets.utils.enable_progress_bars()
         (temp / MARKER).write_text(json.dumps(_marker()), encoding="utf-8")
-        if folder.exists() and _read_cache(folder) is None:
+        if _is_stale_cache(folder):
             shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):  # another process finished first: keep its copy
             os.replace(temp, folder)
