@@ -103,3 +103,37 @@ def test_label_issues_is_evaluation_plus_a_ranking(model, demo):
     assert result.metrics["mean_iou"] == pytest.approx(plain.metrics["mean_iou"], abs=1e-12)
     scores = [image.score for image in issues.images]
     assert len(scores) == 6 and scores == sorted(scores)  # most suspicious (lowest label quality) first
+
+
+def _devkit_ade_folder(root):
+    """The devkit's three validation images and annotations in the ADEChallengeData2016 layout (150 classes)."""
+    import shutil
+    from pathlib import Path
+
+    devkit = Path(__file__).resolve().parents[1] / "fixtures" / "ade20k-devkit"
+    for folder in ("images/validation", "annotations/validation"):
+        (root / folder).mkdir(parents=True)
+    for stem in ("ADE_val_00000001", "ADE_val_00000002", "ADE_val_00000003"):
+        shutil.copy(devkit / f"{stem}.jpg", root / "images" / "validation")
+        shutil.copy(devkit / f"{stem}.png", root / "annotations" / "validation")
+    for name in ("objectInfo150.txt", "sceneCategories.txt"):
+        shutil.copy(devkit / name, root)
+    return root
+
+
+def test_evaluate_refuses_what_the_command_line_refuses(model, demo, tmp_path):
+    """A 10-class model on the 150 ADE20K classes would be scored against the wrong classes (class k of one is not
+    class k of the other); an unknown split or a limit below 1 would score nothing with no word said."""
+    from segstudio.core.errors import SegStudioError
+
+    ade = ss.load_dataset(str(_devkit_ade_folder(tmp_path / "ADEChallengeData2016")))
+    assert ade.label_map.num_labels == 150
+    with pytest.raises(SegStudioError, match="predicts 10 classes but the dataset's label map has 150"):
+        ss.evaluate(model, ade)
+    with pytest.raises(SegStudioError, match="predicts 10 classes"):
+        ss.label_issues(model, ade)
+    with pytest.raises(SegStudioError, match="has no nope split"):
+        ss.evaluate(model, demo, split="nope")
+    for limit in (0, -1):
+        with pytest.raises(SegStudioError, match="at least 1"):
+            ss.evaluate(model, demo, limit=limit)

@@ -11,9 +11,10 @@ import numpy as np
 
 from segstudio.core.data.imageio import ImageReadError, read_pair, stored_cells
 from segstudio.core.data.label_guard import refuse_double_reduction
-from segstudio.core.data.schema import SegDataset
+from segstudio.core.data.schema import DataSourceError, SegDataset
 from segstudio.core.inference.predictor import Predictor
 from segstudio.core.metrics.confusion import ClassStats, ConfusionMatrix, ImageConfusion, class_table
+from segstudio.core.model import ModelLoadError
 
 if TYPE_CHECKING:
     from segstudio.core.review.label_issues import LabelIssueCollector
@@ -93,6 +94,19 @@ def _load_row(index: int, row: dict, dataset: SegDataset, scenes: list[str]) -> 
     return result, image, mask
 
 
+def _refuse_what_cannot_be_scored(dataset: SegDataset, split: str, predictor: Predictor, limit: int | None) -> None:
+    """A split the dataset lacks, a ``limit`` below 1 or a model of another class count: one line, before any work
+    (the command line refuses them too; a model's class k is not the dataset's class k when the counts differ)."""
+    if split not in dataset.splits:
+        raise DataSourceError(f"{dataset.source} has no {split} split (it has: {', '.join(dataset.splits)})")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataSourceError(f"limit must be a whole number of at least 1 (or None for every image), got {limit!r}")
+    have, want = getattr(predictor, "num_labels", None), dataset.label_map.num_labels
+    if have is not None and have != want:
+        raise ModelLoadError(f"the model predicts {have} classes but the dataset's label map has {want}; pass "
+                             "--label-map or --reduce-labels/--no-reduce-labels to match")
+
+
 def evaluate_split(
     dataset: SegDataset,
     split: str,
@@ -113,6 +127,7 @@ def evaluate_split(
     ``shard=(rank, world)`` scores only the images whose index is ``rank`` modulo ``world`` (one process of
     several, see ``segstudio.core.evaluation.distributed``).
     """
+    _refuse_what_cannot_be_scored(dataset, split, predictor, limit)
     refuse_double_reduction(dataset, split)
     num_labels = dataset.label_map.num_labels
     dataset.convention.require_ignore_outside(num_labels)
