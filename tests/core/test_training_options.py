@@ -193,6 +193,10 @@ def test_an_options_file_round_trips_in_json_and_yaml(tmp_path: Path, suffix: st
     ('{"warmup_ratio": 1.5}', "warmup_ratio must be a fraction"),
     ('[1, 2]', "not option: value pairs"),
     ('{"batch_size": ', "not valid JSON"),
+    ('{"batch_size": 100000000000000000000000}', "batch_size must be at most 2147483647"),
+    ('{"max_steps": 1e30}', "max_steps must be at most 2147483647"),
+    ('{"image_size": 100000}', "image_size must be at most 4096"),
+    ('{"seed": 4294967296}', "seed must be between 0 and 2**32 - 1"),
 ])
 def test_bad_config_files_are_one_line_and_exit_2(tmp_path: Path, capsys, text: str, message: str) -> None:
     config = _write(tmp_path / "run.json", text)
@@ -213,6 +217,7 @@ def test_bad_yaml_names_its_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv", [
     ["--gradient-accumulation-steps", "0"], ["--warmup-steps", "1.5"], ["--augmentation", "rotate"],
     ["--lr_scheduler_type", "wiggle"], ["--dataloader-num-workers", "-1"], ["--weight-decay", "nan"],
+    ["--batch-size", "100000000000000000000000"], ["--image-size", "5000"], ["--epochs", "1e300"],
 ])
 def test_bad_option_values_are_one_line_and_exit_2(tmp_path: Path, capsys, argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:  # argparse's own exit, with its status

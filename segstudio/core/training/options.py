@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.core.errors import SegStudioError
+from segstudio.core.model.checkpoint_files import MAX_IMAGE_SIZE
 
 OPTIONS_FILE = "training_options.json"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -34,7 +35,12 @@ class OptionError(SegStudioError, ValueError):
     """An option value or a config file a person can fix (one line)."""
 
 
-def _whole(minimum: int) -> Callable[[Any], int]:
+# The largest count an option takes (steps, images, batches...): beyond it Python's slicing and torch's int32
+# counters fail with a traceback; a real run is far below it.
+MAX_COUNT = 2**31 - 1
+
+
+def _whole(minimum: int, maximum: int = MAX_COUNT) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         number = value
         if isinstance(value, str):
@@ -48,6 +54,8 @@ def _whole(minimum: int) -> Callable[[Any], int]:
             raise ValueError(f"expected a whole number, got {value!r}")
         if number < minimum:
             raise ValueError(f"must be at least {minimum}, got {number}")
+        if number > maximum:
+            raise ValueError(f"must be at most {maximum}, got {number}")
         return number
 
     return check
@@ -69,6 +77,16 @@ def _positive(value: Any) -> float:
     return number
 
 
+def _at_most(maximum: float, check: Callable[[Any], float]) -> Callable[[Any], float]:
+    def bounded(value: Any) -> float:
+        number = check(value)
+        if number > maximum:
+            raise ValueError(f"must be at most {maximum}, got {value!r}")
+        return number
+
+    return bounded
+
+
 def _not_negative(value: Any) -> float:
     number = _number(value)
     if not (math.isfinite(number) and number >= 0):
@@ -87,7 +105,7 @@ def _warmup(value: Any) -> int | float:
 
 
 def _seed(value: Any) -> int:
-    number = _whole(-(2**63))(value)
+    number = _whole(-(2**63), 2**63)(value)
     if not 0 <= number < 2**32:
         raise ValueError(f"must be between 0 and 2**32 - 1, got {number}")
     return number
@@ -120,10 +138,10 @@ def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 # Every option (a TrainSettings field but output_dir and resume); None is allowed where the default is None
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_steps": _optional(_whole(1)),
-    "epochs": _optional(_positive),
+    "epochs": _optional(_at_most(MAX_COUNT, _positive)),
     "batch_size": _whole(1),
     "learning_rate": _positive,
-    "image_size": _optional(_whole(1)),
+    "image_size": _optional(_whole(1, MAX_IMAGE_SIZE)),
     "device": _one_of(DEVICES),
     "mixed_precision": _boolean,
     "eval_steps": _optional(_whole(1)),
