@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from segstudio.cli.check import add_force_option
 from segstudio.core.training.options import AUGMENTATIONS, DEVICES, REPORT_TO, SCHEDULERS
 from segstudio.process_setup import freeze_loaded_objects, set_up_command_line
 
-EXIT_USAGE, EXIT_CANCELLED = 2, 130
+EXIT_USAGE, EXIT_CANCELLED, EXIT_TERMINATED = 2, 130, 128 + signal.SIGTERM
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -197,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         user_errors,
     )
 
+    previous = _stop_on_sigterm()
     try:  # sub-commands in their own modules set a handler
         handler = COMMANDS.get(args.command) or _out_of_memory_is_a_user_error(
             on_every_process(args.handler) if args.command in SEVERAL_PROCESSES else args.handler)
@@ -204,9 +207,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("segstudio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except Terminated:
+        print("segstudio: stopped (SIGTERM); nothing half-written was left", file=sys.stderr)
+        return EXIT_TERMINATED
     except user_errors() as exc:
         print(f"segstudio: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a scheduler stopping the job) raised where the command was, so that staged exports and
+    checkpoints are removed on the way out, as for Ctrl+C."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` for the command's duration (main thread only); the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _terminated)
 
 
 def entry_point() -> int:

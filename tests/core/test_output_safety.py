@@ -393,3 +393,28 @@ def test_check_and_compare_json_never_overwrite_a_file_of_yours(tmp_path, comman
         done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
         assert done.returncode == 0, done.stderr
         assert json.loads(ours.read_text())
+
+
+@needs_demo_model
+def test_sigterm_half_way_through_predict_leaves_neither_folder_nor_staging(tmp_path, monkeypatch, capsys):
+    """``kill`` (SIGTERM) while masks are being written: the staged export is removed on the way out, as for Ctrl+C
+    (no hidden staging folder, no lock, no output folder the run created), with one line and status 143."""
+    from segstudio.core.inference import file_prediction
+
+    photos = _photos(tmp_path / "photos", ["a.png", "b.png", "c.png"])
+    out = tmp_path / "out"
+    real_write = file_prediction.write_prediction
+
+    def write_then_terminate(*args, **kwargs):
+        real_write(*args, **kwargs)
+        assert any(p.name.startswith(".segstudio-staging-") for p in out.iterdir())  # half-way, in the staging
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(file_prediction, "write_prediction", write_then_terminate)
+    handler = signal.getsignal(signal.SIGTERM)
+    assert main(["predict", "--model", "demo", str(photos), "--output", str(out), "--batch-size", "1"]) == 143
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert error_lines(err) == [] and err.strip().splitlines()[-1].startswith("segstudio: stopped (SIGTERM)")
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGTERM) == handler  # the caller's handler is back
