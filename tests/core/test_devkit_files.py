@@ -98,3 +98,40 @@ def test_check_finds_no_shift_for_the_matched_release(real_ade_folder, published
     findings = json.loads(report.read_text())["findings"]
     assert "shifted" not in out and [f for f in findings if f["code"] == "class_names"] == []
     assert code == 0 and not [f for f in findings if f["severity"] == "error"]
+
+
+def test_a_label_map_shifted_by_one_is_refused_not_scored(real_ade_folder, published_ade_model, tmp_path, capsys):
+    """A label map that puts "other" at 0 and so moves every class up one id (and loses the last): with the same
+    class count as the published head, each class would be scored against its neighbour with exit 0."""
+    names = published_ade_names()
+    shifted = tmp_path / "labels.json"
+    shifted.write_text(json.dumps({"id2label": {str(i): name for i, name in enumerate(["other", *names[:-1]])}}),
+                       encoding="utf-8")
+    argv = ["evaluate", "--dataset", str(real_ade_folder), "--model", str(published_ade_model),
+            "--label-map", str(shifted), "--no-reduce-labels"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if line.startswith("segstudio: error:")]
+    assert "shifted by one" in line and "model 0 'wall' is dataset 1 'wall'" in line and "Traceback" not in err
+    report = tmp_path / "check.json"
+    main(["check", "--dataset", str(real_ade_folder), "--model", str(published_ade_model), "--label-map",
+          str(shifted), "--no-reduce-labels", "--json", str(report)])
+    codes = {f["code"]: f["severity"] for f in json.loads(report.read_text())["findings"]}
+    assert codes.get("class_shift") == "error" and "class_names" not in codes
+
+
+def test_values_beyond_the_label_map_that_the_check_did_not_sample_are_named(real_ade_folder, published_ade_model,
+                                                                             monkeypatch, capsys):
+    """The label check reads a sample of the masks (200 per split); an id outside the 150 classes in a mask it did
+    not read is scored as evaluate scores it, and said in one warning line instead of passing unnoticed."""
+    from segstudio.core.data import label_guard
+
+    mask_path = real_ade_folder / "annotations" / "validation" / "ADE_val_00000003.png"
+    mask = np.array(Image.open(mask_path))
+    mask[:4, :4] = 200  # ADE ids run 0..150
+    Image.fromarray(mask).save(mask_path)
+    monkeypatch.setattr(label_guard, "sample_indices", lambda count, sample: [0])  # a split larger than the sample
+    assert main(["evaluate", "--dataset", str(real_ade_folder), "--model", str(published_ade_model)]) == 0
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if line.startswith("segstudio: warning:")]
+    assert "1 mask(s) hold values beyond the label map" in line and "ADE_val_00000003" in line and "[200]" in line

@@ -245,7 +245,17 @@ def model_findings(dataset: SegDataset, loaded: Any, scans: list[SplitScan], met
         ))
     else:
         differ = [i for i in range(k) if str(config.id2label.get(i, "")).strip() != label_map.name(i).strip()]
-        if differ:
+        shift = _name_shift(config.id2label, label_map, k) if differ else 0
+        if shift:
+            i = next(i for i in range(k) if 0 <= i + shift < k)
+            findings.append(Finding(
+                ERROR, "class_shift",
+                f"the model's class names are the dataset's shifted by one (model {i} '{config.id2label.get(i)}' is "
+                f"dataset {i + shift} '{label_map.name(i + shift)}'): every class would be scored against its "
+                "neighbour",
+                "pass --reduce-labels / --no-reduce-labels or a --label-map whose ids are the model's",
+            ))
+        elif differ:
             i = differ[0]
             findings.append(Finding(
                 WARNING, "class_names",
@@ -270,6 +280,18 @@ def model_findings(dataset: SegDataset, loaded: Any, scans: list[SplitScan], met
         ))
     findings += _ignore_findings(dataset, config, metric_ignore_index)
     return findings
+
+
+def _name_shift(model_names: dict, label_map: Any, k: int) -> int:
+    """+1 when model class i is named as dataset class i + 1 (-1: as i - 1) for most classes, else 0."""
+    model = [str(model_names.get(i, "")).strip().casefold() for i in range(k)]
+    data = [label_map.name(i).strip().casefold() for i in range(k)]
+    same = sum(a == b for a, b in zip(model, data, strict=True))
+    for shift in (1, -1):
+        moved = sum(model[i] == data[i + shift] for i in range(k) if 0 <= i + shift < k)
+        if moved >= max(2, k // 2) and moved > same:
+            return shift
+    return 0
 
 
 def _ignore_findings(dataset: SegDataset, config: Any, metric_ignore_index: int | None) -> list[Finding]:
