@@ -78,6 +78,16 @@ def print_evaluation(result, dataset) -> None:
             continue
         name = dataset.label_map.name(row.class_id).strip()[:24]
         print(f"{row.class_id:>4}  {name:<24} {_fmt(row.iou)} {_fmt(row.accuracy)} {row.gt_pixels:>12} {row.images:>6}")
+    warn_stray_values(result)
+
+
+def warn_stray_values(result) -> None:
+    """One line on stderr when masks the label check's sample did not reach hold values beyond the label map."""
+    odd = [image for image in result.images if image.warnings]
+    if odd:
+        print(f"segstudio: warning: {len(odd)} mask(s) hold values beyond the label map (first: {odd[0].file_name}, "
+              f"{odd[0].warnings[0]}); they are scored as errors, as evaluate's mean_iou scores them: fix those "
+              "masks or pass a --label-map that names every id (--json lists each image's)", file=sys.stderr)
 
 
 def class_rows(result, label_map) -> list[dict]:

@@ -9,7 +9,9 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from segstudio.cli.entry import main
 from segstudio.core.data.ade_folder import read_object_info
