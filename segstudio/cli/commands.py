@@ -175,11 +175,16 @@ def _check_model_fits(dataset, loaded) -> None:
 def open_split_and_model(args: argparse.Namespace, action: str):
     """What scoring a split starts from: the dataset (with ``--split``), the model (its report printed, checked to
     fit the dataset and passed by the label check unless ``--force``) and its predictor."""
+    from segstudio.core.data.schema import masks_in
     from segstudio.core.inference import Predictor, load_for_inference
 
     dataset = load_dataset_from_args(args)
     if args.split not in dataset.splits:
         raise _usage(f"{dataset.source} has no {args.split} split (it has: {', '.join(dataset.splits)})")
+    if not masks_in(dataset.splits[args.split], args.limit):
+        images = split_count(dataset, args.split, args.limit)
+        raise _usage(f"the {args.split} split of {dataset.source} has no masks ({images} image(s)): there is nothing "
+                     "to score; segstudio predict writes the masks of images without ground truth")
     loaded = load_for_inference(args.model, args.device)
     _print_report(loaded)
     _check_model_fits(dataset, loaded)

@@ -256,7 +256,10 @@ def test_cli_evaluate_names_each_skipped_mask_and_exits_1(bad_masks, scratch_two
     assert warnings["stray.png"] and not warnings["ok.png"]
 
 
-def test_a_test_split_without_annotations_is_predicted_without_metrics(bad_masks, scratch_two, capsys):
+def test_a_test_split_without_annotations_is_predicted_without_metrics_and_refused_by_evaluate(bad_masks, scratch_two,
+                                                                                              capsys):
+    """The core predicts it (the window shows the predictions); ``evaluate``, which writes no masks, has nothing to
+    score and says so in one line, exit 2, as ``compare`` does, instead of null metrics with exit 0."""
     from segstudio.core.data.sources import load_source
     from segstudio.core.evaluation.scoring import evaluate_split
     from segstudio.core.inference.predictor import Predictor
@@ -268,10 +271,13 @@ def test_a_test_split_without_annotations_is_predicted_without_metrics(bad_masks
     assert not result.skipped and len(result.images) == 2
     assert all(image.confusion is None and image.prediction is not None for image in result.images)
     assert np.isnan(result.metrics["mean_iou"])
+    out = bad_masks.parent / "test-metrics.json"
     code = main(["evaluate", "--dataset", str(bad_masks), "--split", "test", "--model", str(scratch_two),
-                 "--device", "cpu"])
-    assert code == 0
-    assert "Traceback" not in capsys.readouterr().err
+                 "--device", "cpu", "--json", str(out)])
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if line.startswith("segstudio: error:")]
+    assert code == 2 and "test split" in line and "has no masks (2 image(s))" in line and "Traceback" not in err
+    assert not out.exists()
 
 
 # --- models ----------------------------------------------------------------------------------------------

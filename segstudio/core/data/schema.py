@@ -140,6 +140,13 @@ def _value_counts(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(values.tolist(), counts.tolist(), strict=True))
 
 
+def masks_in(split: datasets.Dataset, limit: int | None = None) -> int:
+    """How many of the first ``limit`` rows (every row when None) have a mask, read from Arrow (nothing decoded)."""
+    count = len(split) if limit is None else min(limit, len(split))
+    table = split.select_columns(["annotation"]).with_format("arrow")[:count]
+    return count - table.column("annotation").null_count
+
+
 def scan_annotation_values(split: datasets.Dataset, sample: int | None = 64) -> dict[int, int]:
     """Dataset id -> pixel count over ``sample`` masks spread evenly over the split (all when None).
 
