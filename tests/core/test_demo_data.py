@@ -113,6 +113,16 @@ def test_a_folder_the_cache_did_not_write_is_never_deleted(tmp_path, monkeypatch
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_cache_path_that_cannot_be_written_gives_the_demo_from_memory(tmp_path, monkeypatch):
+    """$SEGSTUDIO_CACHE naming a file (or a folder that cannot be made) is no traceback: the demo is made in memory."""
+    monkeypatch.setattr(demo_data, "DEFAULT_COUNTS", {"train": 4, "validation": 2, "test": 1})
+    (tmp_path / "a-file").write_text("mine", encoding="utf-8")
+    monkeypatch.setenv("SEGSTUDIO_CACHE", str(tmp_path / "a-file"))
+    assert load_demo().sizes() == {"train": 4, "validation": 2, "test": 1}
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 def test_full_default_demo_is_cached():
     """The real demo (600 / 48 / 20), from the session's cache ($SEGSTUDIO_CACHE): generated at most once."""
     load_demo()

@@ -132,10 +132,11 @@ def _is_stale_cache(folder: Path) -> bool:
 
 
 def _write_cache(folder: Path) -> None:
-    """Generate the default demo and move it into ``folder`` in one rename (a corrupt one is replaced)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    """Generate the default demo and move it into ``folder`` in one rename (a corrupt one is replaced); where
+    ``folder`` cannot be written (``$SEGSTUDIO_CACHE`` names a file, a read-only or full disk) nothing is."""
     temp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
         quiet = datasets.utils.are_progress_bars_disabled()
         datasets.utils.disable_progress_bars()
         try:
@@ -148,6 +149,8 @@ def _write_cache(folder: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):  # another process finished first: keep its copy
             os.replace(temp, folder)
+    except OSError:  # load_demo then makes the demo in memory
+        pass
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
