@@ -180,3 +180,29 @@ def test_the_recorded_ignore_index_must_be_a_mask_value():
     assert recorded_ignore_index({"semantic_loss_ignore_index": 65535}) == 65535
     for odd in (-100, 70000, 2.5, True, "255", None):
         assert recorded_ignore_index({"semantic_loss_ignore_index": odd}) == 255
+
+
+def test_training_reads_16_bit_masks_with_ids_beyond_255_as_the_processor_resizes_8_bit_ones():
+    """transformers' image processor resizes a mask through an 8-bit image (ids beyond 255 raise ValueError there);
+    nearest resizing only picks pixels, so resizing the high and the low byte with it gives the reference."""
+    import torch
+    from transformers import SegformerImageProcessorPil
+
+    from segstudio.core.training.transforms import SegmentationTransform
+
+    processor = SegformerImageProcessorPil(do_reduce_labels=False)
+    mask = np.random.default_rng(3).integers(0, 300, (37, 53)).astype(np.uint16)
+    mask[:5, :7] = 299
+    image = Image.fromarray(np.random.default_rng(4).integers(0, 255, (37, 53, 3), np.uint8))
+    size = {"height": 24, "width": 40}
+
+    def reference(ids: np.ndarray) -> torch.Tensor:
+        return processor([image], segmentation_maps=[ids], size=size, return_tensors="pt")["labels"][0].long()
+
+    expected = reference((mask >> 8).astype(np.uint8)) * 256 + reference((mask & 255).astype(np.uint8))
+    transform = SegmentationTransform(processor, LabelConvention(False, 65535), 24, "none")
+    transform.size = size
+    rows = transform({"image": [image], "annotation": [Image.fromarray(mask)], "file_name": ["a.png"]})
+    assert not transform.skipped and int(expected.max()) == 299
+    assert torch.equal(rows["labels"][0], expected)
+    assert torch.equal(rows["pixel_values"], processor([image], size=size, return_tensors="pt")["pixel_values"])

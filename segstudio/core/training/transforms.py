@@ -130,17 +130,28 @@ class SegmentationTransform:
             images = [Image.new("RGB", (self.size["width"], self.size["height"]))]
             ignored = self.convention.ignore_index
             masks = [np.full((self.size["height"], self.size["width"]), ignored, np.min_scalar_type(ignored))]
+        wide = any(int(mask.max(initial=0)) > 255 for mask in masks)  # the processor's uint8 step refuses these
         encoded = self.processor(
             images,
-            segmentation_maps=masks,
+            segmentation_maps=None if wide else masks,
             do_reduce_labels=False,
             size=self.size,
             return_tensors="pt",
         )
-        rows = {"pixel_values": encoded["pixel_values"], "labels": encoded["labels"].long()}
+        labels = resized_labels(masks, self.size) if wide else encoded["labels"].long()
+        rows = {"pixel_values": encoded["pixel_values"], "labels": labels}
         if left_out:
             rows[SKIPPED] = [left_out] + [[] for _ in images[1:]]
         return rows
+
+
+def resized_labels(masks: list[np.ndarray], size: dict[str, int]) -> torch.Tensor:
+    """(B, H, W) int64 labels resized as the image processor resizes segmentation maps (PIL, nearest), for masks
+    with ids beyond 255 (16-bit), which the processor cannot turn into the 8-bit image it resizes."""
+    shape = (size["width"], size["height"])
+    resized = [np.asarray(Image.fromarray(np.asarray(mask, np.int32), "I").resize(shape, Image.Resampling.NEAREST))
+               for mask in masks]
+    return torch.from_numpy(np.stack(resized).astype(np.int64))
 
 
 def collate_batch(rows: list[dict[str, Any]]) -> dict[str, Any]:
