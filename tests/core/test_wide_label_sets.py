@@ -130,7 +130,9 @@ def test_evaluate_counts_classes_255_and_299(wide_model, tmp_path, capsys):
     assert "ignore index 255 is also class 255" in capsys.readouterr().err
     run = tmp_path / "run"
     assert main(["train", "--dataset", str(root), "--model", str(model), "--output", str(run), "--max-steps", "1"]) == 2
-    assert "ignore index 255 is also class 255" in capsys.readouterr().err and not run.exists()
+    err = capsys.readouterr().err
+    assert "ignore index 255 is also class 255" in err and not run.exists()
+    assert "e.g. 65535" in err and "e.g. 255" not in err  # the fix offers no value that is a class
     assert main([*base, "--ignore-index", "65535"]) == 0
     written = json.loads(report.read_text())
     names = sorted(reference)

@@ -300,7 +300,8 @@ def _ignore_findings(dataset: SegDataset, config: Any, metric_ignore_index: int 
     if ignore < k:
         findings.append(Finding(ERROR, "ignore_is_class",
                                 f"the ignore index {ignore} is also class {ignore} ('{dataset.label_map.name(ignore)}')",
-                                f"pass --ignore-index with a value of at least {k} (e.g. 255, or 65535)"))
+                                f"pass --ignore-index with a value of at least {k} (e.g. "
+                                + ("255, or 65535)" if k <= 255 else "65535)")))
     loss = getattr(config, "semantic_loss_ignore_index", None)
     if loss != ignore:
         findings.append(Finding(
