@@ -74,3 +74,15 @@ def test_label_map_json_round_trip_and_errors(tmp_path):
         LabelMap.from_json(tmp_path / "bad.json")
     with pytest.raises(LabelMapError, match="without gaps"):
         LabelMap({0: "a", 2: "c"}, np.zeros((2, 3), np.uint8))
+
+
+def test_a_label_map_naming_one_id_twice_is_refused_not_collapsed(tmp_path):
+    """"9" and "09" (or one key written twice) are one class id: Python's int() and json.loads would keep the last
+    name without a word, so class 9 would be scored under another name."""
+    names = {str(i): f"c{i}" for i in range(10)}
+    (tmp_path / "padded.json").write_text(json.dumps({"id2label": {**names, "09": "car"}}))
+    with pytest.raises(LabelMapError, match="'09', '9'.* same class id"):
+        LabelMap.from_json(tmp_path / "padded.json")
+    (tmp_path / "twice.json").write_text('{"id2label": {"0": "wall", "1": "sky", "1": "road"}}')
+    with pytest.raises(LabelMapError, match="'1' appears twice"):
+        LabelMap.from_json(tmp_path / "twice.json")

@@ -92,6 +92,10 @@ class LabelMap:
     def from_id2label(cls, id2label: Mapping, palette: np.ndarray | None = None) -> LabelMap:
         """From a config's id2label (keys may be strings); ADE20K colours where the names match."""
         mapping = {int(k): str(v) for k, v in id2label.items()}
+        if len(mapping) < len(id2label):
+            same = sorted(str(k) for k in id2label if sum(int(j) == int(k) for j in id2label) > 1)
+            raise LabelMapError(f"the id2label keys {', '.join(repr(k) for k in same)} are the same class id: "
+                                "keep one key per id")
         if palette is None:
             palette = ade20k_palette_for(list(mapping[i] for i in sorted(mapping)))
         return cls(mapping, palette)
@@ -100,7 +104,7 @@ class LabelMap:
     def from_json(cls, path: str | Path) -> LabelMap:
         """Read ``{"id2label": {...}, "palette": [[r, g, b], ...]}`` (palette optional)."""
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=_no_repeated_keys)
             id2label = data.get("id2label", data)
             palette = data.get("palette")
             return cls.from_id2label(id2label, None if palette is None else _palette_array(palette))
@@ -115,6 +119,16 @@ class LabelMap:
     def ade20k(cls) -> LabelMap:
         """The 150 ADE20K SceneParsing classes (model ids 0..149) with the mmsegmentation palette."""
         return _ade20k()
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object as a dict; ValueError when a key appears twice (json keeps the last without a word)."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice; keep one")
+        seen[key] = value
+    return seen
 
 
 def _palette_array(palette) -> np.ndarray:
