@@ -1,7 +1,7 @@
 """The command line: the same core as the GUI, headless.
 
 Exit status: 0 success, 1 some items failed (each named on stderr), 2 usage or input errors (one line, no
-traceback), 130 cancelled.
+traceback), 130 cancelled, 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
