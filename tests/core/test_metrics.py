@@ -533,3 +533,20 @@ def test_against_evaluates_own_code_when_cached() -> None:
         assert_same_metrics(mean_iou(preds, labels, 10, 255, reduce_labels=reduce_labels), theirs)
     documented = [reduced_as_documented(lbl, 100) for lbl in labels]
     assert_same_metrics(mean_iou(preds, labels, 10, 100, reduce_labels=True), module.mean_iou(preds, documented, 10, 100))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("evaluate") is None, reason="needs evaluate")
+def test_the_cross_check_never_runs_a_mean_iou_script_from_the_working_folder(tmp_path, monkeypatch) -> None:
+    """evaluate.load("mean_iou") runs ./mean_iou/mean_iou.py when there is one: a script in the folder where
+    segstudio runs would be the metric the numbers are checked against (and run as code)."""
+    from segstudio.core.evaluation import evaluate_cross_check as cross_check
+
+    script = tmp_path / "mean_iou" / "mean_iou.py"
+    script.parent.mkdir()
+    script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\nraise SystemExit\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    cross_check.load_evaluate_mean_iou()
+    assert not (tmp_path / "ran").exists()
+    assert Path.cwd() == tmp_path

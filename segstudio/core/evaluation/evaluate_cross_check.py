@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 
 from segstudio.core.data.schema import SegDataset
@@ -10,11 +13,21 @@ from segstudio.core.labels.label_map import IGNORE_INDEX
 
 
 def load_evaluate_mean_iou():
-    """evaluate's metric, or None with the reason (it is fetched from the Hub unless cached)."""
+    """evaluate's metric, or None with the reason (it is fetched from the Hub unless cached).
+
+    ``evaluate.load("mean_iou")`` first runs ``./mean_iou/mean_iou.py`` when the working folder has one: the load
+    runs from an empty temporary folder, so the numbers checked against are evaluate's own.
+    """
+    previous = os.getcwd()
     try:
         import evaluate
 
-        return evaluate.load("mean_iou"), ""
+        with tempfile.TemporaryDirectory(prefix="segstudio-cross-check-") as empty:
+            os.chdir(empty)
+            try:
+                return evaluate.load("mean_iou"), ""
+            finally:
+                os.chdir(previous)
     except Exception as exc:  # evaluate raises many kinds when offline; all mean "not available"
         return None, f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
