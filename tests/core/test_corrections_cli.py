@@ -186,3 +186,19 @@ def test_apply_corrections_refuses_an_output_inside_its_inputs(folders, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "inside" in err[0]
     assert not output.exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--model", "demo"],
+    ["apply-corrections", "--output", "{tmp}/copy"],
+])
+def test_a_folder_that_holds_no_corrections_is_refused_not_read_as_none(folders, tmp_path, capsys, command) -> None:
+    """A mistyped --corrections (a folder of other files) would give the original masks' numbers as if corrected."""
+    elsewhere = tmp_path / "notes"
+    elsewhere.mkdir()
+    (elsewhere / "todo.txt").write_text("fix the sky", encoding="utf-8")
+    argv = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    code = main([*argv, "--dataset", str(folders["original"]), "--corrections", str(elsewhere)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holds no corrections (no corrections.json)" in err[0], err
+    assert not (tmp_path / "copy").exists() and sorted(p.name for p in elsewhere.iterdir()) == ["todo.txt"]

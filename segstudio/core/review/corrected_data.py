@@ -24,6 +24,7 @@ from segstudio.core.data.imageio import ImageReadError, read_mask, stored_cells
 from segstudio.core.data.schema import AppliedCorrections, DataSourceError, SegDataset
 from segstudio.core.export.manifest import MANIFEST_NAME
 from segstudio.core.review.corrections import (
+    INDEX_NAME,
     CorrectionItem,
     CorrectionsError,
     CorrectionsStore,
@@ -38,6 +39,9 @@ def open_corrections(folder: str | Path, must_exist: bool = True) -> Corrections
     if must_exist and not folder.is_dir():
         raise DataSourceError(f"corrections folder not found: {folder} (give the folder the window saves "
                               "corrections to)")
+    if must_exist and not (folder / INDEX_NAME).is_file():  # a mistyped folder would give the original numbers
+        raise DataSourceError(f"{folder} holds no corrections (no {INDEX_NAME}): give the folder the window saved "
+                              "corrections to")
     try:
         store = CorrectionsStore(folder)
         len(store)
