@@ -161,3 +161,18 @@ def test_masks_from_files_and_dataset_cells_are_read_alike(tmp_path: Path) -> No
         read_mask({"bytes": (tmp_path / "colour.png").read_bytes(), "path": "c.png"})
     with pytest.raises(ImageReadError, match="2x2 pixels but its image is 3x2"):
         read_mask(cell, (3, 2))
+
+
+def test_a_jpeg_mask_is_refused_whatever_its_name(tmp_path: Path) -> None:
+    """JPEG changes the ids along every edge (here ids that were 0 / 3 / 7 only come back as others), so such a
+    mask would be scored with ids it never held; a JPEG named .png is still a JPEG."""
+    ids = np.zeros((32, 32), np.uint8)
+    ids[8:24, 8:24], ids[12:20, 12:20] = 3, 7
+    buffer = io.BytesIO()
+    Image.fromarray(ids).save(buffer, format="JPEG")
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())))
+    assert set(np.unique(decoded).tolist()) - {0, 3, 7}  # what a reader of this file would score
+    (tmp_path / "mask.png").write_bytes(buffer.getvalue())
+    for source in (tmp_path / "mask.png", {"bytes": buffer.getvalue(), "path": "mask.jpg"}):
+        with pytest.raises(ImageReadError, match="a JPEG mask"):
+            read_mask(source)

@@ -21,6 +21,7 @@ from segstudio.core.errors import SegStudioError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+_LOSSY_FORMATS = ("JPEG", "MPO")  # a mask stored so no longer holds the ids it was saved with
 # 16-bit grey -> 8-bit: v * 255 / 65535, rounded (0, 1000, 30000, 65535 -> 0, 4, 117, 255).
 _SIXTEEN_TO_EIGHT = np.round(np.arange(65536) * (255.0 / 65535.0)).astype(np.uint8)
 
@@ -200,6 +201,9 @@ def read_mask(source: Source, size: tuple[int, int] | None = None) -> np.ndarray
     name = _name(source)
     image = _open(source)
     try:
+        if image.format in _LOSSY_FORMATS:
+            raise _refuse(name, "a JPEG mask: lossy compression changes the class ids along every edge; index masks "
+                                "are stored losslessly (PNG)")
         ids = mask_ids(_upright(image, name), name)
     finally:
         if image is not source:
