@@ -127,3 +127,21 @@ def test_a_run_from_the_window_records_its_options_and_the_model_panel_shows_the
     report = window.model_panel.report.toPlainText()
     assert "trained with" in report and "gradient_accumulation_steps 2" in report
     assert "augmentation flip-crop-color" in report
+
+
+def test_a_name_saved_without_a_suffix_never_replaces_its_json_file_unasked(qtbot, qsettings, tmp_path, monkeypatch):
+    from segstudio.gui.widgets import training_panel
+
+    panel = _panel(qtbot, qsettings)
+    _choose(panel)
+    existing = tmp_path / "mine.json"
+    existing.write_text('{"learning_rate": 0.5}\n')
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "mine"), ""))
+    questions = []
+    monkeypatch.setattr(training_panel, "ask", lambda parent, title, text: questions.append(text) or False)
+    qtbot.mouseClick(panel.save_options_button, Qt.MouseButton.LeftButton)
+    assert questions == ["mine.json already exists. Replace it?"]
+    assert existing.read_text() == '{"learning_rate": 0.5}\n'  # "No": the person's file is as it was
+    monkeypatch.setattr(training_panel, "ask", lambda parent, title, text: True)
+    qtbot.mouseClick(panel.save_options_button, Qt.MouseButton.LeftButton)
+    assert read_options_file(existing) == panel.options()

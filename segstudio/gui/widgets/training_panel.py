@@ -42,7 +42,7 @@ from segstudio.core.training import (
     read_options_file,
     write_options_file,
 )
-from segstudio.gui.dialogs.messages import error_box
+from segstudio.gui.dialogs.messages import ask, error_box
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.widgets.advanced_training import AdvancedTrainingOptions
 from segstudio.gui.workers.train_job import TrainEvent, TrainRequest
@@ -394,7 +394,10 @@ class TrainingPanel(QWidget):
         if not path:
             return
         if Path(path).suffix.lower() not in (".json", ".yaml", ".yml"):
-            path += ".json"
+            path += ".json"  # after the dialog's own overwrite question, which asked about the name without it
+            if Path(path).exists() and not ask(self, "Save training options",
+                                               f"{Path(path).name} already exists. Replace it?"):
+                return
         try:
             write_options_file(path, self.options())
         except (OptionError, ExportError) as exc:  # ExportError: a full disk, a folder not writable
