@@ -295,3 +295,10 @@ def test_an_uncached_hub_model_offline_is_one_clear_line(tmp_path) -> None:
     assert result.stdout.split()[-1] == "False"  # said at once: no second attempt through transformers
     assert f"{HUB_REPO} is not in the local cache and the Hugging Face Hub is unreachable" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("value", "light"), [("1", False), ("yes", False), ("0", True), ("false", True), ("", True)])
+def test_the_switch_turns_the_fast_path_off_only_when_set_to_a_true_value(value, light, monkeypatch) -> None:
+    monkeypatch.setenv("SEGSTUDIO_NO_FAST_PATH", value)
+    loaded = load_for_inference("demo", "cpu")
+    assert isinstance(loaded.model, LightSegformer) is light

@@ -16,7 +16,7 @@ from segstudio.core.model.loading import (
 )
 from segstudio.core.model.location import locate_model
 
-FAST_PATH_OFF = "SEGSTUDIO_NO_FAST_PATH"  # set to 1 to load every model through transformers
+FAST_PATH_OFF = "SEGSTUDIO_NO_FAST_PATH"  # set to 1 to load every model through transformers (0 / false: the default)
 # What segformer_light reads. A Hub model without one of them (only pytorch_model.bin, say) loads through
 # transformers, which also gives the error message when a file cannot be had.
 LIGHT_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
@@ -30,7 +30,7 @@ def load_for_inference(spec: str, device: str = "auto") -> LoadedModel:
     2.5-3 s sooner); anything that module does not mirror exactly, and every other device, loads through
     :func:`load_model` (logged once per process)."""
     spec = str(spec).strip()
-    if spec != "scratch" and resolve_device(device).type == "cpu" and not os.environ.get(FAST_PATH_OFF):
+    if spec != "scratch" and resolve_device(device).type == "cpu" and not fast_path_off():
         location = locate_model(spec)
         folder = location if Path(location).is_dir() else _hub_snapshot(location)
         found = load_light(folder, spec) if folder is not None else None
@@ -38,6 +38,11 @@ def load_for_inference(spec: str, device: str = "auto") -> LoadedModel:
             return loaded_without_transformers(spec, location, *found)
         _note_declined(spec)
     return load_model(spec)
+
+
+def fast_path_off() -> bool:
+    """``SEGSTUDIO_NO_FAST_PATH`` set to anything but empty, 0, false, no or off."""
+    return os.environ.get(FAST_PATH_OFF, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _note_declined(spec: str) -> None:
