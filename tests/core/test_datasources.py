@@ -266,3 +266,16 @@ def test_scene_parse_150_reads_the_parquet_conversion_layout(tmp_path, monkeypat
     assert data.scene_names("train") == ["airport_terminal", "street"]
     assert data.splits["test"]["annotation"] == [None, None]
     assert np.asarray(data.splits["train"][0]["annotation"]).max() == 3
+
+
+def test_a_save_to_disk_folder_with_an_empty_split_is_named_not_an_index_error(tmp_path):
+    features = datasets.Features({"image": datasets.Image(), "annotation": datasets.Image()})
+    rows = {"image": [Image.new("RGB", (4, 4))], "annotation": [Image.new("L", (4, 4))]}
+    datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict(rows, features=features),
+        "validation": datasets.Dataset.from_dict({"image": [], "annotation": []}, features=features),
+    }).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(IndexError):  # what datasets itself gives for such a folder
+        datasets.load_from_disk(str(tmp_path / "saved"))
+    with pytest.raises(DataSourceError, match=r"holds splits with no rows \(validation\): save the dataset again"):
+        load_source(str(tmp_path / "saved"))

@@ -80,6 +80,19 @@ def _looks_like_scene_parse(splits: datasets.DatasetDict | datasets.Dataset) -> 
     return "scene_parse" in names or "scene_parsing" in names
 
 
+def _empty_saved_splits(root: Path) -> list[str]:
+    """The splits of a ``save_to_disk`` folder whose state lists no data files (saved with no rows)."""
+    states = [root / "state.json"] if (root / "state.json").is_file() else sorted(root.glob("*/state.json"))
+    empty = []
+    for state in states:
+        try:
+            if not json.loads(state.read_text()).get("_data_files"):
+                empty.append(state.parent.name if state.parent != root else root.name)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return empty
+
+
 def load_saved(root: Path, image_column: str | None, mask_column: str | None) -> SourceParts:
     """(splits, label map, default reduce_labels) of a ``save_to_disk`` folder.
 
@@ -89,6 +102,10 @@ def load_saved(root: Path, image_column: str | None, mask_column: str | None) ->
     try:
         loaded = datasets.load_from_disk(str(root))
     except Exception as exc:  # datasets raises FileNotFoundError, ValueError, pyarrow errors ...
+        empty = _empty_saved_splits(root)
+        if empty:  # datasets cannot load a split saved with no rows: it fails with an IndexError
+            raise DataSourceError(f"the save_to_disk folder {root} holds splits with no rows ({', '.join(empty)}): "
+                                  "save the dataset again with at least one row in each split") from None
         raise DataSourceError(f"cannot read the save_to_disk folder {root}: {exc}") from None
     splits = normalise_splits(loaded, image_column, mask_column, str(root))
     label_map, reduce = folder_labels(root)
