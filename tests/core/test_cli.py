@@ -34,7 +34,15 @@ def test_demo_data_writes_an_ade_folder(demo_folder):
 def test_demo_data_refuses_a_non_empty_target(demo_folder, capsys):
     assert main(["demo-data", str(demo_folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("segstudio: error:")
+    assert len(err) == 1 and err[0].startswith("segstudio: error:") and "is not empty" in err[0]
+
+
+def test_demo_data_onto_a_file_says_it_is_a_file(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["demo-data", str(target)]) == 2
+    assert capsys.readouterr().err.strip() == f"segstudio: error: {target} is a file, not a folder; choose a new folder"
+    assert target.read_text() == "mine"
 
 
 @needs_demo_model

@@ -202,7 +202,9 @@ def write_ade_folder(dataset: SegDataset, out_dir: Path, extra_files: dict[str, 
     """Write ``dataset`` as an ADEChallengeData2016 folder (atomically: a temp sibling, then one rename);
     ``extra_files`` (name -> text, e.g. a manifest) go in with it."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataSourceError(f"{out_dir} is a file, not a folder; choose a new folder")
+    if out_dir.exists() and any(out_dir.iterdir()):
         raise DataSourceError(f"{out_dir} already exists and is not empty; choose a new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
