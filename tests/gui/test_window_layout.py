@@ -269,6 +269,11 @@ def test_at_1280_pixels_the_closed_boxes_show_whole_words_and_the_lists_the_full
         # the closed box has the room its text needs: nothing is cut at the right
         assert box.fontMetrics().horizontalAdvance(short) + 20 <= box.width()
         assert box.width() >= box.sizeHint().width()
+    from segstudio.gui.widgets.image_list import COL_RANK, RANK_HEADERS
+
+    header = panel.view.horizontalHeader()  # the rank column's headers and the sort arrow stay whole
+    longest = max(header.fontMetrics().horizontalAdvance(text) for text in RANK_HEADERS.values())
+    assert panel.view.columnWidth(COL_RANK) >= longest + 20
     box = panel.order
     box.showPopup()
     qtbot.waitUntil(lambda: box.view().isVisible())

@@ -28,6 +28,7 @@ from segstudio.gui.widgets.image_list import (
     COL_SCENE,
     COL_STATUS,
     CORRECTED,
+    RANK_HEADERS,
     ImageFilterProxy,
     ImageListModel,
 )
@@ -125,7 +126,9 @@ class DatasetPanel(QWidget):
         view.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
         header = view.horizontalHeader()  # fixed widths: ResizeToContents would read every row
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, 80), (COL_STATUS, 80)):
+        # the rank column's longest header and the sort arrow beside it stay whole
+        rank_width = max(80, header.fontMetrics().horizontalAdvance(max(RANK_HEADERS.values(), key=len)) + 30)
+        for column, width in ((COL_SCENE, 64), (COL_MIOU, 52), (COL_RANK, rank_width), (COL_STATUS, 80)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         view.setSortingEnabled(True)

@@ -30,6 +30,8 @@ STATUS_ROLE = Qt.ItemDataRole.UserRole + 3  # the review status ("unreviewed", "
 CORRECTED_ROLE = Qt.ItemDataRole.UserRole + 4  # True when the row's mask has a saved correction
 COL_NAME, COL_SCENE, COL_MIOU, COL_RANK, COL_STATUS = range(5)
 STATUS_TEXT = {"unreviewed": "", "accepted": "accepted", "needs_fix": "needs fix", "fixed": "fixed"}
+RANK_HEADERS = {"class": "Errors", "pair": "Pixels", "improved": "Net fixed", "regressed": "Net broken",
+                "suspects": "Suspected"}  # short: the rank column is narrow (its tooltip has the whole title)
 REVIEW_ORDER = ("unreviewed", "needs_fix", "fixed", "accepted")  # sorting by status: what needs work first
 STATUS_COLOURS = {"accepted": QColor(40, 150, 60), "needs_fix": QColor(180, 40, 160), "fixed": QColor(30, 120, 170)}
 CORRECTED = "corrected"  # the status filter's choice of rows with a saved correction (not a review status)
@@ -219,9 +221,7 @@ class ImageListModel(QAbstractTableModel):
     def rank_header(self) -> str:
         """A header short enough for its narrow column; the tooltip has the whole title."""
         kind = self.rank[0] if self.rank is not None else None
-        return {"class": "Errors", "pair": "Pixels", "improved": "Net fixed", "regressed": "Net broken",
-                "suspects": "Suspected"}.get(
-            kind, "Rank")
+        return RANK_HEADERS.get(kind, "Rank")
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self.source is None:
