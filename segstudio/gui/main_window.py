@@ -468,6 +468,9 @@ class MainWindow(QMainWindow):
     # --- closing --------------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self._closing and not self._may_drop_unsaved_edits():
+            event.ignore()
+            return
         if self.training.running() and not self._closing:
             question = "Training is running. Stop it after the current step and keep the model trained so far?"
             if not dialogs.ask(self, "Stop training?", question):
@@ -484,7 +487,7 @@ class MainWindow(QMainWindow):
             event.ignore()  # closes itself when the last job has finished (_on_busy)
             return
         self._save_view_settings()
-        self.editing.save_now()
+        self.editing.save_now(retry=False)
         self.loader.shutdown()
         self.record.close()
         hidden_while_closing = self._close_when_idle
@@ -492,6 +495,17 @@ class MainWindow(QMainWindow):
         event.accept()
         if hidden_while_closing and not _other_visible_windows(self):
             self.last_window_closed.emit()
+
+    def _may_drop_unsaved_edits(self) -> bool:
+        """Save the edited mask now; if an edit still cannot be saved, closing loses it only when the person says so."""
+        editing = self.editing
+        if editing.save_now() and not editing.unsaved():
+            return True
+        reason = editing.save_problem or "no corrections folder"
+        question = (f"{editing.unsaved()} edited mask(s) could not be saved ({reason}). Close anyway and lose them? "
+                    "Choose No to keep the window open, then free some space or pick another folder with "
+                    "File > Corrections Folder.")
+        return dialogs.ask(self, "Close without saving the edits?", question)
 
     def _save_view_settings(self) -> None:
         if not self._view_saved:  # once: a window hidden while closing saved its geometry before hiding

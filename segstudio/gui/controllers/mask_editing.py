@@ -17,10 +17,11 @@ from PySide6.QtCore import QObject, QPointF, QTimer, Signal
 from PySide6.QtGui import QColor, QPainterPath, QPen, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QGraphicsPathItem
 
-from segstudio.core.review import BRUSH_TOOLS, MaskChange, MaskEditSession
+from segstudio.core.review import BRUSH_TOOLS, CorrectionsError, MaskChange, MaskEditSession
 from segstudio.gui.controllers.results import scored_against
 
 AUTOSAVE_MS = 500
+RETRY_SAVE_MS = 5000  # after a failed save (disk full, folder gone or read-only): try again this much later
 RECOUNT_MS = 300
 PAUSE_MS = 200  # after a pause in editing: the legend, the image's row and the split's totals follow the mask
 CLOSE_POLYGON_PX = 8  # a click this close (on screen) to the first vertex closes the polygon
@@ -76,6 +77,7 @@ class MaskEditingController(QObject):
         self._version = 0  # edits so far: a suspects count of an older mask is dropped
         self.issue_count: int | None = None
         self._dirty = False
+        self.save_problem: str | None = None  # why the last save failed, until one succeeds
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS, timeout=self._autosave_in_worker)
         self._save_lock = threading.Lock()  # one save at a time, worker or GUI thread, newest edit last
         self._saved_versions: dict[tuple, int] = {}
@@ -158,13 +160,10 @@ class MaskEditingController(QObject):
             return self.session.mask
         if key in self._kept:
             return self._kept[key]
-        place = self._place(row)
-        if place is None:
-            return None
-        store, split, file_name = place
         try:
-            saved = store.load(split, file_name)
-        except ValueError:
+            place = self._place(row)
+            saved = None if place is None else place[0].load(place[1], place[2])
+        except (CorrectionsError, OSError, ValueError):
             return None  # an unreadable folder: the dataset's mask is shown, saving will say why
         return None if saved is None else self.review.convention().to_model_ids(saved)
 
@@ -356,7 +355,7 @@ class MaskEditingController(QObject):
         self.issue_count = None
         self._show_score()
         self._dirty = True
-        self._autosave.start()
+        self._autosave.start(AUTOSAVE_MS)
         self._recount.start()
         self._pause_timer.start()
 
@@ -457,9 +456,13 @@ class MaskEditingController(QObject):
         if self.session is None or not self._dirty:
             return
         if self.jobs.is_running(SAVE_JOB):
-            self._autosave.start()  # one save at a time; try again after this one
+            self._autosave.start(AUTOSAVE_MS)  # one save at a time; try again after this one
             return
-        pending = self._pending_save()
+        try:
+            pending = self._pending_save()
+        except (CorrectionsError, OSError) as error:  # the folder is a file, or cannot be read
+            self._save_failed(str(error))
+            return
         if pending is None:
             return
         self._dirty = False
@@ -470,6 +473,7 @@ class MaskEditingController(QObject):
         key, text, saved = value
         if key != self.session_key:
             self._kept.pop(key, None)  # left while it was being saved: the folder has it now
+        self.save_problem = None
         self._announce(text, saved)
 
     def _announce(self, text: str, saved: tuple | None) -> None:
@@ -480,23 +484,35 @@ class MaskEditingController(QObject):
 
     def _on_save_failed(self, info: Any) -> None:
         self._dirty = self.session is not None
-        self.status.emit(f"Could not save the corrected mask: {info.message}")
+        self._save_failed(info.message)
 
-    def save_now(self) -> bool:
+    def _save_failed(self, reason: str, retry: bool = True) -> None:
+        """Say that the edit is kept in memory only, and try again later (the disk may be freed, the folder fixed)."""
+        self.save_problem = reason.rstrip(".")
+        self.status.emit(f"Could not save the corrected mask ({self.save_problem}); the edit is kept in memory "
+                         f"and saving is tried again every {RETRY_SAVE_MS // 1000} s.")
+        if retry and self.session is not None:
+            self._autosave.start(RETRY_SAVE_MS)
+
+    def unsaved(self) -> int:
+        """How many edited masks are not in the corrections folder (the one on screen, those left unsaved)."""
+        return int(self.session is not None and self._dirty) + len(self._kept)
+
+    def save_now(self, retry: bool = True) -> bool:
         """Write the edited mask of the image on screen to the corrections folder now, atomically (leaving the
         image, closing); False when it could not be saved (no folder, dropped files, an error)."""
         self._autosave.stop()
         if self.session is None or not self._dirty:
             return True
-        pending = self._pending_save()
-        if pending is None:
-            return False
         try:
+            pending = self._pending_save()
+            if pending is None:
+                return False
             _key, text, saved = self._write(*pending)
-        except (OSError, ValueError) as error:  # CorrectionsError is a ValueError: one line, nothing half written
-            self.status.emit(f"Could not save the corrected mask of {pending[3]}: {error}")
+        except (CorrectionsError, OSError, ValueError) as error:  # one line; the write is atomic
+            self._save_failed(str(error), retry)
             return False
-        self._dirty = False
+        self._dirty, self.save_problem = False, None
         self._kept.pop(self.session_key, None)
         self._announce(text, saved)
         return True

@@ -1,0 +1,112 @@
+"""Edited masks that cannot be saved (a full disk, a corrections folder that is a file): the window keeps the edit
+in memory, says so in one line, tries again, and closing asks before an edit is lost."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+from segstudio.gui.dialogs import messages as dialogs
+
+LEFT, NO_MOD = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+
+
+@pytest.fixture
+def editor(review_window):
+    """The review window in edit mode, side by side, with class 3 picked."""
+    window = review_window
+    window.viewer.set_layout("side")
+    window.actions.edit_mode.trigger()
+    window.edit_panel.picker.pick(3)
+    return window
+
+
+def paint(window) -> np.ndarray:
+    """One brush stroke on the ground-truth pane; the edited mask on screen afterwards."""
+    pane = window.viewer.panes["gt"]
+    at = [pane.mapFromScene(QPointF(x, y)) for x, y in ((10.5, 10.5), (40.5, 30.5))]
+    QTest.mousePress(pane.viewport(), LEFT, NO_MOD, at[0])
+    QTest.mouseMove(pane.viewport(), at[1])
+    QTest.mouseRelease(pane.viewport(), LEFT, NO_MOD, at[1])
+    assert window.editing.session is not None and window.editing.session.changed_pixels()
+    return window.viewer.content.ground_truth.copy()
+
+
+def saved_masks(window) -> list:
+    folder = window.corrections.folder_for(window.review.dataset)
+    return sorted(folder.rglob("*.png")) if folder.is_dir() else []
+
+
+def full_disk(monkeypatch) -> None:
+    """Every write fails as on a full disk (what ``os.write`` raises there)."""
+    def refuse(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", refuse)
+
+
+def test_an_autosave_on_a_full_disk_keeps_the_edit_says_so_and_tries_again(editor, qtbot, monkeypatch):
+    from segstudio.gui.controllers import mask_editing
+
+    window = editor
+    monkeypatch.setattr(mask_editing, "RETRY_SAVE_MS", 300)
+    full_disk(monkeypatch)
+    edited = paint(window)
+    qtbot.waitUntil(lambda: "kept in memory" in window.message_label.text(), timeout=10_000)
+    line = window.message_label.text()
+    assert "disk full" in line and "[Errno" not in line and "\n" not in line
+    assert saved_masks(window) == [] and window.editing.unsaved() == 1
+    assert np.array_equal(window.viewer.content.ground_truth, edited)  # the edit stays on screen
+    monkeypatch.undo()  # space freed: the next try saves it without another stroke
+    qtbot.waitUntil(lambda: window.editing.save_problem is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not window.jobs.is_running("autosave"), timeout=10_000)
+    assert len(saved_masks(window)) == 1 and window.editing.unsaved() == 0
+
+
+def test_a_corrections_folder_that_is_a_file_keeps_the_edit_and_the_file(editor, qtbot, tmp_path, monkeypatch,
+                                                                          wait_results):
+    window = editor
+    monkeypatch.setattr(dialogs, "ask", lambda parent, title, text: True)  # the closing at the end loses the edit
+    mine = tmp_path / "notes"
+    mine.write_text("the person's own file")
+    window.corrections.use_folder(mine)
+    qtbot.waitUntil(lambda: any("is a file" in e.message for e in window.errors), timeout=30_000)
+    wait_results(window)
+    qtbot.waitUntil(lambda: window.viewer.content is not None and window.viewer.content.index == window.review.row)
+    window.edit_panel.picker.pick(3)
+    edited = paint(window)
+    qtbot.waitUntil(lambda: "kept in memory" in window.message_label.text(), timeout=10_000)
+    assert "is a file" in window.message_label.text() and window.editing.unsaved() == 1
+    assert np.array_equal(window.editing.session.mask, edited)
+    assert mine.read_text() == "the person's own file"
+
+
+@pytest.mark.parametrize("answer", [False, True])
+def test_closing_with_an_edit_that_cannot_be_saved_asks_first(editor, qtbot, monkeypatch, answer):
+    window = editor
+    full_disk(monkeypatch)
+    edited = paint(window)
+    questions: list[str] = []
+    monkeypatch.setattr(dialogs, "ask", lambda parent, title, text: questions.append(text) or answer)
+    window.close()
+    (question,) = questions
+    assert "1 edited mask(s) could not be saved" in question and "disk full" in question
+    assert "[Errno" not in question
+    assert window.isVisible() is not answer  # No keeps the window, and the edit, open
+    if not answer:
+        assert np.array_equal(window.viewer.content.ground_truth, edited)
+        monkeypatch.undo()
+        assert window.editing.save_now() and len(saved_masks(window)) == 1
+
+
+def test_closing_after_the_edit_was_saved_asks_nothing(editor, qtbot, monkeypatch):
+    window = editor
+    paint(window)
+    monkeypatch.setattr(dialogs, "ask", lambda *args: pytest.fail("asked although everything was saved"))
+    window.close()
+    assert not window.isVisible() and len(saved_masks(window)) == 1
