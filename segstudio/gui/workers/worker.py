@@ -10,6 +10,7 @@ Signals, always in this order: ``started``, ``progress``*, then ``result`` or ``
 
 from __future__ import annotations
 
+import errno
 import sys
 import threading
 import traceback
@@ -99,11 +100,35 @@ OUT_OF_MEMORY = ("Out of memory on the device: try a smaller batch size or image
                  "(device: cpu).")
 
 
+# What to do about a file-system error no core step turned into a message, by errno.
+_OS_FIXES = {
+    errno.ENOSPC: "the disk is full: free some space and try again",
+    errno.EDQUOT: "the disk quota is used up: free some space and try again",
+    errno.EROFS: "the folder is read-only: choose another folder",
+    errno.EACCES: "permission denied: choose a folder you can write to",
+    errno.EPERM: "permission denied: choose a folder you can write to",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another folder",
+    errno.EISDIR: "it is a folder, not a file: choose a file",
+    errno.ENOENT: "it does not exist (moved or deleted?): choose it again",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+}
+
+
+def explain_os_error(exc: OSError) -> str:
+    """One line for a person: the path, what is wrong and the fix (never Python's "[Errno 28] ..." form)."""
+    path = exc.filename
+    fix = _OS_FIXES.get(exc.errno) or (f"{exc.strerror.lower()}: check the path and try again" if exc.strerror
+                                        else "the file system refused it: check the path and try again")
+    return f"{path}: {fix}" if path else fix[:1].upper() + fix[1:]
+
+
 def describe_error(title: str, exc: BaseException) -> ErrorInfo:
     text = str(exc).strip() or exc.__class__.__name__
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(exc, torch.OutOfMemoryError):  # one no core step turned into a message
         text = OUT_OF_MEMORY
+    elif isinstance(exc, OSError) and exc.errno is not None:
+        text = explain_os_error(exc)
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return ErrorInfo(title=title, message=text, details=details, kind=exc.__class__.__name__)
 
