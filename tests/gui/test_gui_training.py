@@ -271,6 +271,18 @@ def test_a_cancelled_run_leaves_the_bar_where_it_stopped(train_window, qtbot, tm
     assert panel.progress.format().startswith("cancelled at step")
 
 
+def test_a_run_cancelled_before_its_first_step_leaves_no_busy_bar(train_window, qtbot, tmp_path):
+    window = train_window
+    panel = window.training_panel
+    configure(panel, tmp_path, steps=400)
+    with qtbot.waitSignal(window.training.finished, timeout=TRAIN_TIMEOUT):
+        panel.start_button.click()
+        window.training.cancel()  # while the model is still loading
+    assert panel.progress.maximum() > 0  # a range of 0..0 is Qt's busy bar: it would keep moving, with no text
+    assert panel.progress.text().startswith("cancelled before the first step") and "%" not in panel.progress.text()
+    assert panel.start_button.isEnabled() and not window.errors
+
+
 def _mean_iou_by_transformers(checkpoint: Path, dataset, images: int, size: int) -> float:
     """The saved model scored without SegStudio's transform, collate or metric: transformers' own processor and
     model on the first validation images at the run's size, and evaluate's mean_iou algorithm."""

@@ -483,7 +483,11 @@ class TrainingPanel(QWidget):
         for path in checkpoints:
             self.add_checkpoint(path)
         elapsed = time.monotonic() - self._started
-        if cancelled:  # the bar stays where the run stopped
+        if cancelled and self.progress.maximum() == 0:  # stopped before its first step: no busy bar left running
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat(f"cancelled before the first step, after {elapsed:.0f} s")
+        elif cancelled:  # the bar stays where the run stopped
             self.progress.setValue(self._step)
             self.progress.setFormat(f"cancelled at step {self._step} of %m after {elapsed:.0f} s")
         else:
