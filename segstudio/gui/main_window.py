@@ -499,7 +499,7 @@ class MainWindow(QMainWindow):
     def _may_drop_unsaved_edits(self) -> bool:
         """Save the edited mask now; if an edit still cannot be saved, closing loses it only when the person says so."""
         editing = self.editing
-        if editing.save_now() and not editing.unsaved():
+        if editing.save_now(settle=True) and not editing.unsaved():
             return True
         reason = editing.save_problem or "no corrections folder"
         question = (f"{editing.unsaved()} edited mask(s) could not be saved ({reason}). Close anyway and lose them? "

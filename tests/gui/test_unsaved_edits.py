@@ -110,3 +110,32 @@ def test_closing_after_the_edit_was_saved_asks_nothing(editor, qtbot, monkeypatc
     monkeypatch.setattr(dialogs, "ask", lambda *args: pytest.fail("asked although everything was saved"))
     window.close()
     assert not window.isVisible() and len(saved_masks(window)) == 1
+
+
+def test_closing_while_an_autosave_that_will_fail_is_writing_asks_first(editor, qtbot, monkeypatch):
+    import threading
+
+    window = editor
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_full_disk(fd, data):
+        if threading.current_thread() is not threading.main_thread():  # the autosave worker: wait for the close
+            writing.set()
+            release.wait(10)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", slow_full_disk)
+    paint(window)
+    qtbot.waitUntil(writing.is_set, timeout=10_000)
+    questions: list[str] = []
+
+    def answer(parent, title, text):
+        questions.append(text)
+        return False
+
+    monkeypatch.setattr(dialogs, "ask", answer)
+    threading.Timer(0.5, release.set).start()  # the worker fails while the window waits for its outcome
+    window.close()
+    assert len(questions) == 1 and "disk full" in questions[0] and window.isVisible()
+    qtbot.waitUntil(lambda: not window.jobs.is_running("autosave"), timeout=10_000)
+    monkeypatch.setattr(dialogs, "ask", lambda *args: True)  # the test's own closing lets the edit go

@@ -498,11 +498,13 @@ class MaskEditingController(QObject):
         """How many edited masks are not in the corrections folder (the one on screen, those left unsaved)."""
         return int(self.session is not None and self._dirty) + len(self._kept)
 
-    def save_now(self, retry: bool = True) -> bool:
+    def save_now(self, retry: bool = True, settle: bool = False) -> bool:
         """Write the edited mask of the image on screen to the corrections folder now, atomically (leaving the
-        image, closing); False when it could not be saved (no folder, dropped files, an error)."""
+        image, closing); False when it could not be saved (no folder, dropped files, an error). ``settle``: also
+        while an autosave is writing it (after that one, in this thread), so its outcome is known now."""
         self._autosave.stop()
-        if self.session is None or not self._dirty:
+        in_flight = settle and self.jobs.is_running(SAVE_JOB)
+        if self.session is None or not (self._dirty or in_flight):
             return True
         try:
             pending = self._pending_save()
