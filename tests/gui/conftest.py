@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEventLoop, QMimeData, QObject, QPointF, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from segstudio.gui.workers.worker import live_threads
 from segstudio.process_setup import set_up_window
@@ -49,6 +49,18 @@ def no_thread_left_behind():
     extra = [t for t in threading.enumerate() if t not in before and t.is_alive()
              and not isinstance(t, threading._DummyThread)]
     assert extra == [], f"threads left running: {extra}"
+
+
+@pytest.fixture(autouse=True)
+def no_modal_dialog_waits(monkeypatch):
+    """Fail, instead of hanging, a test that opens a modal question nobody will answer (offscreen, a modal
+    QMessageBox waits forever): patch the window's question (``dialogs.ask``, ``ask_run_anyway``) to answer it."""
+    def refuse(*args, **_kwargs):
+        shown = [a for a in args if isinstance(a, str)]
+        raise AssertionError(f"a modal dialog would wait for a person: {shown}")
+
+    for name in ("question", "warning", "critical", "information", "exec"):
+        monkeypatch.setattr(QMessageBox, name, refuse)
 
 
 @pytest.fixture(autouse=True)
