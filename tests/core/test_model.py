@@ -213,7 +213,7 @@ def test_offline_hub_id_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
     assert message.startswith(
         "nvidia/mit-b0 is not in the local cache and the Hugging Face Hub is unreachable"
     )
-    assert "--model demo" in message and "--model scratch" in message and "\n" not in message
+    assert "use demo, scratch or a local model folder as the model" in message and "\n" not in message
 
 
 def test_resolve_device() -> None:

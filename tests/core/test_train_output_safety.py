@@ -74,7 +74,7 @@ def test_cli_train_refuses_a_folder_holding_other_files_and_leaves_it_as_it_was(
     code = main(["train", *ARGS, "--output", str(out), "--max-steps", "1"])
     lines = error_lines(capsys.readouterr().err)
     assert code == 2 and len(lines) == 1, lines
-    assert "not empty" in lines[0] and "new or empty output folder" in lines[0] and "--resume" in lines[0]
+    assert "not empty" in lines[0] and "new or empty output folder" in lines[0] and "or resume a SegStudio run" in lines[0]
     assert _snapshot(out) == before
 
 
@@ -243,7 +243,7 @@ def test_a_full_disk_at_the_final_save_of_a_resumed_run_leaves_the_folder_as_it_
     monkeypatch.setattr(modeling_utils, "safe_save_file", disk_full)
     with pytest.raises(TrainingError, match="^disk full") as info:
         train(tiny_demo, _scratch(tiny_demo), _settings(out, max_steps=2, save_steps=5, resume=True))
-    assert "\n" not in str(info.value) and "--resume" in str(info.value)
+    assert "\n" not in str(info.value) and "resuming continues from the newest" in str(info.value)
     after = _snapshot(out)
     for snapshot in (before, after):
         snapshot.pop(run_folder.RUN_MARKER)  # the settings of the latest start are recorded there

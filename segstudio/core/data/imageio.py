@@ -108,7 +108,9 @@ def _open(source: Source, draft: tuple[int, int] | None = None) -> Image.Image:
     except UnidentifiedImageError:
         raise _refuse(name, "not an image (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _refuse(name, "too many pixels to be a photo (decompression bomb guard)") from None
+        limit = (Image.MAX_IMAGE_PIXELS or 0) / 1e6  # the guard is off when it is None: never raised then
+        raise _refuse(name, f"more than {limit:.0f} million pixels (Pillow's decompression bomb guard): downscale or tile the "
+                            "image first") from None
     except FileNotFoundError:
         raise _refuse(name, "file not found") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

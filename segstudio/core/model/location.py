@@ -10,7 +10,7 @@ from pathlib import Path
 from segstudio.core.errors import SegStudioError
 
 DEMO_MODEL_DIR = resources.files("segstudio.resources") / "models" / "segformer-b0-demo"
-TRY_INSTEAD = "use --model demo, --model scratch or a local model folder"
+TRY_INSTEAD = "use demo, scratch or a local model folder as the model"  # words for the window and the CLI
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 

@@ -149,4 +149,4 @@ def save_errors(output_dir: Path, error: type[Exception]) -> Iterator[None]:
             raise
         what, fix = reason.split(": ", 1)
         raise error(f"{what} while saving a checkpoint in {output_dir}: {fix} (the complete checkpoints are kept "
-                    "and --resume continues from the newest)") from None
+                    "and resuming continues from the newest)") from None

@@ -52,7 +52,7 @@ def check_output(path: Path, resume: bool, owner_check: bool = True) -> Path | N
     if resume:
         if not is_run_folder(path):
             raise RunFolderError(f"nothing to resume in {path}: it holds no SegStudio training run "
-                                 "(start a run there without --resume)")
+                                 "(start a new run there instead of resuming)")
         final = path / "final"
         if final.exists() and not is_complete(final):
             raise RunFolderError(f"{final} is not a model SegStudio saved: move it out of {path}, then resume")
@@ -63,10 +63,10 @@ def check_output(path: Path, resume: bool, owner_check: bool = True) -> Path | N
         return newest
     if path.is_dir() and any(not _left_by_segstudio(entry) for entry in path.iterdir()):
         if is_run_folder(path):
-            raise RunFolderError(f"{path} already holds a training run: continue it with --resume, or choose a "
-                                 "new output folder")
+            raise RunFolderError(f"{path} already holds a training run: resume it, or choose a new output "
+                                 "folder")
         raise RunFolderError(f"{path} is not empty and training never writes over other files: choose a new or "
-                             "empty output folder (or --resume a SegStudio run)")
+                             "empty output folder (or resume a SegStudio run)")
     return None
 
 
