@@ -488,6 +488,7 @@ class MainWindow(QMainWindow):
             return
         self._save_view_settings()
         self.editing.save_now(retry=False)
+        self.editing.stop_retrying()
         self.loader.shutdown()
         self.record.close()
         hidden_while_closing = self._close_when_idle

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
@@ -139,3 +140,25 @@ def test_closing_while_an_autosave_that_will_fail_is_writing_asks_first(editor, 
     assert len(questions) == 1 and "disk full" in questions[0] and window.isVisible()
     qtbot.waitUntil(lambda: not window.jobs.is_running("autosave"), timeout=10_000)
     monkeypatch.setattr(dialogs, "ask", lambda *args: True)  # the test's own closing lets the edit go
+
+
+def test_an_edit_left_while_the_disk_is_full_is_saved_in_the_background_once_space_is_freed(editor, qtbot,
+                                                                                               monkeypatch):
+    from segstudio.gui.controllers import mask_editing
+
+    window = editor
+    monkeypatch.setattr(mask_editing, "RETRY_SAVE_MS", 300)
+    full_disk(monkeypatch)
+    first = window.review.row
+    edited = paint(window)
+    qtbot.waitUntil(lambda: "kept in memory" in window.message_label.text(), timeout=10_000)
+    window.dataset_panel.step(+1)  # leave the image while its edit cannot be saved
+    qtbot.waitUntil(lambda: window.review.row != first and window.editing.session is None, timeout=10_000)
+    qtbot.waitUntil(lambda: "images left" in window.message_label.text(), timeout=10_000)
+    assert saved_masks(window) == [] and window.editing.unsaved() == 1
+    monkeypatch.undo()  # space freed: no stroke, no visit, no closing needed
+    qtbot.waitUntil(lambda: window.editing.unsaved() == 0, timeout=10_000)
+    qtbot.waitUntil(lambda: not window.jobs.is_running(), timeout=10_000)
+    (path,) = saved_masks(window)
+    convention = window.review.convention()
+    assert np.array_equal(convention.to_model_ids(np.asarray(Image.open(path))), edited)

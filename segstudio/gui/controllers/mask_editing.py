@@ -27,6 +27,7 @@ PAUSE_MS = 200  # after a pause in editing: the legend, the image's row and the 
 CLOSE_POLYGON_PX = 8  # a click this close (on screen) to the first vertex closes the polygon
 ISSUES_JOB = "edit-suspects"
 SAVE_JOB = "autosave"
+KEPT_SAVE_JOB = "save-kept"  # edits of rows left while their save failed, tried again in the background
 TOOL_NAMES = {"brush": "Brush", "eraser": "Eraser", "fill": "Fill", "polygon": "Polygon", "adopt": "Adopt prediction",
               "adopt_region": "Adopt prediction in region"}
 
@@ -70,6 +71,7 @@ class MaskEditingController(QObject):
         self.tool = "brush"
         self.store_provider: Callable[[Any], Any] | None = None  # a dataset's corrections store, or None
         self._kept: dict[tuple, np.ndarray] = {}  # edited masks of rows left that could not be saved
+        self._kept_saves: dict[tuple, tuple] = {}  # what saving each of them needs (``_pending_save``)
         self._last: tuple[float, float] | None = None
         self._polygon: list[tuple[int, int]] = []
         self._polygon_item: QGraphicsPathItem | None = None
@@ -81,6 +83,7 @@ class MaskEditingController(QObject):
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS, timeout=self._autosave_in_worker)
         self._save_lock = threading.Lock()  # one save at a time, worker or GUI thread, newest edit last
         self._saved_versions: dict[tuple, int] = {}
+        self._retry_kept = QTimer(self, singleShot=True, interval=RETRY_SAVE_MS, timeout=self._save_kept_in_worker)
         self._recount = QTimer(self, singleShot=True, interval=RECOUNT_MS, timeout=self._count_issues)
         self._pause_timer = QTimer(self, singleShot=True, interval=PAUSE_MS, timeout=self._after_pause)
         for pane in viewer.panes.values():
@@ -235,6 +238,7 @@ class MaskEditingController(QObject):
         saved = self.save_now() and not self.jobs.is_running(SAVE_JOB)
         if not saved and self.session.changed_pixels():
             self._kept[self.session_key] = self.session.mask  # shown again until the folder has it
+            self._keep_trying(self.session_key)
         self._recount.stop()
         if self._pause_timer.isActive():
             self._pause_timer.stop()
@@ -493,6 +497,58 @@ class MaskEditingController(QObject):
                          f"and saving is tried again every {RETRY_SAVE_MS // 1000} s.")
         if retry and self.session is not None:
             self._autosave.start(RETRY_SAVE_MS)
+
+    def _keep_trying(self, key: tuple) -> None:
+        """Save a left row's kept edit later, in the background (an autosave in flight may still save it)."""
+        try:
+            pending = self._pending_save()
+        except (CorrectionsError, OSError):  # the folder cannot be read now: the close still asks about it
+            return
+        if pending is not None:
+            self._kept_saves[key] = pending
+            self._retry_kept.start(RETRY_SAVE_MS)
+
+    def _save_kept_in_worker(self) -> None:
+        """Try the kept edits again, one after the other, in a worker; what still fails is tried again later."""
+        waiting = {key: pending for key, pending in self._kept_saves.items() if key in self._kept}
+        self._kept_saves = dict(waiting)
+        if not waiting:
+            return
+        if self.jobs.is_running(KEPT_SAVE_JOB) or self.jobs.is_running(SAVE_JOB):
+            self._retry_kept.start(AUTOSAVE_MS)
+            return
+
+        def save_all(ctx: Any) -> tuple[list, str | None]:
+            done, problem = [], None
+            for pending in waiting.values():
+                try:
+                    done.append(self._write(*pending))
+                except (CorrectionsError, OSError, ValueError) as error:
+                    problem = str(error)
+            return done, problem
+
+        self.jobs.submit(KEPT_SAVE_JOB, save_all, on_result=self._on_kept_saved,
+                         on_error=lambda info: self._kept_failed(info.message))
+
+    def _on_kept_saved(self, value: tuple[list, str | None]) -> None:
+        done, problem = value
+        for key, text, saved in done:
+            self._kept.pop(key, None)
+            self._kept_saves.pop(key, None)
+            self._announce(text, saved)
+        if problem is not None:
+            self._kept_failed(problem)
+
+    def _kept_failed(self, reason: str) -> None:
+        self.status.emit(f"Could not save {len(self._kept_saves)} edited mask(s) of images left "
+                         f"({reason.rstrip('.')}); they are kept in memory and tried again every "
+                         f"{RETRY_SAVE_MS // 1000} s.")
+        self._retry_kept.start(RETRY_SAVE_MS)
+
+    def stop_retrying(self) -> None:
+        """No more tries in the background (the window is closing)."""
+        self._autosave.stop()
+        self._retry_kept.stop()
 
     def unsaved(self) -> int:
         """How many edited masks are not in the corrections folder (the one on screen, those left unsaved)."""
