@@ -148,6 +148,17 @@ def review_window(make_window, tiny_demo, scratch_bundle, qtbot):
     return window
 
 
+@pytest.fixture
+def editor(review_window):
+    """The review window in edit mode, side by side, with class 3 picked."""
+    window = review_window
+    window.viewer.set_layout("side")
+    window.actions.edit_mode.trigger()
+    assert window.editing.enabled and window.docks["edit"].isVisible()
+    window.edit_panel.picker.pick(3)
+    return window
+
+
 def _shows_selected_image(window) -> bool:
     """The viewer shows the selected image with its prediction: once the split is predicted the window selects
     the worst image and decodes it in the background, so a check of the content alone can still see the last one."""

@@ -24,17 +24,6 @@ from segstudio.core.metrics.reference import reference_mean_iou
 LEFT, NO_MOD = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
 
 
-@pytest.fixture
-def editor(review_window):
-    """The review window in edit mode, side by side, with class 3 picked."""
-    window = review_window
-    window.viewer.set_layout("side")
-    window.actions.edit_mode.trigger()
-    assert window.editing.enabled and window.docks["edit"].isVisible()
-    window.edit_panel.picker.pick(3)
-    return window
-
-
 def stroke(pane, points: list[tuple[float, float]]) -> list[tuple[str, float, float]]:
     """Press at the first scene point, move through the others, release at the last; what the pane reported."""
     reported: list[tuple[str, float, float]] = []

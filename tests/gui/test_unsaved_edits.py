@@ -9,31 +9,14 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtTest import QTest
+from test_mask_editing import stroke  # the same mouse strokes as the mask-editing tests
 
 from segstudio.gui.dialogs import messages as dialogs
-
-LEFT, NO_MOD = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-
-
-@pytest.fixture
-def editor(review_window):
-    """The review window in edit mode, side by side, with class 3 picked."""
-    window = review_window
-    window.viewer.set_layout("side")
-    window.actions.edit_mode.trigger()
-    window.edit_panel.picker.pick(3)
-    return window
 
 
 def paint(window) -> np.ndarray:
     """One brush stroke on the ground-truth pane; the edited mask on screen afterwards."""
-    pane = window.viewer.panes["gt"]
-    at = [pane.mapFromScene(QPointF(x, y)) for x, y in ((10.5, 10.5), (40.5, 30.5))]
-    QTest.mousePress(pane.viewport(), LEFT, NO_MOD, at[0])
-    QTest.mouseMove(pane.viewport(), at[1])
-    QTest.mouseRelease(pane.viewport(), LEFT, NO_MOD, at[1])
+    stroke(window.viewer.panes["gt"], [(10.5, 10.5), (40.5, 30.5)])
     assert window.editing.session is not None and window.editing.session.changed_pixels()
     return window.viewer.content.ground_truth.copy()
 
