@@ -476,7 +476,7 @@ class MaskEditingController(QObject):
     def _on_saved(self, value: tuple[tuple, str, tuple | None]) -> None:
         key, text, saved = value
         if key != self.session_key:
-            self._kept.pop(key, None)  # left while it was being saved: the folder has it now
+            self._forget_kept(key)  # left while it was being saved: the folder has it now
         self.save_problem = None
         self._announce(text, saved)
 
@@ -508,10 +508,14 @@ class MaskEditingController(QObject):
             self._kept_saves[key] = pending
             self._retry_kept.start(RETRY_SAVE_MS)
 
+    def _forget_kept(self, key: tuple) -> None:
+        """The folder has this row's edit now: nothing of it is kept in memory or tried again."""
+        self._kept.pop(key, None)
+        self._kept_saves.pop(key, None)
+
     def _save_kept_in_worker(self) -> None:
         """Try the kept edits again, one after the other, in a worker; what still fails is tried again later."""
-        waiting = {key: pending for key, pending in self._kept_saves.items() if key in self._kept}
-        self._kept_saves = dict(waiting)
+        waiting = dict(self._kept_saves)
         if not waiting:
             return
         if self.jobs.is_running(KEPT_SAVE_JOB) or self.jobs.is_running(SAVE_JOB):
@@ -533,8 +537,7 @@ class MaskEditingController(QObject):
     def _on_kept_saved(self, value: tuple[list, str | None]) -> None:
         done, problem = value
         for key, text, saved in done:
-            self._kept.pop(key, None)
-            self._kept_saves.pop(key, None)
+            self._forget_kept(key)
             self._announce(text, saved)
         if problem is not None:
             self._kept_failed(problem)
@@ -571,6 +574,6 @@ class MaskEditingController(QObject):
             self._save_failed(str(error), retry)
             return False
         self._dirty, self.save_problem = False, None
-        self._kept.pop(self.session_key, None)
+        self._forget_kept(self.session_key)
         self._announce(text, saved)
         return True
